@@ -1,0 +1,348 @@
+//! The reference app: every authentication scheme portcullis ships, each on
+//! its own route, answering as Django REST framework does
+//! (REFERENCE-APP.md, "HTTP routes").
+//!
+//! | route | schemes, in order | permission |
+//! |---|---|---|
+//! | `/basic/` | Basic (`WWW-Authenticate: Basic realm="api"`) | IsAuthenticated |
+//! | `/token/` | Token, keyword `Token` | IsAuthenticated |
+//! | `/customkeywordtoken/` | Token, keyword `Bearer` (same tokens) | IsAuthenticated |
+//! | `/session/` | Session, CSRF on unsafe methods | IsAuthenticated |
+//! | `/remote-user/` | RemoteUser (`Remote-User` header) | IsAuthenticated |
+//! | `/api/example/` | the defaults: Session, Basic | IsAuthenticated |
+//! | `/admin-only/` | Session, Basic, Token | IsAdminUser |
+//! | `/api/whoami/` | the defaults | AllowAny |
+//! | `/auth-token/` | none; POST only | DRF's `obtain_auth_token` |
+//! | `/health/`, `/ready/` | none | liveness; store reachability |
+//! | `/auth/login/`, `/auth/logout/` | none; session | Django's login and logout views |
+//!
+//! Protected routes answer GET, HEAD, OPTIONS (DRF's metadata), POST, PUT,
+//! PATCH and DELETE with `{"user": ..., "auth": ...}`; `auth` is `null`
+//! except for token schemes, where it describes the token without
+//! revealing it. Every error, including an unknown route (`404`), another
+//! method (`405`), a malformed or oversized body (`400`, `413`, `415`), is
+//! a JSON `{"detail": ...}` (or DRF's field-error object on
+//! `/auth-token/`).
+//!
+//! ```no_run
+//! use portcullis::store::MemoryStore;
+//! use portcullis::SecretKey;
+//! use portcullis_cli::app::{router, AppConfig};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let config = AppConfig::new(SecretKey::new([7u8; 32]).expect("32 bytes"));
+//! let app = router(MemoryStore::new(), config);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header::{HeaderName, AUTHORIZATION, COOKIE, SET_COOKIE};
+use axum::middleware;
+use axum::response::Response;
+use axum::routing::MethodRouter;
+use axum::Router;
+use portcullis::layer::DEFAULT_FORM_LIMIT;
+use portcullis::password::{HasherConfig, PasswordHasher};
+use portcullis::scheme::basic::Basic;
+use portcullis::scheme::csrf::CsrfConfig;
+use portcullis::scheme::remote_user::RemoteUser;
+use portcullis::scheme::session::{SessionAuth, SessionConfig, Sessions};
+use portcullis::scheme::token::{TokenAuth, Tokens};
+use portcullis::scheme::Scheme;
+use portcullis::store::{Ping, SessionStore, StoreError, TokenStore, UserAdmin};
+use portcullis::{
+    AllowAny, AuthError, Identity, IsAdminUser, IsAuthenticated, PasswordBackend, Policy,
+    SecretKey, User,
+};
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+
+mod auth_token;
+mod forms;
+mod login;
+mod respond;
+mod views;
+
+use views::ViewInfo;
+
+/// The reference app's settings. [`AppConfig::new`] gives the documented
+/// defaults; change fields directly.
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    /// The signing secret (Django's `SECRET_KEY`): keys token and session
+    /// hashes, seals stored tokens. Never logged (its `Debug` is redacted).
+    pub secret: SecretKey,
+    /// Password hashing settings.
+    pub hasher: HasherConfig,
+    /// The header RemoteUser trusts; default `Remote-User`.
+    pub remote_user_header: String,
+    /// Whether RemoteUser creates users it does not know; default `true`
+    /// (Django's `create_unknown_user`).
+    pub remote_user_create_unknown: bool,
+    /// DRF's `UNAUTHENTICATED_USER`: the name `/api/whoami/` shows for
+    /// anonymous requests; default `Some("AnonymousUser")`, `None` shows
+    /// `null`.
+    pub unauthenticated_user: Option<String>,
+    /// Django's `CSRF_TRUSTED_ORIGINS`, e.g. `https://app.example.com` or
+    /// `https://*.example.com`; default none.
+    pub csrf_trusted_origins: Vec<String>,
+    /// Django's `SECURE_PROXY_SSL_HEADER`: a header and value that mark a
+    /// request as HTTPS behind a TLS-terminating proxy, e.g.
+    /// `("X-Forwarded-Proto", "https")`; default none.
+    pub secure_proxy_ssl_header: Option<(String, String)>,
+    /// Whether the session and CSRF cookies are `Secure`; default `false`.
+    pub cookie_secure: bool,
+    /// Session lifetime in seconds; default two weeks, `1209600` (Django's
+    /// `SESSION_COOKIE_AGE`).
+    pub session_age_secs: i64,
+    /// The largest request body accepted, in bytes; default 2.5 MiB
+    /// (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`). Larger bodies get `413`.
+    pub form_limit: usize,
+}
+
+impl AppConfig {
+    /// The defaults, with `secret` as the signing secret.
+    pub fn new(secret: SecretKey) -> Self {
+        AppConfig {
+            secret,
+            hasher: HasherConfig::default(),
+            remote_user_header: "Remote-User".into(),
+            remote_user_create_unknown: true,
+            unauthenticated_user: Some("AnonymousUser".into()),
+            csrf_trusted_origins: Vec::new(),
+            secure_proxy_ssl_header: None,
+            cookie_secure: false,
+            session_age_secs: 1_209_600,
+            form_limit: DEFAULT_FORM_LIMIT,
+        }
+    }
+}
+
+/// What the app's stores must do; the SQL stores and
+/// [`MemoryStore`](portcullis::store::MemoryStore) all do.
+pub(crate) trait AppStore: UserAdmin + TokenStore + SessionStore + Ping + Clone {}
+impl<T: UserAdmin + TokenStore + SessionStore + Ping + Clone> AppStore for T {}
+
+/// What the non-layer views share.
+pub(crate) struct Shared<S> {
+    backend: PasswordBackend<S>,
+    tokens: Tokens<S>,
+    sessions: Sessions<S>,
+    csrf: CsrfConfig,
+}
+
+/// A store failure as the client sees it: `503` or `500` with a plain
+/// message; the cause goes to the log.
+pub(crate) fn store_error(e: StoreError) -> Response {
+    AuthError::Store(e).to_response(None).map(Body::from)
+}
+
+fn header_name(what: &str, name: &str) -> HeaderName {
+    HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+        .unwrap_or_else(|_| panic!("{what} {name:?} is not a valid HTTP header name"))
+}
+
+/// Builds the reference app over `store`.
+///
+/// The caller adds what a server needs around it (request tracing,
+/// graceful shutdown). The router already marks `Authorization`, `Cookie`,
+/// `X-CSRFToken` and `Set-Cookie` as sensitive, limits bodies to
+/// [`AppConfig::form_limit`], and answers every error as JSON.
+///
+/// # Panics
+///
+/// When the configuration is unusable, so it fails at start-up rather than
+/// per request: `remote_user_header` or the `secure_proxy_ssl_header` name
+/// is not a valid header name, or `form_limit` is zero.
+pub fn router<S>(store: S, config: AppConfig) -> Router
+where
+    S: UserAdmin + TokenStore + SessionStore + Ping + Clone,
+{
+    assert!(config.form_limit > 0, "the form limit must be positive");
+    let hasher = PasswordHasher::new(config.hasher.clone());
+    let backend = PasswordBackend::new(store.clone(), hasher);
+    let tokens = Tokens::new(store.clone(), config.secret.clone());
+    let csrf = CsrfConfig {
+        trusted_origins: config.csrf_trusted_origins.clone(),
+        secure_proxy_header: config
+            .secure_proxy_ssl_header
+            .as_ref()
+            .map(|(name, value)| (header_name("secure_proxy_ssl_header", name), value.clone())),
+        cookie_secure: config.cookie_secure,
+        ..CsrfConfig::default()
+    };
+    let sessions = Sessions::new(store.clone(), config.secret.clone()).with_config(SessionConfig {
+        max_age: chrono::Duration::seconds(config.session_age_secs),
+        cookie_secure: config.cookie_secure,
+        csrf: csrf.clone(),
+        ..SessionConfig::default()
+    });
+
+    let basic: Arc<dyn Scheme<User>> = Arc::new(Basic::new(backend.clone()));
+    let token: Arc<dyn Scheme<User>> = Arc::new(TokenAuth::new(tokens.clone()));
+    let bearer: Arc<dyn Scheme<User>> = Arc::new(TokenAuth::new(tokens.clone()).keyword("Bearer"));
+    let session: Arc<dyn Scheme<User>> = Arc::new(SessionAuth::new(sessions.clone()));
+    let remote: Arc<dyn Scheme<User>> = Arc::new(
+        RemoteUser::new(store.clone())
+            .header(header_name(
+                "remote_user_header",
+                &config.remote_user_header,
+            ))
+            .create_unknown_user(config.remote_user_create_unknown),
+    );
+
+    // DRF's REST_FRAMEWORK defaults; each route derives its own from them.
+    let defaults = Policy::<User>::new()
+        .schemes(vec![session.clone(), basic.clone()])
+        .permission(IsAuthenticated)
+        .unauthenticated_user(config.unauthenticated_user.as_deref())
+        .form_limit(config.form_limit);
+    let only = |s: &Arc<dyn Scheme<User>>| defaults.clone().schemes(vec![s.clone()]);
+
+    let shared = Arc::new(Shared {
+        backend,
+        tokens,
+        sessions,
+        csrf,
+    });
+
+    let view = |name, description| ViewInfo { name, description };
+    let limit = config.form_limit;
+    Router::new()
+        .route(
+            "/basic/",
+            views::protected(
+                view("Basic", "HTTP Basic authentication only."),
+                &only(&basic),
+            ),
+        )
+        .route(
+            "/token/",
+            views::protected(
+                view("Token", "Token authentication, keyword `Token`."),
+                &only(&token),
+            ),
+        )
+        .route(
+            "/customkeywordtoken/",
+            views::protected(
+                view(
+                    "Custom Keyword Token",
+                    "Token authentication, keyword `Bearer`.",
+                ),
+                &only(&bearer),
+            ),
+        )
+        .route(
+            "/session/",
+            views::protected(
+                view(
+                    "Session",
+                    "Session authentication, CSRF-checked on unsafe methods.",
+                ),
+                &only(&session),
+            ),
+        )
+        .route(
+            "/remote-user/",
+            views::protected(
+                view(
+                    "Remote User",
+                    "Trusts the user named by the fronting proxy.",
+                ),
+                &only(&remote),
+            ),
+        )
+        .route(
+            "/api/example/",
+            views::protected(
+                view(
+                    "Example",
+                    "The default authentication: Session, then Basic.",
+                ),
+                &defaults,
+            ),
+        )
+        .route(
+            "/admin-only/",
+            views::protected(
+                view("Admin Only", "Staff users only."),
+                &defaults
+                    .clone()
+                    .schemes(vec![session.clone(), basic.clone(), token.clone()])
+                    .permission(IsAdminUser),
+            ),
+        )
+        .route(
+            "/api/whoami/",
+            views::whoami_route(
+                view(
+                    "Who Am I",
+                    "Who the request is authenticated as, if anyone.",
+                ),
+                &defaults.clone().permission(AllowAny),
+            ),
+        )
+        .route("/auth-token/", auth_token_route(shared.clone()))
+        .route("/auth/login/", login_route(shared.clone()))
+        .route(
+            "/auth/logout/",
+            logout_route(
+                shared,
+                &defaults.clone().schemes(vec![session]).permission(AllowAny),
+            ),
+        )
+        .route("/health/", views::health_route())
+        .route("/ready/", views::ready_route(store))
+        .fallback(respond::not_found)
+        .layer(middleware::from_fn(respond::json_errors))
+        .layer(middleware::from_fn(move |req: Request, next| {
+            respond::refuse_oversized(limit, req, next)
+        }))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            COOKIE,
+            HeaderName::from_static("x-csrftoken"),
+        ]))
+        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+}
+
+fn auth_token_route<S: AppStore>(shared: Arc<Shared<S>>) -> MethodRouter {
+    const ALLOW: &str = "POST, OPTIONS";
+    MethodRouter::new()
+        .post(move |req: Request| async move { auth_token::obtain(&shared, req).await })
+        .options(|| {
+            std::future::ready(views::metadata(
+                ViewInfo {
+                    name: "Obtain Auth Token",
+                    description: "POST a username and password for the user's token.",
+                },
+                ALLOW,
+            ))
+        })
+        .fallback(respond::not_allowed_handler(ALLOW))
+}
+
+fn login_route<S: AppStore>(shared: Arc<Shared<S>>) -> MethodRouter {
+    let get_shared = shared.clone();
+    MethodRouter::new()
+        .get(move |req: Request| async move { login::form(&get_shared, req).await })
+        .post(move |req: Request| async move { login::submit(&shared, req).await })
+        .fallback(respond::not_allowed_handler("GET, HEAD, POST"))
+}
+
+fn logout_route<S: AppStore>(shared: Arc<Shared<S>>, policy: &Policy<User>) -> MethodRouter {
+    MethodRouter::new()
+        .post(move |id: Identity<User>, req: Request| async move {
+            login::logout(&shared, id, req).await
+        })
+        .fallback(respond::not_allowed_handler("POST"))
+        .layer(policy.layer())
+}

@@ -1,0 +1,170 @@
+//! Responses every route shares: DRF-style JSON errors, the 404 and 405
+//! answers, the body-size guard, and the safety net that turns any error
+//! response without a JSON body into `{"detail": ...}`.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// How long a handler waits for a request body before answering `408`.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE` wording, as the core's layer says it.
+pub(crate) const TOO_LARGE: &str = "Request body too large.";
+
+/// The methods a protected route answers.
+pub(crate) const PROTECTED_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE";
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: Value) -> Response {
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let mut res = Response::new(Body::from(bytes));
+    *res.status_mut() = status;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+/// `{"detail": message}` with a status.
+pub(crate) fn detail(status: StatusCode, message: &str) -> Response {
+    json(status, json!({ "detail": message }))
+}
+
+/// DRF's `NotFound`: `404 {"detail": "Not found."}`.
+pub(crate) async fn not_found() -> Response {
+    detail(StatusCode::NOT_FOUND, "Not found.")
+}
+
+/// DRF's `MethodNotAllowed`: `405 {"detail": "Method \"X\" not allowed."}`
+/// with the route's `Allow` header.
+pub(crate) fn method_not_allowed(method: &Method, allow: &'static str) -> Response {
+    let mut res = detail(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("Method \"{}\" not allowed.", method.as_str()),
+    );
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
+/// A handler answering 405 for every method, for a method router's
+/// fallback.
+pub(crate) fn not_allowed_handler(
+    allow: &'static str,
+) -> impl Fn(Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |method: Method| std::future::ready(method_not_allowed(&method, allow))
+}
+
+/// Reads the whole body, up to the router's `DefaultBodyLimit`, within
+/// [`BODY_TIMEOUT`]; failures are answered as JSON (`413`, `408`, `400`).
+pub(crate) async fn read_body(req: Request) -> Result<Bytes, Response> {
+    match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, &())).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(detail(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE))
+        }
+        Ok(Err(_)) => Err(detail(
+            StatusCode::BAD_REQUEST,
+            "Malformed request. The request body could not be read.",
+        )),
+        Err(_) => Err(detail(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body was not received in time.",
+        )),
+    }
+}
+
+/// Refuses a request whose `Content-Length` is above the limit before any
+/// route sees it (`413` JSON); bodies without a length are limited where
+/// they are read.
+pub(crate) async fn refuse_oversized(limit: usize, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return detail(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+    }
+    next.run(req).await
+}
+
+/// The safety net: an error response (4xx or 5xx) that does not already
+/// carry JSON gets a DRF-style `{"detail": ...}` body, whatever produced it
+/// (an axum rejection, a tower layer, a method router's default). Headers
+/// such as `Allow` and `WWW-Authenticate` are kept.
+pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let message = match status {
+        StatusCode::BAD_REQUEST => "Malformed request.".to_owned(),
+        StatusCode::NOT_FOUND => "Not found.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => format!("Method \"{}\" not allowed.", method.as_str()),
+        StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE.to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported media type in request.".to_owned(),
+        s if s.is_server_error() => "A server error occurred.".to_owned(),
+        s => s.canonical_reason().unwrap_or("Bad request.").to_owned(),
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    let fresh = detail(status, &message);
+    let (fresh_parts, body) = fresh.into_parts();
+    parts
+        .headers
+        .insert(CONTENT_TYPE, fresh_parts.headers[CONTENT_TYPE].clone());
+    Response::from_parts(parts, body).into_response()
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape_html("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#x27;&amp;&#x27;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_method() {
+        let res = method_not_allowed(&Method::from_bytes(b"BREW").unwrap(), "POST, OPTIONS");
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()[ALLOW], "POST, OPTIONS");
+    }
+}

@@ -1,0 +1,127 @@
+//! The JSON views: the protected routes, `/api/whoami/`, the DRF-style
+//! `OPTIONS` metadata, and the health probes.
+
+use axum::http::header::{HeaderValue, ALLOW};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::MethodRouter;
+use portcullis::{Identity, Policy, User};
+use serde_json::json;
+
+use super::respond::{json, not_allowed_handler, PROTECTED_METHODS};
+
+/// What DRF's `SimpleMetadata` says about a view.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViewInfo {
+    /// DRF's `get_view_name()`.
+    pub(crate) name: &'static str,
+    /// DRF's `get_view_description()`.
+    pub(crate) description: &'static str,
+}
+
+/// What DRF's `SimpleMetadata` answers to `OPTIONS`.
+pub(crate) fn metadata(info: ViewInfo, allow: &'static str) -> Response {
+    let mut res = json(
+        StatusCode::OK,
+        json!({
+            "name": info.name,
+            "description": info.description,
+            "renders": ["application/json"],
+            "parses": [
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data"
+            ],
+        }),
+    );
+    res.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    res
+}
+
+/// `{"user": ..., "auth": ...}`: the identity as the protected routes show
+/// it. `auth` is the scheme's non-secret description, never a secret.
+async fn show(id: Identity<User>) -> Response {
+    json(
+        StatusCode::OK,
+        json!({
+            "user": id.username(),
+            "auth": id.auth().map(|a| a.description()),
+        }),
+    )
+}
+
+/// `/api/whoami/`: like [`show`], plus `is_authenticated`; anonymous
+/// requests get the configured unauthenticated user's name.
+async fn whoami(id: Identity<User>) -> Response {
+    json(
+        StatusCode::OK,
+        json!({
+            "user": id.username(),
+            "auth": id.auth().map(|a| a.description()),
+            "is_authenticated": id.is_authenticated(),
+        }),
+    )
+}
+
+/// A route answering every method of [`PROTECTED_METHODS`] once `policy`
+/// lets the request through; other methods get `405` after
+/// authentication, as DRF's `dispatch` checks credentials before it looks
+/// the handler up.
+pub(crate) fn protected(info: ViewInfo, policy: &Policy<User>) -> MethodRouter {
+    route_with(show, info, policy)
+}
+
+/// `/api/whoami/` under `policy` (the defaults with `AllowAny`).
+pub(crate) fn whoami_route(info: ViewInfo, policy: &Policy<User>) -> MethodRouter {
+    route_with(whoami, info, policy)
+}
+
+fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<User>) -> MethodRouter
+where
+    H: axum::handler::Handler<T, ()> + Clone,
+    T: 'static,
+{
+    MethodRouter::new()
+        .get(handler.clone())
+        .head(handler.clone())
+        .post(handler.clone())
+        .put(handler.clone())
+        .patch(handler.clone())
+        .delete(handler)
+        .options(move || std::future::ready(metadata(info, PROTECTED_METHODS)))
+        .fallback(not_allowed_handler(PROTECTED_METHODS))
+        .layer(policy.layer())
+}
+
+/// `/health/`: `200 {"status": "ok"}` while the process serves.
+pub(crate) fn health_route() -> MethodRouter {
+    MethodRouter::new()
+        .get(|| std::future::ready(json(StatusCode::OK, json!({ "status": "ok" }))))
+        .fallback(not_allowed_handler("GET, HEAD"))
+}
+
+/// `/ready/`: `200` while the store answers, else `503` (the cause goes to
+/// the log only).
+pub(crate) fn ready_route<P: portcullis::store::Ping + Clone>(store: P) -> MethodRouter {
+    MethodRouter::new()
+        .get(move || {
+            let store = store.clone();
+            async move {
+                match store.ping().await {
+                    Ok(()) => json(StatusCode::OK, json!({ "status": "ok" })),
+                    Err(e) => {
+                        tracing::error!(error = %e, "readiness check: the store is unreachable");
+                        json(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            json!({
+                                "status": "unavailable",
+                                "detail": "Service temporarily unavailable.",
+                            }),
+                        )
+                    }
+                }
+            }
+        })
+        .fallback(not_allowed_handler("GET, HEAD"))
+}

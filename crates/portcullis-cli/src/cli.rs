@@ -1,0 +1,192 @@
+//! The command line, as clap derives it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Django REST framework-style authentication for axum: manage users and
+/// tokens, and serve the reference app.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+pub struct Cli {
+    /// Where the database is.
+    #[command(flatten)]
+    pub database: DatabaseOpt,
+
+    /// A TOML file of settings (see the `config` module for the names);
+    /// environment variables and flags beat it.
+    #[arg(long, global = true, value_name = "FILE", env = "PORTCULLIS_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The database to use, shared by every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatabaseOpt {
+    /// Database URL: sqlite://PATH, postgres://... or mysql://... (MariaDB).
+    /// Else $PORTCULLIS_DATABASE_URL, else $DATABASE_URL, else
+    /// sqlite://portcullis.db in the working directory.
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// Where a new password comes from.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PasswordOpt {
+    /// The password (visible to other local users in the process list;
+    /// prefer --password-stdin).
+    #[arg(long, value_name = "P", conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+
+    /// Read the password from standard input (one trailing newline is
+    /// removed).
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or upgrade the database schema (idempotent).
+    Migrate,
+
+    /// Create a user.
+    #[command(name = "createuser")]
+    CreateUser(CreateUserArgs),
+
+    /// Set a user's password and end the user's sessions.
+    #[command(name = "changepassword")]
+    ChangePassword(ChangePasswordArgs),
+
+    /// Print the user's API token, creating one if needed.
+    #[command(name = "create-token")]
+    CreateToken(CreateTokenArgs),
+
+    /// Mark a user inactive: the user can no longer authenticate.
+    Deactivate(UserArg),
+
+    /// Mark a user active again.
+    Activate(UserArg),
+
+    /// Delete a user with the user's token and sessions.
+    #[command(name = "deleteuser")]
+    DeleteUser(UserArg),
+
+    /// Migrate, then serve the reference app until SIGINT or SIGTERM.
+    Serve(ServeArgs),
+}
+
+/// `createuser`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// The new user's login name (case-sensitive).
+    pub username: String,
+
+    /// E-mail address.
+    #[arg(long, value_name = "E", default_value = "")]
+    pub email: String,
+
+    /// The password; without one the user gets an unusable password (no
+    /// password login, as Django's set_unusable_password).
+    #[command(flatten)]
+    pub password: PasswordOpt,
+
+    /// Create the user inactive.
+    #[arg(long)]
+    pub inactive: bool,
+
+    /// Staff (passes IsAdminUser).
+    #[arg(long)]
+    pub staff: bool,
+
+    /// Superuser; implies --staff, as Django's createsuperuser.
+    #[arg(long)]
+    pub superuser: bool,
+}
+
+/// `changepassword`'s arguments.
+#[derive(Debug, Args)]
+pub struct ChangePasswordArgs {
+    /// Whose password.
+    pub username: String,
+
+    /// The new password (one of the two is required).
+    #[command(flatten)]
+    pub password: PasswordOpt,
+}
+
+/// `create-token`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateTokenArgs {
+    /// Whose token.
+    pub username: String,
+
+    /// Replace the existing token with a new one.
+    #[arg(short = 'r', long)]
+    pub regenerate: bool,
+}
+
+/// A command's single username.
+#[derive(Debug, Args)]
+pub struct UserArg {
+    /// The user.
+    pub username: String,
+}
+
+/// `serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:8000,
+    /// or $PORTCULLIS_BIND].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn database_url_is_global() {
+        let cli = Cli::try_parse_from([
+            "portcullis",
+            "create-token",
+            "ada",
+            "-r",
+            "--database-url",
+            "sqlite://x.db",
+        ])
+        .unwrap();
+        assert_eq!(cli.database.database_url.as_deref(), Some("sqlite://x.db"));
+        assert!(matches!(
+            cli.command,
+            Command::CreateToken(CreateTokenArgs {
+                regenerate: true,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn password_sources_conflict() {
+        assert!(Cli::try_parse_from([
+            "portcullis",
+            "createuser",
+            "ada",
+            "--password",
+            "x",
+            "--password-stdin"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! `portcullis changepassword USERNAME [--password P | --password-stdin]`.
+
+use anyhow::{anyhow, bail};
+use portcullis::password::PasswordHasher;
+use portcullis::scheme::session::Sessions;
+use portcullis::store::UserStore;
+
+use crate::cli::ChangePasswordArgs;
+use crate::config::Settings;
+
+/// Sets the user's password and ends the user's sessions, as Django does
+/// when a password changes.
+pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Result<()> {
+    super::check_username_given(&args.username)?;
+    let Some(password) = super::read_password(&args.password)? else {
+        bail!("give the new password with --password P or --password-stdin");
+    };
+    settings.require_secret()?;
+    let store = super::open(settings).await?;
+    let secret = settings.secret_key()?;
+    let user = super::existing_user(settings, &store, &args.username).await?;
+    let hash = PasswordHasher::new(settings.hasher_config())
+        .hash(&password)
+        .await
+        .map_err(|e| anyhow!("cannot hash the password: {e}"))?;
+    store
+        .set_password_hash(user.id, &hash)
+        .await
+        .map_err(|e| super::store_error(settings, e))?;
+    Sessions::new(store, secret)
+        .end_sessions_of(user.id, None)
+        .await
+        .map_err(|e| super::store_error(settings, e))?;
+    println!("Password changed successfully for user '{}'", args.username);
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! One module a command; each calls into `portcullis` and
+//! `portcullis-store` and prints what Django's management commands would.
+//!
+//! The helpers here are shared: connecting (and migrating, so every
+//! command works on a fresh database), finding a user, reading a password.
+
+pub mod changepassword;
+pub mod create_token;
+pub mod createuser;
+pub mod migrate;
+pub mod serve;
+pub mod users;
+
+use std::io::Read;
+
+use anyhow::{anyhow, bail};
+use portcullis::store::UserStore;
+use portcullis::User;
+use portcullis_store::Store;
+
+use crate::cli::{Command, PasswordOpt};
+use crate::config::{scrub, Settings};
+
+/// Runs a parsed command with resolved settings.
+pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Migrate => migrate::run(&settings).await,
+        Command::CreateUser(args) => createuser::run(&settings, args).await,
+        Command::ChangePassword(args) => changepassword::run(&settings, args).await,
+        Command::CreateToken(args) => create_token::run(&settings, args).await,
+        Command::Deactivate(args) => users::set_active(&settings, &args.username, false).await,
+        Command::Activate(args) => users::set_active(&settings, &args.username, true).await,
+        Command::DeleteUser(args) => users::delete(&settings, &args.username).await,
+        Command::Serve(_) => serve::run(&settings).await,
+    }
+}
+
+/// A store error as a one-line message, with the database password
+/// scrubbed in case the driver echoed it.
+pub fn store_error(settings: &Settings, e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{}", scrub(&e.to_string(), &settings.database_url))
+}
+
+/// Connects to the settings' database (creating a SQLite file on first
+/// use) without migrating.
+pub async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    let url = &settings.database_url;
+    Store::connect(url).await.map_err(|e| {
+        anyhow!(
+            "cannot open the database {}: {}",
+            settings.database_url_redacted(),
+            scrub(&e.to_string(), url)
+        )
+    })
+}
+
+/// Connects and brings the schema up to date, so that every command works
+/// on a fresh database as `serve` does.
+pub async fn open(settings: &Settings) -> anyhow::Result<Store> {
+    let store = connect(settings).await?;
+    store.migrate().await.map_err(|e| {
+        anyhow!(
+            "cannot migrate the database {}: {}",
+            settings.database_url_redacted(),
+            scrub(&e.to_string(), &settings.database_url)
+        )
+    })?;
+    Ok(store)
+}
+
+/// Refuses an empty username before anything else is done.
+pub fn check_username_given(username: &str) -> anyhow::Result<()> {
+    if username.is_empty() {
+        bail!("the username must not be empty");
+    }
+    Ok(())
+}
+
+/// The user with exactly this username, or `None`.
+pub async fn find_user(
+    settings: &Settings,
+    store: &Store,
+    username: &str,
+) -> anyhow::Result<Option<User>> {
+    store
+        .user_by_username(username)
+        .await
+        .map_err(|e| store_error(settings, e))
+}
+
+/// The user with exactly this username, or the error `user X does not
+/// exist`.
+pub async fn existing_user(
+    settings: &Settings,
+    store: &Store,
+    username: &str,
+) -> anyhow::Result<User> {
+    find_user(settings, store, username)
+        .await?
+        .ok_or_else(|| anyhow!("user {username} does not exist"))
+}
+
+/// The password given with `--password` or on standard input
+/// (`--password-stdin`, one trailing newline removed), or `None` if
+/// neither. An empty password is refused, as Django's commands do.
+pub fn read_password(opt: &PasswordOpt) -> anyhow::Result<Option<String>> {
+    let password = if opt.password_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow!("cannot read the password from standard input: {e}"))?;
+        if let Some(t) = text.strip_suffix('\n') {
+            text.truncate(t.strip_suffix('\r').unwrap_or(t).len());
+        }
+        if text.is_empty() {
+            bail!("no password on standard input");
+        }
+        Some(text)
+    } else {
+        opt.password.clone()
+    };
+    if password.as_deref() == Some("") {
+        bail!("the password must not be empty");
+    }
+    Ok(password)
+}

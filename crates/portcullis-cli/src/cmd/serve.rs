@@ -1,0 +1,181 @@
+//! `portcullis serve [--bind ADDR]`: migrates, then serves the reference
+//! app until SIGINT or SIGTERM.
+//!
+//! Requests are logged (method, path, status, latency) with the
+//! `Authorization`, `Proxy-Authorization`, `Cookie` and `Set-Cookie`
+//! headers marked sensitive, so no credential reaches the logs; the query
+//! string is not logged either. Expired sessions are purged every
+//! [`PURGE_INTERVAL`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use axum::extract::Request;
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+use portcullis::store::SessionStore;
+use portcullis_store::Store;
+use tower::ServiceBuilder;
+use tower_http::sensitive_headers::{
+    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
+};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
+
+use crate::app::{router, AppConfig};
+use crate::config::Settings;
+
+/// How often expired sessions are deleted.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(300);
+/// How long open connections may take to finish after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The app's settings from ours.
+pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConfig {
+    let mut config = AppConfig::new(secret);
+    config.hasher = settings.hasher_config();
+    config.remote_user_header = settings.remote_user_header.clone();
+    config.remote_user_create_unknown = settings.remote_user_create_unknown;
+    if let Some(name) = &settings.unauthenticated_user {
+        config.unauthenticated_user = Some(name.clone());
+    }
+    config.csrf_trusted_origins = settings.csrf_trusted_origins.clone();
+    config.secure_proxy_ssl_header = settings.secure_proxy_ssl_header.clone();
+    config.cookie_secure = settings.cookie_secure;
+    config.session_age_secs = settings.session_age;
+    config
+}
+
+/// Serves until SIGINT or SIGTERM, then finishes open requests and returns.
+pub async fn run(settings: &Settings) -> anyhow::Result<()> {
+    // Everything that can fail for a user error comes first, before any
+    // log line, so that a failure is the one line `main` prints.
+    settings.require_secret()?;
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.bind))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    let store = super::open(settings).await?;
+    let secret = settings.secret_key()?;
+    // Listen for signals before saying we are ready, so that a signal sent
+    // right after the ready line is a clean stop.
+    let signals = Signals::new()?;
+    tracing::info!(
+        database = %settings.database_url_redacted(),
+        "using the {} store",
+        store.kind()
+    );
+    let app = router(store.clone(), app_config(settings, secret)).layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                AUTHORIZATION,
+                PROXY_AUTHORIZATION,
+                COOKIE,
+            ]))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(|req: &Request| {
+                        tracing::info_span!(
+                            "request",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                        )
+                    })
+                    .on_response(
+                        DefaultOnResponse::new()
+                            .level(Level::INFO)
+                            .latency_unit(LatencyUnit::Millis),
+                    ),
+            )
+            .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE])),
+    );
+
+
+    let purger = tokio::spawn(purge_expired_sessions(store));
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let name = signals.recv().await;
+        tracing::info!("{name} received: finishing open requests, then stopping");
+        let _ = stop_tx.send(true);
+    });
+    let grace = async move {
+        if stop_rx.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    println!("portcullis listening on http://{addr}");
+
+    let result = tokio::select! {
+        r = server => r.map_err(|e| anyhow!("the server failed: {e}")),
+        () = grace => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
+            Ok(())
+        }
+    };
+    purger.abort();
+    tracing::info!("stopped");
+    result
+}
+
+/// Deletes expired sessions every [`PURGE_INTERVAL`], starting now.
+async fn purge_expired_sessions(store: Store) {
+    let mut every = tokio::time::interval(PURGE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.purge_expired_sessions().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "purged expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, registered when created.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    /// Waits for the first of them; returns its name.
+    async fn recv(mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "Ctrl-C"
+        }
+    }
+}

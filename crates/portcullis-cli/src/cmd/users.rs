@@ -1,0 +1,36 @@
+//! `portcullis deactivate|activate|deleteuser USERNAME`: what Django's
+//! admin does to `is_active` or the row.
+
+use portcullis::store::UserAdmin;
+
+use crate::config::Settings;
+
+/// Sets the user's `is_active`.
+pub async fn set_active(settings: &Settings, username: &str, active: bool) -> anyhow::Result<()> {
+    super::check_username_given(username)?;
+    let store = super::open(settings).await?;
+    let user = super::existing_user(settings, &store, username).await?;
+    store
+        .set_active(user.id, active)
+        .await
+        .map_err(|e| super::store_error(settings, e))?;
+    if active {
+        println!("Activated user {username}");
+    } else {
+        println!("Deactivated user {username}");
+    }
+    Ok(())
+}
+
+/// Deletes the user with the user's token and sessions.
+pub async fn delete(settings: &Settings, username: &str) -> anyhow::Result<()> {
+    super::check_username_given(username)?;
+    let store = super::open(settings).await?;
+    let user = super::existing_user(settings, &store, username).await?;
+    store
+        .delete_user(user.id)
+        .await
+        .map_err(|e| super::store_error(settings, e))?;
+    println!("Deleted user {username}");
+    Ok(())
+}

@@ -1,0 +1,1360 @@
+//! The reference app's HTTP contract, one behaviour per function, generic
+//! over the store. [`app_suite!`](super) turns each into a test.
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, ORIGIN};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use super::*;
+
+const NOT_PROVIDED: &str = "Authentication credentials were not provided.";
+const INVALID_BASIC: &str = "Invalid username/password.";
+const NO_PERMISSION: &str = "You do not have permission to perform this action.";
+const CSRF_MISSING: &str = "CSRF Failed: CSRF token missing.";
+const BASIC_CHALLENGE: &str = "Basic realm=\"api\"";
+const UNABLE: &str = "Unable to log in with provided credentials.";
+const REQUIRED: &str = "This field is required.";
+
+/// The methods every protected route answers with 200.
+const BODY_METHODS: [Method; 6] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::PATCH,
+    Method::DELETE,
+    Method::OPTIONS,
+];
+
+fn assert_401(res: &Res, challenge: &str, detail: &str) {
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert_eq!(res.header("www-authenticate"), Some(challenge));
+    assert_eq!(res.detail(), detail);
+}
+
+fn assert_403(res: &Res, detail: &str) {
+    assert_eq!(res.status, StatusCode::FORBIDDEN, "{}", res.text());
+    assert_eq!(res.header("www-authenticate"), None);
+    assert_eq!(res.detail(), detail);
+}
+
+fn assert_ok_as(res: &Res, user: &str) -> Value {
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body["user"], user, "{body}");
+    body
+}
+
+// ---------------------------------------------------------------- Basic
+
+pub(crate) async fn basic_succeeds_on_every_method<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for m in [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ] {
+        let res = send(
+            app.req(m.clone(), "/basic/")
+                .header(AUTHORIZATION, basic("ada", "lovelace")),
+        )
+        .await;
+        assert_eq!(res.json(), json!({"user": "ada", "auth": null}), "{m}");
+    }
+    let res = send(
+        app.req(Method::HEAD, "/basic/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.is_empty());
+    // A password may contain colons; the keyword is case-insensitive.
+    app.user("colon", "a:b:c").await;
+    let lower = basic("colon", "a:b:c").replacen("Basic", "basic", 1);
+    assert_ok_as(
+        &send(app.get("/basic/").header(AUTHORIZATION, lower)).await,
+        "colon",
+    );
+}
+
+pub(crate) async fn basic_options_is_metadata_and_authenticated<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let res = send(
+        app.req(Method::OPTIONS, "/basic/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let body = res.json();
+    assert_eq!(body["name"], "Basic");
+    assert!(body["description"].is_string());
+    assert_eq!(body["renders"], json!(["application/json"]));
+    assert!(body["parses"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("application/json")));
+    let res = send(app.req(Method::OPTIONS, "/basic/")).await;
+    assert_401(&res, BASIC_CHALLENGE, NOT_PROVIDED);
+}
+
+pub(crate) async fn basic_without_credentials_is_401_with_challenge<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for m in BODY_METHODS {
+        let res = send(app.req(m.clone(), "/basic/")).await;
+        assert_401(&res, BASIC_CHALLENGE, NOT_PROVIDED);
+    }
+    let res = send(app.req(Method::HEAD, "/basic/")).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(res.header("www-authenticate"), Some(BASIC_CHALLENGE));
+}
+
+pub(crate) async fn basic_wrong_credentials_fail<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for (u, p) in [
+        ("ada", "wrong"),
+        ("nobody", "lovelace"),
+        ("Ada", "lovelace"),
+        ("ada", ""),
+    ] {
+        let res = send(app.get("/basic/").header(AUTHORIZATION, basic(u, p))).await;
+        assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+    }
+}
+
+pub(crate) async fn basic_inactive_user_is_invalid_credentials<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.create("idle", "sleepy", false, false).await;
+    let res = send(
+        app.get("/basic/")
+            .header(AUTHORIZATION, basic("idle", "sleepy")),
+    )
+    .await;
+    assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+    // Deactivated after creation: refused at once.
+    let ada = app.user("ada", "lovelace").await;
+    assert_ok_as(
+        &send(
+            app.get("/basic/")
+                .header(AUTHORIZATION, basic("ada", "lovelace")),
+        )
+        .await,
+        "ada",
+    );
+    app.store.set_active(ada.id, false).await.unwrap();
+    let res = send(
+        app.get("/basic/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+}
+
+pub(crate) async fn basic_malformed_headers_fail_with_drf_messages<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let cases: [(&[u8], &str); 6] = [
+        (b"Basic", "Invalid basic header. No credentials provided."),
+        (b"Basic ", "Invalid basic header. No credentials provided."),
+        (
+            b"Basic abc def",
+            "Invalid basic header. Credentials string should not contain spaces.",
+        ),
+        (
+            b"Basic !!!notbase64",
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ),
+        (
+            b"Basic YWR",
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ),
+        (
+            b"Basic \xff\xfe\xfd",
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ),
+    ];
+    for (header, detail) in cases {
+        let res = send(app.get("/basic/").header(AUTHORIZATION, raw(header))).await;
+        assert_401(&res, BASIC_CHALLENGE, detail);
+    }
+    // Credentials that decode to bytes that are not UTF-8 (Latin-1 fallback).
+    let latin1 = format!("Basic {}", b64(b"\xe9t\xe9:\xff"));
+    let res = send(app.get("/basic/").header(AUTHORIZATION, latin1)).await;
+    assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+}
+
+pub(crate) async fn basic_passes_other_keywords<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for h in ["Token abc", "Bearer abc", "Digest x=y", "Basicabc"] {
+        let res = send(app.get("/basic/").header(AUTHORIZATION, h)).await;
+        assert_401(&res, BASIC_CHALLENGE, NOT_PROVIDED);
+    }
+}
+
+// ---------------------------------------------------------------- Token
+
+pub(crate) async fn token_succeeds_and_never_echoes_the_key<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    for m in [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ] {
+        let res = send(
+            app.req(m, "/token/")
+                .header(AUTHORIZATION, format!("Token {key}")),
+        )
+        .await;
+        let body = assert_ok_as(&res, "ada");
+        let auth = body["auth"].as_str().expect("auth describes the token");
+        assert!(!auth.contains(&key), "the key leaked: {auth}");
+        assert!(!res.text().contains(&key));
+    }
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("token   {key}")),
+    )
+    .await;
+    assert_ok_as(&res, "ada");
+}
+
+pub(crate) async fn token_failures<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    let res = send(app.get("/token/")).await;
+    assert_401(&res, "Token", NOT_PROVIDED);
+    let cases: [(&[u8], &str); 6] = [
+        (b"Token", "Invalid token header. No credentials provided."),
+        (b"Token ", "Invalid token header. No credentials provided."),
+        (
+            b"Token a b",
+            "Invalid token header. Token string should not contain spaces.",
+        ),
+        (
+            b"Token \xff\xfe",
+            "Invalid token header. Token string should not contain invalid characters.",
+        ),
+        (b"Token nope", "Invalid token."),
+        (
+            b"Token 0000000000000000000000000000000000000000",
+            "Invalid token.",
+        ),
+    ];
+    for (header, detail) in cases {
+        let res = send(app.get("/token/").header(AUTHORIZATION, raw(header))).await;
+        assert_401(&res, "Token", detail);
+    }
+    // Other schemes' credentials pass through to "not provided".
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_401(&res, "Token", NOT_PROVIDED);
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Bearer {key}")),
+    )
+    .await;
+    assert_401(&res, "Token", NOT_PROVIDED);
+    // A regenerated token replaces the old one.
+    let fresh = app.tokens.regenerate(ada.id).await.unwrap();
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_401(&res, "Token", "Invalid token.");
+    assert_ok_as(
+        &send(
+            app.get("/token/")
+                .header(AUTHORIZATION, format!("Token {fresh}")),
+        )
+        .await,
+        "ada",
+    );
+}
+
+pub(crate) async fn token_inactive_user<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    app.store.set_active(ada.id, false).await.unwrap();
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_401(&res, "Token", "User inactive or deleted.");
+    app.store.delete_user(ada.id).await.unwrap();
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_401(&res, "Token", "Invalid token.");
+}
+
+pub(crate) async fn custom_keyword_token<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    for kw in ["Bearer", "bearer", "BEARER"] {
+        let res = send(
+            app.get("/customkeywordtoken/")
+                .header(AUTHORIZATION, format!("{kw} {key}")),
+        )
+        .await;
+        let body = assert_ok_as(&res, "ada");
+        assert!(body["auth"].is_string());
+    }
+    let res = send(app.get("/customkeywordtoken/")).await;
+    assert_401(&res, "Bearer", NOT_PROVIDED);
+    let res = send(
+        app.get("/customkeywordtoken/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_401(&res, "Bearer", NOT_PROVIDED);
+    let res = send(
+        app.get("/customkeywordtoken/")
+            .header(AUTHORIZATION, "Bearer nope"),
+    )
+    .await;
+    assert_401(&res, "Bearer", "Invalid token.");
+    let res = send(
+        app.get("/customkeywordtoken/")
+            .header(AUTHORIZATION, "Bearer"),
+    )
+    .await;
+    assert_401(
+        &res,
+        "Bearer",
+        "Invalid token header. No credentials provided.",
+    );
+}
+
+// ---------------------------------------------------------------- Session, RemoteUser
+
+pub(crate) async fn session_without_cookie_is_403_without_challenge<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for m in BODY_METHODS {
+        assert_403(&send(app.req(m, "/session/")).await, NOT_PROVIDED);
+    }
+    // Basic is not a scheme of this route.
+    let res = send(
+        app.get("/session/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_403(&res, NOT_PROVIDED);
+    // Unknown, malformed or over-long session keys are ignored.
+    for cookie in [
+        "sessionid=nope",
+        "sessionid=",
+        "sessionid=a%20b",
+        "sessionid=\"x\"",
+    ] {
+        let res = send(app.get("/session/").header(COOKIE, cookie)).await;
+        assert_403(&res, NOT_PROVIDED);
+    }
+    let long = format!("sessionid={}", "a".repeat(10_000));
+    assert_403(
+        &send(app.get("/session/").header(COOKIE, long)).await,
+        NOT_PROVIDED,
+    );
+}
+
+pub(crate) async fn remote_user_creates_and_authenticates<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let res = send(app.get("/remote-user/").header("Remote-User", "newcomer")).await;
+    assert_eq!(res.json(), json!({"user": "newcomer", "auth": null}));
+    assert!(app
+        .store
+        .user_by_username("newcomer")
+        .await
+        .unwrap()
+        .is_some());
+    // Known users too, on every method.
+    for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let res = send(
+            app.req(m, "/remote-user/")
+                .header("remote-user", "newcomer"),
+        )
+        .await;
+        assert_ok_as(&res, "newcomer");
+    }
+    assert_403(&send(app.get("/remote-user/")).await, NOT_PROVIDED);
+    assert_403(
+        &send(app.get("/remote-user/").header("Remote-User", "")).await,
+        NOT_PROVIDED,
+    );
+}
+
+pub(crate) async fn remote_user_inactive_and_creation_off<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| c.remote_user_create_unknown = false).await;
+    app.create("idle", "x", false, false).await;
+    app.user("ada", "x").await;
+    assert_403(
+        &send(app.get("/remote-user/").header("Remote-User", "idle")).await,
+        NOT_PROVIDED,
+    );
+    assert_403(
+        &send(app.get("/remote-user/").header("Remote-User", "stranger")).await,
+        NOT_PROVIDED,
+    );
+    assert!(app
+        .store
+        .user_by_username("stranger")
+        .await
+        .unwrap()
+        .is_none());
+    assert_ok_as(
+        &send(app.get("/remote-user/").header("Remote-User", "ada")).await,
+        "ada",
+    );
+    let res = send(
+        app.get("/remote-user/")
+            .header("Remote-User", raw(b"\xff\xfe")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.json()["detail"].is_string());
+}
+
+// ---------------------------------------------------------------- defaults, admin, whoami
+
+pub(crate) async fn example_uses_session_then_basic<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    // The first scheme is Session, which has no challenge: 403.
+    assert_403(&send(app.get("/api/example/")).await, NOT_PROVIDED);
+    // Token is not in the default list: passes through.
+    let res = send(
+        app.get("/api/example/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_403(&res, NOT_PROVIDED);
+    // A bad session cookie passes to Basic.
+    let res = send(
+        app.get("/api/example/")
+            .header(COOKIE, "sessionid=unknown")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_eq!(res.json(), json!({"user": "ada", "auth": null}));
+    // A failing Basic stops the list, answered without a challenge.
+    let res = send(
+        app.get("/api/example/")
+            .header(AUTHORIZATION, basic("ada", "nope")),
+    )
+    .await;
+    assert_403(&res, INVALID_BASIC);
+    // A session works too.
+    let c = app.login("ada", "lovelace").await;
+    assert_ok_as(
+        &send(app.get("/api/example/").header(COOKIE, c.header())).await,
+        "ada",
+    );
+}
+
+pub(crate) async fn admin_only_needs_staff<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let root = app.create("root", "toor", true, true).await;
+    assert_403(&send(app.get("/admin-only/")).await, NOT_PROVIDED);
+    let res = send(
+        app.get("/admin-only/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_403(&res, NO_PERMISSION);
+    let key = app.token(&ada).await;
+    let res = send(
+        app.get("/admin-only/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_403(&res, NO_PERMISSION);
+    let res = send(
+        app.get("/admin-only/")
+            .header(AUTHORIZATION, basic("root", "toor")),
+    )
+    .await;
+    assert_eq!(res.json(), json!({"user": "root", "auth": null}));
+    // Token is the third scheme: reached after Session and Basic pass.
+    let root_key = app.token(&root).await;
+    let res = send(
+        app.req(Method::DELETE, "/admin-only/")
+            .header(AUTHORIZATION, format!("Token {root_key}")),
+    )
+    .await;
+    assert!(assert_ok_as(&res, "root")["auth"].is_string());
+    let res = send(app.get("/admin-only/").header(AUTHORIZATION, "Token nope")).await;
+    assert_403(&res, "Invalid token.");
+    let c = app.login("root", "toor").await;
+    assert_ok_as(
+        &send(app.get("/admin-only/").header(COOKIE, c.header())).await,
+        "root",
+    );
+    let c = app.login("ada", "lovelace").await;
+    assert_403(
+        &send(app.get("/admin-only/").header(COOKIE, c.header())).await,
+        NO_PERMISSION,
+    );
+}
+
+pub(crate) async fn whoami_anonymous_and_authenticated<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let res = send(app.get("/api/whoami/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(
+        res.json(),
+        json!({"user": "AnonymousUser", "auth": null, "is_authenticated": false})
+    );
+    for m in [Method::POST, Method::PUT, Method::DELETE] {
+        assert_eq!(
+            send(app.req(m, "/api/whoami/")).await.json()["is_authenticated"],
+            false
+        );
+    }
+    let res = send(
+        app.get("/api/whoami/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_eq!(
+        res.json(),
+        json!({"user": "ada", "auth": null, "is_authenticated": true})
+    );
+    let c = app.login("ada", "lovelace").await;
+    let res = send(app.get("/api/whoami/").header(COOKIE, c.header())).await;
+    assert_eq!(res.json()["is_authenticated"], true);
+    // Bad credentials still fail, even where anyone may pass.
+    let res = send(
+        app.get("/api/whoami/")
+            .header(AUTHORIZATION, basic("ada", "no")),
+    )
+    .await;
+    assert_403(&res, INVALID_BASIC);
+}
+
+pub(crate) async fn whoami_unauthenticated_user_is_configurable<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| c.unauthenticated_user = None).await;
+    let res = send(app.get("/api/whoami/")).await;
+    assert_eq!(
+        res.json(),
+        json!({"user": null, "auth": null, "is_authenticated": false})
+    );
+}
+
+// ---------------------------------------------------------------- /auth-token/
+
+pub(crate) async fn auth_token_form_json_multipart<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let res = send(
+        app.post("/auth-token/")
+            .form(&[("username", "ada"), ("password", "lovelace")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let key = res.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(key.len(), 40);
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"username": "ada", "password": "lovelace"})),
+    )
+    .await;
+    assert_eq!(res.json(), json!({ "token": key }));
+    let (ct, body) = multipart(&[("username", "ada"), ("password", "lovelace")]);
+    let res = send(app.post("/auth-token/").header(CONTENT_TYPE, ct).body(body)).await;
+    assert_eq!(res.json(), json!({ "token": key }));
+    // The username is trimmed, as DRF's CharField does.
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"username": " ada ", "password": "lovelace"})),
+    )
+    .await;
+    assert_eq!(res.json(), json!({ "token": key }));
+    // The token authenticates.
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_ok_as(&res, "ada");
+}
+
+pub(crate) async fn auth_token_returns_the_existing_token<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let key = app.token(&ada).await;
+    let res = send(
+        app.post("/auth-token/")
+            .form(&[("username", "ada"), ("password", "lovelace")]),
+    )
+    .await;
+    assert_eq!(res.json(), json!({ "token": key }));
+}
+
+pub(crate) async fn auth_token_field_errors<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let both = json!({"username": [REQUIRED], "password": [REQUIRED]});
+    let res = send(app.post("/auth-token/")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json(), both);
+    let res = send(app.post("/auth-token/").json(&json!({}))).await;
+    assert_eq!(res.json(), both);
+    let res = send(app.post("/auth-token/").form(&[("username", "ada")])).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json(), json!({"password": [REQUIRED]}));
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"password": "lovelace"})),
+    )
+    .await;
+    assert_eq!(res.json(), json!({"username": [REQUIRED]}));
+    let (ct, body) = multipart(&[("password", "lovelace")]);
+    let res = send(app.post("/auth-token/").header(CONTENT_TYPE, ct).body(body)).await;
+    assert_eq!(res.json(), json!({"username": [REQUIRED]}));
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"username": "", "password": null})),
+    )
+    .await;
+    assert_eq!(
+        res.json(),
+        json!({"username": ["This field may not be blank."], "password": ["This field may not be null."]})
+    );
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"username": ["ada"], "password": {"a": 1}})),
+    )
+    .await;
+    assert_eq!(
+        res.json(),
+        json!({"username": ["Not a valid string."], "password": ["Not a valid string."]})
+    );
+    let res = send(app.post("/auth-token/").json(&json!(["ada", "lovelace"]))).await;
+    assert_eq!(
+        res.json(),
+        json!({"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]})
+    );
+}
+
+pub(crate) async fn auth_token_bad_credentials_and_inactive<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    app.create("idle", "sleepy", false, false).await;
+    let unable = json!({"non_field_errors": [UNABLE]});
+    for (u, p) in [
+        ("ada", "wrong"),
+        ("nobody", "x"),
+        ("idle", "sleepy"),
+        ("ADA", "lovelace"),
+    ] {
+        let res = send(
+            app.post("/auth-token/")
+                .json(&json!({"username": u, "password": p})),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert_eq!(res.json(), unable, "{u}");
+    }
+}
+
+pub(crate) async fn auth_token_malformed_bodies<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for body in [
+        &b"{"[..],
+        b"{\"username\": \"ada\",}",
+        b"\xff\xfe",
+        b"nul\0l",
+    ] {
+        let res = send(json_body(app.post("/auth-token/"), body.to_vec())).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert!(
+            res.detail().starts_with("JSON parse error - "),
+            "{}",
+            res.text()
+        );
+    }
+    let res = send(
+        app.post("/auth-token/")
+            .header(CONTENT_TYPE, "text/plain")
+            .body("username=ada"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(
+        res.detail(),
+        "Unsupported media type \"text/plain\" in request."
+    );
+    let res = send(app.post("/auth-token/").body("username=ada")).await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(res.detail(), "Unsupported media type \"\" in request.");
+    for ct in ["multipart/form-data", "multipart/form-data; boundary=zzz"] {
+        let res = send(
+            app.post("/auth-token/")
+                .header(CONTENT_TYPE, ct)
+                .body("garbage"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{ct}");
+        assert!(res.detail().starts_with("Multipart form parse error - "));
+    }
+    // Bytes that are not UTF-8 in a form are replaced, as Django decodes.
+    let res = send(
+        app.post("/auth-token/")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(&b"username=%FF%FE&password=\xff"[..]),
+    )
+    .await;
+    assert_eq!(res.json(), json!({"non_field_errors": [UNABLE]}));
+    let res = send(
+        app.post("/auth-token/")
+            .json(&json!({"username": "a\u{0}da", "password": "x"})),
+    )
+    .await;
+    assert_eq!(
+        res.json(),
+        json!({"username": ["Null characters are not allowed."]})
+    );
+}
+
+pub(crate) async fn auth_token_other_methods_405<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for m in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
+        let res = send(app.req(m.clone(), "/auth-token/")).await;
+        assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.detail(), format!("Method \"{m}\" not allowed."));
+        assert_eq!(res.header("allow"), Some("POST, OPTIONS"));
+    }
+    let res = send(app.req(Method::OPTIONS, "/auth-token/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["name"], "Obtain Auth Token");
+}
+
+// ---------------------------------------------------------------- probes, 404, 405
+
+pub(crate) async fn health_and_ready<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let res = send(app.get("/health/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json(), json!({"status": "ok"}));
+    let res = send(app.get("/ready/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["status"], "ok");
+    let res = send(app.post("/health/")).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.detail(), "Method \"POST\" not allowed.");
+}
+
+pub(crate) async fn unknown_routes_404<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for path in [
+        "/nope/",
+        "/basic",
+        "/",
+        "/basic/extra/",
+        "/%ff/",
+        "/auth-token",
+    ] {
+        for m in [Method::GET, Method::POST, Method::DELETE] {
+            let res = send(app.req(m, path)).await;
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{path}");
+            assert_eq!(res.json(), json!({"detail": "Not found."}));
+        }
+    }
+}
+
+pub(crate) async fn other_methods_405_after_authentication<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for m in [Method::TRACE, Method::from_bytes(b"BREW").unwrap()] {
+        let res = send(
+            app.req(m.clone(), "/basic/")
+                .header(AUTHORIZATION, basic("ada", "lovelace")),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.detail(), format!("Method \"{m}\" not allowed."));
+        assert_eq!(
+            res.header("allow"),
+            Some("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE")
+        );
+        // As DRF's dispatch: credentials are checked first.
+        let res = send(app.req(m, "/basic/")).await;
+        assert_401(&res, BASIC_CHALLENGE, NOT_PROVIDED);
+    }
+    let res = send(app.req(Method::PUT, "/auth/login/")).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.detail(), "Method \"PUT\" not allowed.");
+}
+
+// ---------------------------------------------------------------- login, sessions, CSRF
+
+pub(crate) async fn login_form_sets_csrf_cookie<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let res = send(app.get("/auth/login/?next=/session/")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.header("content-type").unwrap().starts_with("text/html"));
+    let html = res.text();
+    for field in [
+        "name=\"username\"",
+        "name=\"password\"",
+        "name=\"csrfmiddlewaretoken\"",
+    ] {
+        assert!(html.contains(field), "{field}");
+    }
+    assert!(html.contains("value=\"/session/\""));
+    let secret = res.cookie("csrftoken").unwrap();
+    assert_eq!(secret.len(), 32);
+    let token = form_token(&html);
+    assert_eq!(token.len(), 64);
+    assert!(csrf::token_matches(&token, &secret));
+    // A valid cookie is kept, as Django's get_token does.
+    let again = send(
+        app.get("/auth/login/")
+            .header(COOKIE, format!("csrftoken={secret}")),
+    )
+    .await;
+    assert_eq!(again.cookie("csrftoken").unwrap(), secret);
+    assert!(csrf::token_matches(&form_token(&again.text()), &secret));
+    assert_eq!(
+        send(app.req(Method::HEAD, "/auth/login/")).await.status,
+        StatusCode::OK
+    );
+}
+
+pub(crate) async fn session_login_flow_end_to_end<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    // GET the form: a cookie and a token.
+    let page = send(app.get("/auth/login/")).await;
+    let first_csrf = page.cookie("csrftoken").unwrap();
+    let token = form_token(&page.text());
+    // POST it.
+    let res = send(
+        app.post("/auth/login/?next=/ignored/")
+            .header(COOKIE, format!("csrftoken={first_csrf}"))
+            .form(&[
+                ("username", "ada"),
+                ("password", "lovelace"),
+                ("csrfmiddlewaretoken", &token),
+                ("next", "/session/"),
+            ]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.text());
+    assert_eq!(res.header("location"), Some("/session/"));
+    let session_line = res.set_cookie("sessionid").unwrap();
+    assert!(session_line.contains("HttpOnly"), "{session_line}");
+    assert!(session_line.contains("Path=/"));
+    let c = Cookies {
+        session: res.cookie("sessionid").unwrap(),
+        csrf: res.cookie("csrftoken").unwrap(),
+    };
+    assert_ne!(c.csrf, first_csrf, "login rotates the CSRF secret");
+    assert!(!res.text().contains("lovelace"));
+
+    // Safe methods need no token.
+    for m in [Method::GET, Method::OPTIONS] {
+        let res = send(app.req(m, "/session/").header(COOKIE, c.header())).await;
+        assert_eq!(res.status, StatusCode::OK);
+    }
+    let res = send(app.get("/session/").header(COOKIE, c.header())).await;
+    assert_eq!(res.json(), json!({"user": "ada", "auth": null}));
+    assert_eq!(
+        send(
+            app.req(Method::HEAD, "/session/")
+                .header(COOKIE, c.header())
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+
+    // Unsafe methods do.
+    for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+        let res = send(app.req(m.clone(), "/session/").header(COOKIE, c.header())).await;
+        assert_403(&res, CSRF_MISSING);
+        let res = send(
+            app.req(m.clone(), "/session/")
+                .header(COOKIE, c.header())
+                .header("X-CSRFToken", c.masked()),
+        )
+        .await;
+        assert_eq!(res.json(), json!({"user": "ada", "auth": null}), "{m}");
+        // The unmasked secret is accepted too, as Django does.
+        let res = send(
+            app.req(m.clone(), "/session/")
+                .header(COOKIE, c.header())
+                .header("X-CSRFToken", &c.csrf),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{m}");
+        let res = send(
+            app.req(m.clone(), "/session/")
+                .header(COOKIE, c.header())
+                .form(&[("csrfmiddlewaretoken", c.masked().as_str()), ("x", "1")]),
+        )
+        .await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "{m} with the form field: {}",
+            res.text()
+        );
+    }
+    // Multipart form field.
+    let masked = c.masked();
+    let (ct, body) = multipart(&[("csrfmiddlewaretoken", masked.as_str())]);
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header(CONTENT_TYPE, ct)
+            .body(body),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    // The pre-login token no longer matches.
+    let stale = format!("sessionid={}; csrftoken={first_csrf}", c.session);
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, &stale)
+            .header("X-CSRFToken", &token),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "the cookie and token agree");
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header("X-CSRFToken", &token),
+    )
+    .await;
+    assert_403(
+        &res,
+        "CSRF Failed: CSRF token from the 'X-Csrftoken' HTTP header incorrect.",
+    );
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header("X-CSRFToken", "short"),
+    )
+    .await;
+    assert_403(
+        &res,
+        "CSRF Failed: CSRF token from the 'X-Csrftoken' HTTP header has incorrect length.",
+    );
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, format!("sessionid={}", c.session))
+            .header("X-CSRFToken", c.masked()),
+    )
+    .await;
+    assert_403(&res, "CSRF Failed: CSRF cookie not set.");
+}
+
+pub(crate) async fn session_csrf_origin_checks<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| {
+        c.csrf_trusted_origins = vec!["https://*.trusted.example".into()];
+    })
+    .await;
+    app.user("ada", "lovelace").await;
+    let c = app.login("ada", "lovelace").await;
+    let post = |origin: &str| {
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header("X-CSRFToken", c.masked())
+            .header(ORIGIN, origin)
+    };
+    let res = send(post("http://evil.example")).await;
+    assert_403(
+        &res,
+        "CSRF Failed: Origin checking failed - http://evil.example does not match any trusted origins.",
+    );
+    assert_403(
+        &send(post("null")).await,
+        "CSRF Failed: Origin checking failed - null does not match any trusted origins.",
+    );
+    let own = format!("http://{}", app.host());
+    assert_eq!(send(post(&own)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(post("https://app.trusted.example")).await.status,
+        StatusCode::OK
+    );
+    // Requests authenticated by another scheme need no token.
+    let res = send(
+        app.post("/api/example/")
+            .header(AUTHORIZATION, basic("ada", "lovelace"))
+            .header(ORIGIN, "http://evil.example"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+pub(crate) async fn login_redirects_only_to_local_paths<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let page = send(app.get("/auth/login/")).await;
+    let secret = page.cookie("csrftoken").unwrap();
+    let cases = [
+        (None, "/api/whoami/"),
+        (Some("/admin-only/?x=1"), "/admin-only/?x=1"),
+        (Some("https://evil.example/"), "/api/whoami/"),
+        (Some("//evil.example/"), "/api/whoami/"),
+        (Some("/\\evil.example/"), "/api/whoami/"),
+        (Some("javascript:alert(1)"), "/api/whoami/"),
+        (Some("/\r\nSet-Cookie: x=y"), "/api/whoami/"),
+    ];
+    for (next, location) in cases {
+        let token = csrf::mask(&secret);
+        let mut fields = vec![
+            ("username", "ada"),
+            ("password", "lovelace"),
+            ("csrfmiddlewaretoken", token.as_str()),
+        ];
+        if let Some(n) = next {
+            fields.push(("next", n));
+        }
+        let res = send(
+            app.post("/auth/login/")
+                .header(COOKIE, format!("csrftoken={secret}"))
+                .form(&fields),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::FOUND);
+        assert_eq!(res.header("location"), Some(location), "{next:?}");
+    }
+    // `next` from the query string, as LoginView reads it.
+    let res = send(
+        app.post("/auth/login/?next=/basic/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .header("X-CSRFToken", &secret)
+            .form(&[("username", "ada"), ("password", "lovelace")]),
+    )
+    .await;
+    assert_eq!(res.header("location"), Some("/basic/"));
+}
+
+pub(crate) async fn login_bad_credentials_rerender<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    app.create("idle", "sleepy", false, false).await;
+    let page = send(app.get("/auth/login/")).await;
+    let secret = page.cookie("csrftoken").unwrap();
+    for (u, p) in [("ada", "wrong"), ("nobody", "x"), ("idle", "sleepy")] {
+        let res = send(
+            app.post("/auth/login/")
+                .header(COOKIE, format!("csrftoken={secret}"))
+                .form(&[
+                    ("username", u),
+                    ("password", p),
+                    ("csrfmiddlewaretoken", &csrf::mask(&secret)),
+                ]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(res.header("content-type").unwrap().starts_with("text/html"));
+        let html = res.text();
+        assert!(
+            html.contains("Please enter a correct username and password."),
+            "{html}"
+        );
+        assert!(
+            !html.contains(p) || p == "x",
+            "the password is never echoed"
+        );
+        assert!(res.cookie("sessionid").is_none());
+        assert!(csrf::token_matches(&form_token(&html), &secret));
+    }
+    let res = send(
+        app.post("/auth/login/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .form(&[
+                ("username", "<b>ada</b>"),
+                ("csrfmiddlewaretoken", &csrf::mask(&secret)),
+            ]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let html = res.text();
+    assert!(html.contains("This field is required."));
+    assert!(html.contains("&lt;b&gt;ada&lt;/b&gt;") && !html.contains("<b>ada</b>"));
+}
+
+pub(crate) async fn login_needs_csrf<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let creds = [("username", "ada"), ("password", "lovelace")];
+    let res = send(app.post("/auth/login/").form(&creds)).await;
+    assert_403(&res, "CSRF Failed: CSRF cookie not set.");
+    let secret = csrf::new_secret();
+    let res = send(
+        app.post("/auth/login/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .form(&creds),
+    )
+    .await;
+    assert_403(&res, CSRF_MISSING);
+    let res = send(
+        app.post("/auth/login/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .header(ORIGIN, "https://evil.example")
+            .header("X-CSRFToken", &secret)
+            .form(&creds),
+    )
+    .await;
+    assert_403(
+        &res,
+        "CSRF Failed: Origin checking failed - https://evil.example does not match any trusted origins.",
+    );
+    let res = send(
+        app.post("/auth/login/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .header("X-CSRFToken", &secret)
+            .form(&creds),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FOUND);
+}
+
+pub(crate) async fn login_rotates_session_key_and_csrf<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let first = app.login("ada", "lovelace").await;
+    assert_ok_as(
+        &send(app.get("/session/").header(COOKIE, first.header())).await,
+        "ada",
+    );
+    // Log in again from the same browser: the old key is ended.
+    let res = send(
+        app.post("/auth/login/")
+            .header(COOKIE, first.header())
+            .form(&[
+                ("username", "ada"),
+                ("password", "lovelace"),
+                ("csrfmiddlewaretoken", &first.masked()),
+            ]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    let second = Cookies {
+        session: res.cookie("sessionid").unwrap(),
+        csrf: res.cookie("csrftoken").unwrap(),
+    };
+    assert_ne!(second.session, first.session);
+    assert_ne!(second.csrf, first.csrf);
+    assert_403(
+        &send(app.get("/session/").header(COOKIE, first.header())).await,
+        NOT_PROVIDED,
+    );
+    assert_ok_as(
+        &send(app.get("/session/").header(COOKIE, second.header())).await,
+        "ada",
+    );
+    // A deactivated user's session stops working.
+    let ada = app.store.user_by_username("ada").await.unwrap().unwrap();
+    app.store.set_active(ada.id, false).await.unwrap();
+    assert_403(
+        &send(app.get("/session/").header(COOKIE, second.header())).await,
+        NOT_PROVIDED,
+    );
+}
+
+pub(crate) async fn logout_ends_the_session<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let c = app.login("ada", "lovelace").await;
+    let res = send(
+        app.post("/auth/logout/")
+            .header(COOKIE, c.header())
+            .header("X-CSRFToken", c.masked()),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert!(res.json()["detail"].is_string());
+    let cleared = res.set_cookie("sessionid").unwrap();
+    assert!(cleared.starts_with("sessionid=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"));
+    assert_403(
+        &send(app.get("/session/").header(COOKIE, c.header())).await,
+        NOT_PROVIDED,
+    );
+    // With a form token and a `next`.
+    let c = app.login("ada", "lovelace").await;
+    let res = send(app.post("/auth/logout/").header(COOKIE, c.header()).form(&[
+        ("csrfmiddlewaretoken", c.masked().as_str()),
+        ("next", "/auth/login/"),
+    ]))
+    .await;
+    assert_eq!(res.status, StatusCode::FOUND);
+    assert_eq!(res.header("location"), Some("/auth/login/"));
+    assert_403(
+        &send(app.get("/session/").header(COOKIE, c.header())).await,
+        NOT_PROVIDED,
+    );
+    let res = send(app.get("/auth/logout/").header(COOKIE, c.header())).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(res.detail(), "Method \"GET\" not allowed.");
+}
+
+pub(crate) async fn logout_needs_csrf<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let c = app.login("ada", "lovelace").await;
+    assert_403(
+        &send(app.post("/auth/logout/").header(COOKIE, c.header())).await,
+        CSRF_MISSING,
+    );
+    // Still logged in.
+    assert_ok_as(
+        &send(app.get("/session/").header(COOKIE, c.header())).await,
+        "ada",
+    );
+    // Anonymous logouts are CSRF-checked too.
+    let res = send(app.post("/auth/logout/")).await;
+    assert_403(&res, "CSRF Failed: CSRF cookie not set.");
+    let secret = csrf::new_secret();
+    let res = send(
+        app.post("/auth/logout/")
+            .header(COOKIE, format!("csrftoken={secret}"))
+            .header("X-CSRFToken", &secret),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+// ---------------------------------------------------------------- malformed input
+
+pub(crate) async fn malformed_headers_are_4xx_json<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let huge = "A".repeat(16 * 1024);
+    let res = send(
+        app.get("/basic/")
+            .header(AUTHORIZATION, format!("Basic {huge}")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    assert!(res.json()["detail"].is_string());
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {huge}")),
+    )
+    .await;
+    assert_401(&res, "Token", "Invalid token.");
+    let res = send(
+        app.get("/basic/")
+            .header(AUTHORIZATION, format!("Basic {}", b64(huge.as_bytes()))),
+    )
+    .await;
+    assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+    let res = send(
+        app.get("/session/")
+            .header(COOKIE, format!("sessionid={huge}; csrftoken={huge}")),
+    )
+    .await;
+    assert_403(&res, NOT_PROVIDED);
+    let res = send(
+        app.get("/remote-user/")
+            .header("Remote-User", huge.as_str()),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.json()["detail"].is_string());
+    for path in [
+        "/basic/",
+        "/token/",
+        "/customkeywordtoken/",
+        "/admin-only/",
+        "/api/whoami/",
+        "/api/example/",
+    ] {
+        for h in [
+            &b"\xff"[..],
+            b"Basic \xc3\x28",
+            b"Token \x80abc",
+            b"Bearer \xfe",
+            b"Basic    ",
+            b"   ",
+        ] {
+            let res = send(app.get(path).header(AUTHORIZATION, raw(h))).await;
+            assert!(
+                res.status.is_client_error() || res.status == StatusCode::OK,
+                "{path} {h:?}"
+            );
+            assert!(res.json().is_object());
+        }
+        let res = send(app.get(path).header(COOKIE, raw(b"sessionid=\xff\xfe"))).await;
+        assert!(res.status.is_client_error() || res.status == StatusCode::OK);
+        assert!(res.json().is_object());
+    }
+    // CSRF header with bytes that are not UTF-8.
+    let c = app.login("ada", "lovelace").await;
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header("X-CSRFToken", raw(b"\xff\xfe")),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert!(res.detail().starts_with("CSRF Failed: "));
+    // A broken multipart body on a session POST reads no token.
+    let res = send(
+        app.post("/session/")
+            .header(COOKIE, c.header())
+            .header(CONTENT_TYPE, "multipart/form-data; boundary=x")
+            .body("--x\r\nbroken"),
+    )
+    .await;
+    assert_403(&res, CSRF_MISSING);
+}
+
+pub(crate) async fn oversized_bodies_are_413_json<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| c.form_limit = 4096).await;
+    app.user("ada", "lovelace").await;
+    let big = format!("username=ada&password={}", "x".repeat(10_000));
+    let res = send(
+        app.post("/auth-token/")
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(big.clone()),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(res.json()["detail"].is_string());
+    let c = app.login("ada", "lovelace").await;
+    for path in ["/session/", "/auth/login/", "/basic/", "/auth/logout/"] {
+        let res = send(
+            app.post(path)
+                .header(COOKIE, c.header())
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(big.clone()),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert!(res.json()["detail"].is_string());
+    }
+    // Within the limit, all is well.
+    let res = send(
+        app.post("/auth-token/")
+            .form(&[("username", "ada"), ("password", "lovelace")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+}

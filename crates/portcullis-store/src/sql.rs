@@ -1,0 +1,174 @@
+//! What the SQL backends share: decoding rows into the core's records, and
+//! the small values every dialect writes the same way.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use portcullis::store::{SessionRecord, StoreError, TokenRecord};
+use portcullis::User;
+use rand::distributions::{Alphanumeric, DistString};
+use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+
+/// How long a pool waits for a connection before the store reports
+/// [`StoreError::Unavailable`], so a database that is down fails fast.
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The columns of `auth_user` in Django's order, as a literal for
+/// `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, password, last_login, is_superuser, username, first_name, last_name, email, \
+         is_staff, is_active, date_joined"
+    };
+}
+pub(crate) use user_columns;
+
+/// The columns of `portcullis_token`, as a literal for `concat!`.
+macro_rules! token_columns {
+    () => {
+        "user_id, digest, sealed_key, created"
+    };
+}
+pub(crate) use token_columns;
+
+/// The columns of `portcullis_session`, as a literal for `concat!`.
+macro_rules! session_columns {
+    () => {
+        "key_digest, user_id, data, expires"
+    };
+}
+pub(crate) use session_columns;
+
+/// A value a row can hand back.
+pub(crate) trait Column<'r, DB: Database>: Decode<'r, DB> + Type<DB> {}
+impl<'r, DB: Database, T: Decode<'r, DB> + Type<DB>> Column<'r, DB> for T {}
+
+/// A row of `auth_user`, selected with `user_columns!()`.
+pub(crate) fn user_from_row<'r, R>(row: &'r R) -> Result<User, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    Ok(User {
+        id: row.try_get("id")?,
+        password: row.try_get("password")?,
+        last_login: row.try_get("last_login")?,
+        is_superuser: row.try_get("is_superuser")?,
+        username: row.try_get("username")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        email: row.try_get("email")?,
+        is_staff: row.try_get("is_staff")?,
+        is_active: row.try_get("is_active")?,
+        date_joined: row.try_get("date_joined")?,
+    })
+}
+
+/// A row of `portcullis_token`.
+pub(crate) fn token_from_row<'r, R>(row: &'r R) -> Result<TokenRecord, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    Ok(TokenRecord {
+        user_id: row.try_get("user_id")?,
+        digest: row.try_get("digest")?,
+        sealed_key: row.try_get("sealed_key")?,
+        created: row.try_get("created")?,
+    })
+}
+
+/// A row of `portcullis_session`; `data` is JSON text.
+pub(crate) fn session_from_row<'r, R>(row: &'r R) -> Result<SessionRecord, sqlx::Error>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    let data: String = row.try_get("data")?;
+    Ok(SessionRecord {
+        key_digest: row.try_get("key_digest")?,
+        user_id: row.try_get("user_id")?,
+        data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        expires: row.try_get("expires")?,
+    })
+}
+
+/// Session data as the JSON text the `data` column holds.
+pub(crate) fn session_data(session: &SessionRecord) -> Result<String, StoreError> {
+    serde_json::to_string(&session.data).map_err(StoreError::backend)
+}
+
+/// Now, at the microsecond precision every engine stores, so a returned
+/// record equals what a later read gives back.
+pub(crate) fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// Django's unusable password: `!` and 40 random characters
+/// (`make_password(None)`), so no password ever matches it.
+pub(crate) fn unusable_password() -> String {
+    format!(
+        "!{}",
+        Alphanumeric.sample_string(&mut rand::thread_rng(), 40)
+    )
+}
+
+/// `Ok` when an `UPDATE`/`DELETE` touched a row, else
+/// [`StoreError::NotFound`] naming the user.
+pub(crate) fn user_found(rows_affected: u64, id: i64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound(format!("user {id}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// The user a [`portcullis::store::NewUser`] becomes once the database has
+/// given it an id.
+pub(crate) fn new_user(
+    id: i64,
+    new: portcullis::store::NewUser,
+    date_joined: DateTime<Utc>,
+) -> User {
+    User {
+        id,
+        username: new.username,
+        password: new.password_hash,
+        email: new.email,
+        first_name: String::new(),
+        last_name: String::new(),
+        is_active: new.is_active,
+        is_staff: new.is_staff,
+        is_superuser: new.is_superuser,
+        last_login: None,
+        date_joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_password_starts_with_bang() {
+        let p = unusable_password();
+        assert!(p.starts_with('!'));
+        assert_eq!(p.len(), 41);
+        assert_ne!(p, unusable_password());
+    }
+
+    #[test]
+    fn now_has_microsecond_precision() {
+        assert_eq!(now().timestamp_subsec_nanos() % 1000, 0);
+    }
+}

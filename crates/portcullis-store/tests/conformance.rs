@@ -1,0 +1,707 @@
+//! One suite, every backend: the in-memory store from the core, SQLite,
+//! PostgreSQL, MariaDB, and each SQL engine again through [`Store`].
+//!
+//! Every test gets a database of its own (`portcullis_store::testing`).
+//! PostgreSQL and MariaDB must be running (see the `testing` module for the
+//! variables naming them); when they are not, their tests fail, never skip.
+//!
+//! Run: `cargo test -p portcullis-store --all-features`.
+
+use std::time::{Duration, Instant};
+
+use chrono::{SubsecRound, Utc};
+use portcullis::store::{
+    MemoryStore, NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore,
+    UserAdmin, UserStore,
+};
+use portcullis_store::{testing, MySqlStore, PostgresStore, SqliteStore, Store};
+use serde_json::json;
+use tempfile::TempDir;
+
+/// What every backend under test is.
+trait Backend: UserAdmin + TokenStore + SessionStore + Ping + Clone {}
+impl<S: UserAdmin + TokenStore + SessionStore + Ping + Clone> Backend for S {}
+
+/// A store with its database, removed again by [`Fixture::finish`].
+struct Fixture<S> {
+    store: S,
+    url: Option<String>,
+    _dir: Option<TempDir>,
+}
+
+impl<S: Backend> Fixture<S> {
+    async fn finish(self) {
+        drop(self.store);
+        if let Some(url) = self.url {
+            testing::drop_database(&url).await;
+        }
+    }
+}
+
+// ----- set-ups, one per backend -----
+
+async fn memory() -> Fixture<MemoryStore> {
+    Fixture {
+        store: MemoryStore::new(),
+        url: None,
+        _dir: None,
+    }
+}
+
+async fn sqlite_url() -> (String, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    (testing::fresh_sqlite_url(dir.path()), dir)
+}
+
+async fn sqlite() -> Fixture<SqliteStore> {
+    let (url, dir) = sqlite_url().await;
+    let store = SqliteStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Fixture {
+        store,
+        url: Some(url),
+        _dir: Some(dir),
+    }
+}
+
+async fn postgres() -> Fixture<PostgresStore> {
+    let url = testing::fresh_postgres_url().await;
+    let store = PostgresStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Fixture {
+        store,
+        url: Some(url),
+        _dir: None,
+    }
+}
+
+async fn mysql() -> Fixture<MySqlStore> {
+    let url = testing::fresh_mysql_url().await;
+    let store = MySqlStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Fixture {
+        store,
+        url: Some(url),
+        _dir: None,
+    }
+}
+
+async fn store_at(url: String, dir: Option<TempDir>) -> Fixture<Store> {
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    Fixture {
+        store,
+        url: Some(url),
+        _dir: dir,
+    }
+}
+
+async fn store_sqlite() -> Fixture<Store> {
+    let (url, dir) = sqlite_url().await;
+    store_at(url, Some(dir)).await
+}
+
+async fn store_postgres() -> Fixture<Store> {
+    store_at(testing::fresh_postgres_url().await, None).await
+}
+
+async fn store_mysql() -> Fixture<Store> {
+    store_at(testing::fresh_mysql_url().await, None).await
+}
+
+// ----- helpers -----
+
+fn new_user(username: &str) -> NewUser {
+    NewUser {
+        username: username.to_owned(),
+        email: format!("{username}@example.com"),
+        password_hash: "pbkdf2_sha256$870000$salt$hash".to_owned(),
+        is_active: true,
+        ..NewUser::default()
+    }
+}
+
+fn token(user_id: i64, digest: &str) -> TokenRecord {
+    TokenRecord {
+        user_id,
+        digest: digest.to_owned(),
+        sealed_key: format!("sealed-{digest}"),
+        created: Utc::now().trunc_subsecs(6),
+    }
+}
+
+fn session(key: &str, user_id: i64, expires_in: chrono::Duration) -> SessionRecord {
+    SessionRecord {
+        key_digest: key.to_owned(),
+        user_id,
+        data: json!({"_auth_user_id": user_id.to_string(), "cart": [1, 2, {"x": "ü"}]}),
+        expires: (Utc::now() + expires_in).trunc_subsecs(6),
+    }
+}
+
+fn hour() -> chrono::Duration {
+    chrono::Duration::hours(1)
+}
+
+// ----- the suite: one behaviour a function -----
+
+async fn create_and_get_by_id_and_username<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    assert!(ada.id > 0);
+    assert_eq!(ada.username, "ada");
+    assert_eq!(ada.email, "ada@example.com");
+    assert_eq!(ada.password, "pbkdf2_sha256$870000$salt$hash");
+    assert!(ada.is_active && !ada.is_staff && !ada.is_superuser);
+    assert_eq!(ada.last_login, None);
+    assert!((Utc::now() - ada.date_joined).num_seconds().abs() < 60);
+    assert_eq!(s.user_by_id(ada.id).await.unwrap(), Some(ada.clone()));
+    assert_eq!(s.user_by_username("ada").await.unwrap(), Some(ada.clone()));
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    assert_ne!(bob.id, ada.id);
+    assert_eq!(s.user_by_id(bob.id).await.unwrap(), Some(bob));
+}
+
+async fn missing_users_are_none<S: Backend>(s: &S) {
+    assert_eq!(s.user_by_id(424242).await.unwrap(), None);
+    assert_eq!(s.user_by_username("nobody").await.unwrap(), None);
+}
+
+async fn flags_are_stored_as_given<S: Backend>(s: &S) {
+    let admin = s
+        .create_user(NewUser {
+            is_staff: true,
+            is_superuser: true,
+            ..new_user("root")
+        })
+        .await
+        .unwrap();
+    let staff = s
+        .create_user(NewUser {
+            is_staff: true,
+            is_active: false,
+            ..new_user("clerk")
+        })
+        .await
+        .unwrap();
+    let got = s.user_by_id(admin.id).await.unwrap().unwrap();
+    assert!(got.is_staff && got.is_superuser && got.is_active);
+    let got = s.user_by_id(staff.id).await.unwrap().unwrap();
+    assert!(got.is_staff && !got.is_superuser && !got.is_active);
+}
+
+async fn usernames_are_case_sensitive<S: Backend>(s: &S) {
+    let upper = s.create_user(new_user("Ada")).await.unwrap();
+    let lower = s.create_user(new_user("ada")).await.unwrap();
+    assert_ne!(upper.id, lower.id);
+    assert_eq!(
+        s.user_by_username("Ada").await.unwrap().unwrap().id,
+        upper.id
+    );
+    assert_eq!(
+        s.user_by_username("ada").await.unwrap().unwrap().id,
+        lower.id
+    );
+    assert_eq!(s.user_by_username("ADA").await.unwrap(), None);
+    assert_eq!(s.user_by_username("ada ").await.unwrap(), None);
+}
+
+async fn duplicate_username_is_conflict<S: Backend>(s: &S) {
+    s.create_user(new_user("ada")).await.unwrap();
+    let err = s.create_user(new_user("ada")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = s.create_remote_user("ada").await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn unicode_usernames<S: Backend>(s: &S) {
+    let names = [
+        "Zoë", "Zoe", "用户", "straße", "strasse", "🦀crab", "ÅSA", "åsa",
+    ];
+    let mut ids = Vec::new();
+    for name in names {
+        let u = s.create_user(new_user(name)).await.unwrap();
+        assert_eq!(u.username, name);
+        ids.push(u.id);
+    }
+    for (name, id) in names.iter().zip(&ids) {
+        let got = s.user_by_username(name).await.unwrap().unwrap();
+        assert_eq!((got.id, got.username.as_str()), (*id, *name));
+    }
+    let err = s.create_user(new_user("用户")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+async fn set_active_toggles<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.set_active(ada.id, false).await.unwrap();
+    assert!(!s.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+    // Setting the value it already has still finds the user.
+    s.set_active(ada.id, false).await.unwrap();
+    s.set_active(ada.id, true).await.unwrap();
+    assert!(s.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+}
+
+async fn set_password_hash_replaces_the_hash<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.set_password_hash(ada.id, "argon2$argon2id$new")
+        .await
+        .unwrap();
+    s.set_password_hash(ada.id, "argon2$argon2id$new")
+        .await
+        .unwrap();
+    let got = s.user_by_id(ada.id).await.unwrap().unwrap();
+    assert_eq!(got.password, "argon2$argon2id$new");
+}
+
+async fn touch_last_login_records_the_time<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let at = (Utc::now() - chrono::Duration::minutes(5)).trunc_subsecs(6);
+    s.touch_last_login(ada.id, at).await.unwrap();
+    assert_eq!(
+        s.user_by_id(ada.id).await.unwrap().unwrap().last_login,
+        Some(at)
+    );
+}
+
+async fn create_remote_user_is_active_without_usable_password<S: Backend>(s: &S) {
+    let remote = s.create_remote_user("proxy-user").await.unwrap();
+    assert_eq!(remote.username, "proxy-user");
+    assert!(remote.is_active && !remote.is_staff && !remote.is_superuser);
+    // Unusable: empty (memory) or "!" and random characters (SQL, as Django).
+    assert!(remote.password.is_empty() || remote.password.starts_with('!'));
+    assert_eq!(
+        s.user_by_username("proxy-user").await.unwrap(),
+        Some(remote)
+    );
+}
+
+async fn unknown_ids_are_not_found<S: Backend>(s: &S) {
+    for err in [
+        s.set_active(424242, true).await.unwrap_err(),
+        s.set_password_hash(424242, "x").await.unwrap_err(),
+        s.delete_user(424242).await.unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    }
+    assert_eq!(s.token_for_user(424242).await.unwrap(), None);
+    assert!(!s.delete_token(424242).await.unwrap());
+    assert_eq!(s.delete_user_sessions(424242, None).await.unwrap(), 0);
+}
+
+async fn delete_user_cascades_token_and_sessions<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    s.insert_token(&token(ada.id, "d-ada")).await.unwrap();
+    s.insert_token(&token(bob.id, "d-bob")).await.unwrap();
+    s.save_session(&session("s-ada-1", ada.id, hour()))
+        .await
+        .unwrap();
+    s.save_session(&session("s-ada-2", ada.id, hour()))
+        .await
+        .unwrap();
+    s.save_session(&session("s-bob", bob.id, hour()))
+        .await
+        .unwrap();
+
+    s.delete_user(ada.id).await.unwrap();
+
+    assert_eq!(s.user_by_id(ada.id).await.unwrap(), None);
+    assert_eq!(s.user_by_username("ada").await.unwrap(), None);
+    assert_eq!(s.token_for_user(ada.id).await.unwrap(), None);
+    assert_eq!(s.token_by_digest("d-ada").await.unwrap(), None);
+    assert_eq!(s.load_session("s-ada-1").await.unwrap(), None);
+    assert_eq!(s.load_session("s-ada-2").await.unwrap(), None);
+    // Bob is untouched.
+    assert!(s.token_for_user(bob.id).await.unwrap().is_some());
+    assert!(s.load_session("s-bob").await.unwrap().is_some());
+    // The name is free again.
+    s.create_user(new_user("ada")).await.unwrap();
+}
+
+async fn tokens_insert_and_look_up<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let t = token(ada.id, "v1$digest-of-ada");
+    s.insert_token(&t).await.unwrap();
+    assert_eq!(
+        s.token_by_digest("v1$digest-of-ada").await.unwrap(),
+        Some(t.clone())
+    );
+    assert_eq!(s.token_for_user(ada.id).await.unwrap(), Some(t));
+    assert_eq!(s.token_by_digest("v1$DIGEST-OF-ADA").await.unwrap(), None);
+    assert_eq!(s.token_by_digest("v1$other").await.unwrap(), None);
+}
+
+async fn second_token_is_conflict<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.insert_token(&token(ada.id, "first")).await.unwrap();
+    let err = s.insert_token(&token(ada.id, "second")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        s.token_for_user(ada.id).await.unwrap().unwrap().digest,
+        "first"
+    );
+}
+
+async fn delete_token_reports_whether_there_was_one<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.insert_token(&token(ada.id, "d")).await.unwrap();
+    assert!(s.delete_token(ada.id).await.unwrap());
+    assert!(!s.delete_token(ada.id).await.unwrap());
+    assert_eq!(s.token_by_digest("d").await.unwrap(), None);
+    // A new token may follow (DRF's regenerate).
+    s.insert_token(&token(ada.id, "d2")).await.unwrap();
+    assert_eq!(
+        s.token_for_user(ada.id).await.unwrap().unwrap().digest,
+        "d2"
+    );
+}
+
+async fn sessions_save_and_load<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let sess = session("key-1", ada.id, hour());
+    s.save_session(&sess).await.unwrap();
+    assert_eq!(s.load_session("key-1").await.unwrap(), Some(sess));
+    assert_eq!(s.load_session("KEY-1").await.unwrap(), None);
+    assert_eq!(s.load_session("missing").await.unwrap(), None);
+}
+
+async fn save_session_upserts<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.save_session(&session("key-1", ada.id, hour()))
+        .await
+        .unwrap();
+    let mut changed = session("key-1", ada.id, chrono::Duration::days(14));
+    changed.data = json!({"theme": "dark"});
+    s.save_session(&changed).await.unwrap();
+    assert_eq!(s.load_session("key-1").await.unwrap(), Some(changed));
+}
+
+async fn expired_sessions_are_ignored_and_purged<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.save_session(&session("old-1", ada.id, -hour()))
+        .await
+        .unwrap();
+    s.save_session(&session("old-2", ada.id, -chrono::Duration::seconds(1)))
+        .await
+        .unwrap();
+    s.save_session(&session("live", ada.id, hour()))
+        .await
+        .unwrap();
+    assert_eq!(s.load_session("old-1").await.unwrap(), None);
+    assert_eq!(s.load_session("old-2").await.unwrap(), None);
+    assert_eq!(s.purge_expired_sessions().await.unwrap(), 2);
+    assert_eq!(s.purge_expired_sessions().await.unwrap(), 0);
+    assert!(s.load_session("live").await.unwrap().is_some());
+    // An expired session can be brought back by saving it again.
+    s.save_session(&session("old-1", ada.id, hour()))
+        .await
+        .unwrap();
+    assert!(s.load_session("old-1").await.unwrap().is_some());
+}
+
+async fn delete_session_removes_one<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    s.save_session(&session("a", ada.id, hour())).await.unwrap();
+    s.save_session(&session("b", ada.id, hour())).await.unwrap();
+    s.delete_session("a").await.unwrap();
+    s.delete_session("a").await.unwrap();
+    assert_eq!(s.load_session("a").await.unwrap(), None);
+    assert!(s.load_session("b").await.unwrap().is_some());
+}
+
+async fn delete_user_sessions_keeps_one<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    for key in ["a1", "a2", "a3"] {
+        s.save_session(&session(key, ada.id, hour())).await.unwrap();
+    }
+    s.save_session(&session("b1", bob.id, hour()))
+        .await
+        .unwrap();
+    assert_eq!(s.delete_user_sessions(ada.id, Some("a2")).await.unwrap(), 2);
+    assert!(s.load_session("a2").await.unwrap().is_some());
+    assert_eq!(s.load_session("a1").await.unwrap(), None);
+    assert!(s.load_session("b1").await.unwrap().is_some());
+    assert_eq!(s.delete_user_sessions(ada.id, None).await.unwrap(), 1);
+    assert_eq!(s.load_session("a2").await.unwrap(), None);
+    assert!(s.load_session("b1").await.unwrap().is_some());
+}
+
+async fn ping_answers<S: Backend>(s: &S) {
+    s.ping().await.unwrap();
+}
+
+/// One `#[tokio::test]` a behaviour, for one backend's set-up.
+macro_rules! suite {
+    ($backend:ident, $setup:path) => {
+        mod $backend {
+            suite!(@tests $setup;
+                create_and_get_by_id_and_username,
+                missing_users_are_none,
+                flags_are_stored_as_given,
+                usernames_are_case_sensitive,
+                duplicate_username_is_conflict,
+                unicode_usernames,
+                set_active_toggles,
+                set_password_hash_replaces_the_hash,
+                touch_last_login_records_the_time,
+                create_remote_user_is_active_without_usable_password,
+                unknown_ids_are_not_found,
+                delete_user_cascades_token_and_sessions,
+                tokens_insert_and_look_up,
+                second_token_is_conflict,
+                delete_token_reports_whether_there_was_one,
+                sessions_save_and_load,
+                save_session_upserts,
+                expired_sessions_are_ignored_and_purged,
+                delete_session_removes_one,
+                delete_user_sessions_keeps_one,
+                ping_answers,
+            );
+        }
+    };
+    (@tests $setup:path; $($test:ident,)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                let fixture = $setup().await;
+                super::$test(&fixture.store).await;
+                fixture.finish().await;
+            }
+        )*
+    };
+}
+
+suite!(memory_store, super::memory);
+suite!(sqlite_store, super::sqlite);
+suite!(postgres_store, super::postgres);
+suite!(mysql_store, super::mysql);
+suite!(store_enum_sqlite, super::store_sqlite);
+suite!(store_enum_postgres, super::store_postgres);
+suite!(store_enum_mysql, super::store_mysql);
+
+// ----- what only the SQL stores promise -----
+
+/// Migrating twice changes nothing; rows survive.
+async fn migrate_twice_is_fine(store: &Store) {
+    let ada = store.create_user(new_user("ada")).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.user_by_id(ada.id).await.unwrap(), Some(ada));
+}
+
+/// Tokens and sessions must belong to a user that exists (on SQLite this
+/// proves `foreign_keys` is on).
+async fn orphans_are_not_found(store: &Store) {
+    let err = store
+        .insert_token(&token(424242, "orphan"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    let err = store
+        .save_session(&session("orphan", 424242, hour()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+}
+
+/// A digest belongs to one token only.
+async fn duplicate_digest_is_conflict(store: &Store) {
+    let ada = store.create_user(new_user("ada")).await.unwrap();
+    let bob = store.create_user(new_user("bob")).await.unwrap();
+    store.insert_token(&token(ada.id, "same")).await.unwrap();
+    let err = store
+        .insert_token(&token(bob.id, "same"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+}
+
+/// Conflict errors name the field, never the stored values.
+async fn conflict_text_leaks_no_digest(store: &Store) {
+    let ada = store.create_user(new_user("ada")).await.unwrap();
+    let bob = store.create_user(new_user("bob")).await.unwrap();
+    store
+        .insert_token(&token(ada.id, "secret-digest"))
+        .await
+        .unwrap();
+    let err = store
+        .insert_token(&token(bob.id, "secret-digest"))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("secret-digest"), "{err}");
+}
+
+/// The SQL engine matches the URL.
+async fn kind_matches_the_url(store: &Store, kind: &str) {
+    assert_eq!(store.kind(), kind);
+    assert_eq!(store.is_sqlite(), kind == "sqlite");
+}
+
+macro_rules! sql_suite {
+    ($backend:ident, $setup:path, $kind:literal) => {
+        mod $backend {
+            #[tokio::test]
+            async fn migrate_twice_is_fine() {
+                let f = $setup().await;
+                super::migrate_twice_is_fine(&f.store).await;
+                f.finish().await;
+            }
+
+            #[tokio::test]
+            async fn orphans_are_not_found() {
+                let f = $setup().await;
+                super::orphans_are_not_found(&f.store).await;
+                f.finish().await;
+            }
+
+            #[tokio::test]
+            async fn duplicate_digest_is_conflict() {
+                let f = $setup().await;
+                super::duplicate_digest_is_conflict(&f.store).await;
+                f.finish().await;
+            }
+
+            #[tokio::test]
+            async fn conflict_text_leaks_no_digest() {
+                let f = $setup().await;
+                super::conflict_text_leaks_no_digest(&f.store).await;
+                f.finish().await;
+            }
+
+            #[tokio::test]
+            async fn kind_matches_the_url() {
+                let f = $setup().await;
+                super::kind_matches_the_url(&f.store, $kind).await;
+                f.finish().await;
+            }
+        }
+    };
+}
+
+sql_suite!(sql_sqlite, super::store_sqlite, "sqlite");
+sql_suite!(sql_postgres, super::store_postgres, "postgres");
+sql_suite!(sql_mysql, super::store_mysql, "mysql");
+
+// ----- a database that is down -----
+
+/// Connecting to a closed port fails with `Unavailable` soon, and the error
+/// shows neither the URL nor its password.
+async fn down_is_unavailable_quickly(url: &str) {
+    let started = Instant::now();
+    let err = Store::connect(url).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn postgres_down_is_unavailable_quickly() {
+    down_is_unavailable_quickly("postgres://ada:hunter2@127.0.0.1:1/app").await;
+}
+
+#[tokio::test]
+async fn mysql_down_is_unavailable_quickly() {
+    down_is_unavailable_quickly("mysql://ada:hunter2@127.0.0.1:1/app").await;
+}
+
+#[tokio::test]
+async fn mariadb_scheme_down_is_unavailable_quickly() {
+    down_is_unavailable_quickly("mariadb://ada:hunter2@127.0.0.1:1/app").await;
+}
+
+#[tokio::test]
+async fn sqlite_in_a_missing_directory_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/no/such/dir/db.sqlite", dir.path().display());
+    down_is_unavailable_quickly(&url).await;
+}
+
+#[tokio::test]
+async fn a_closed_store_is_unavailable() {
+    let f = store_sqlite().await;
+    f.store.close().await;
+    let err = f.store.ping().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+}
+
+// ----- URLs -----
+
+#[tokio::test]
+async fn unknown_scheme_is_a_clear_error() {
+    let err = Store::connect("redis://:hunter2@127.0.0.1:6379")
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("unknown database URL scheme `redis`"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+}
+
+#[tokio::test]
+async fn a_url_for_another_engine_is_refused() {
+    let err = SqliteStore::connect("postgres://127.0.0.1/app")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot open a postgres URL"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_urls_with_and_without_slashes() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        format!("sqlite://{}/a.db", dir.path().display()),
+        format!("sqlite:{}/b.db", dir.path().display()),
+        "sqlite::memory:".to_owned(),
+    ] {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store.create_user(new_user("ada")).await.unwrap();
+        assert!(store.is_sqlite());
+        store.close().await;
+    }
+    assert!(dir.path().join("a.db").exists() && dir.path().join("b.db").exists());
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reconnecting() {
+    let (url, _dir) = sqlite_url().await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let ada = store.create_user(new_user("ada")).await.unwrap();
+    store.close().await;
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.user_by_username("ada").await.unwrap(), Some(ada));
+}
+
+#[tokio::test]
+async fn debug_shows_no_password() {
+    // The test server trusts local connections, so any password connects;
+    // a URL that already has one keeps it.
+    let url = testing::fresh_postgres_url().await;
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (user, host) = rest.split_once('@').unwrap();
+    let (with_password, secret) = match user.split_once(':') {
+        Some((_, password)) => (url.clone(), password.to_owned()),
+        None => (
+            format!("{scheme}://{user}:hunter2@{host}"),
+            "hunter2".to_owned(),
+        ),
+    };
+    let store = Store::connect(&with_password).await.unwrap();
+    let debug = format!("{store:?}");
+    assert!(
+        !debug.contains(&secret) && !debug.contains("pc_t_"),
+        "{debug}"
+    );
+    store.close().await;
+    testing::drop_database(&url).await;
+}

@@ -1,0 +1,161 @@
+//! [`PasswordBackend`]: Django's `authenticate(username, password)`.
+//!
+//! Every login path (Basic, the login form, `/auth-token/`) checks a
+//! password through here, so the rules hold everywhere:
+//!
+//! - hashing runs on the blocking pool, never on the async runtime;
+//! - an unknown username, or a user without a usable password, costs one
+//!   full hash like a wrong password, so timing does not reveal which
+//!   usernames exist;
+//! - a correct password for an inactive user is refused like a wrong one,
+//!   as Django's `ModelBackend` does;
+//! - a hash weaker than the current default is upgraded after a successful
+//!   check.
+
+use std::fmt;
+
+use crate::identity::AuthUser;
+use crate::password::{self, PasswordHasher, Verification};
+use crate::store::{StoreError, UserStore};
+
+/// Checks usernames and passwords against a [`UserStore`].
+#[derive(Clone)]
+pub struct PasswordBackend<S> {
+    store: S,
+    hasher: PasswordHasher,
+}
+
+impl<S> fmt::Debug for PasswordBackend<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordBackend")
+            .field("hasher", &self.hasher)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: UserStore + Clone> PasswordBackend<S> {
+    /// A backend over `store` that hashes with `hasher`.
+    pub fn new(store: S, hasher: PasswordHasher) -> Self {
+        PasswordBackend { store, hasher }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The hasher.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// The active user with these credentials, or `None`. A store error is
+    /// an error, never a `None`.
+    pub async fn authenticate(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<S::User>, StoreError> {
+        let Some(user) = self.store.user_by_username(username).await? else {
+            self.hasher.dummy_verify(password).await;
+            return Ok(None);
+        };
+        let encoded = user.password_hash();
+        if !password::is_usable(encoded) {
+            self.hasher.dummy_verify(password).await;
+            return Ok(None);
+        }
+        match self.hasher.verify(password, encoded).await {
+            Verification::Invalid => Ok(None),
+            Verification::Valid { needs_upgrade } => {
+                if needs_upgrade {
+                    match self.hasher.hash(password).await {
+                        Ok(h) => self.store.set_password_hash(user.id(), &h).await?,
+                        Err(e) => tracing::warn!(error = %e, "could not upgrade a password hash"),
+                    }
+                }
+                Ok(user.is_active().then_some(user))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::HasherConfig;
+    use crate::store::{MemoryStore, NewUser, UserAdmin};
+
+    fn hasher(iterations: u32) -> PasswordHasher {
+        PasswordHasher::new(HasherConfig {
+            pbkdf2_iterations: iterations,
+            ..HasherConfig::fast_for_tests()
+        })
+    }
+
+    async fn store_with(name: &str, hash: String, active: bool) -> MemoryStore {
+        let store = MemoryStore::new();
+        store
+            .create_user(NewUser {
+                username: name.into(),
+                password_hash: hash,
+                is_active: active,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn right_password_authenticates() {
+        let h = hasher(1000);
+        let store = store_with("ada", h.hash("pw").await.unwrap(), true).await;
+        let b = PasswordBackend::new(store, h);
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        assert!(b.authenticate("ada", "nope").await.unwrap().is_none());
+        assert!(b.authenticate("ADA", "pw").await.unwrap().is_none(), "case-sensitive");
+        assert!(b.authenticate("nobody", "pw").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn inactive_users_are_refused_even_with_the_right_password() {
+        let h = hasher(1000);
+        let store = store_with("ada", h.hash("pw").await.unwrap(), false).await;
+        let b = PasswordBackend::new(store, h);
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn unusable_passwords_never_authenticate() {
+        let h = hasher(1000);
+        let store = store_with("ada", password::make_unusable(), true).await;
+        let b = PasswordBackend::new(store, h);
+        assert!(b.authenticate("ada", "").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn weak_hashes_are_upgraded_after_a_successful_login() {
+        let old = hasher(1000).hash("pw").await.unwrap();
+        assert!(old.starts_with("pbkdf2_sha256$1000$"));
+        let store = store_with("ada", old.clone(), true).await;
+        let b = PasswordBackend::new(store.clone(), hasher(2000));
+        // A wrong password upgrades nothing.
+        assert!(b.authenticate("ada", "nope").await.unwrap().is_none());
+        let u = store.user_by_username("ada").await.unwrap().unwrap();
+        assert_eq!(u.password, old);
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        let u = store.user_by_username("ada").await.unwrap().unwrap();
+        assert!(u.password.starts_with("pbkdf2_sha256$2000$"), "{}", u.password);
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_store_error_is_an_error_not_a_refusal() {
+        let h = hasher(1000);
+        let store = store_with("ada", h.hash("pw").await.unwrap(), true).await;
+        store.set_down(true);
+        let b = PasswordBackend::new(store, h);
+        assert!(b.authenticate("ada", "pw").await.is_err());
+    }
+}

@@ -1,0 +1,338 @@
+//! [`Policy`]: a route's schemes, permission and anonymous values (DRF's
+//! `authentication_classes`, `permission_classes` and the
+//! `UNAUTHENTICATED_*` settings), and the tower [`AuthLayer`] it builds.
+//!
+//! # Global defaults, per-route overrides
+//!
+//! Build one `Policy` with the project's defaults (DRF's `REST_FRAMEWORK`
+//! settings) and derive each route's from it; a route's policy replaces the
+//! defaults rather than adding to them, as a DRF view's attributes do:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{routing::get, Router};
+//! use portcullis::scheme::token::{TokenAuth, Tokens};
+//! use portcullis::store::MemoryStore;
+//! use portcullis::{IsAdminUser, IsAuthenticated, Policy, SecretKey, User};
+//!
+//! let tokens = Tokens::new(MemoryStore::new(), SecretKey::new([9u8; 32]).unwrap());
+//! let defaults = Policy::<User>::new()
+//!     .scheme(TokenAuth::new(tokens))
+//!     .permission(IsAuthenticated);
+//!
+//! let app: Router = Router::new()
+//!     .route("/items", get(|| async { "items" }).layer(defaults.layer()))
+//!     .route("/admin", get(|| async { "admin" }).layer(defaults.clone().permission(IsAdminUser).layer()));
+//! ```
+//!
+//! Apply a policy to a group of routes with `Router::route_layer`.
+//!
+//! # What the layer does
+//!
+//! 1. On an unsafe request with a form body, when a scheme asks for it (the
+//!    session scheme's CSRF field), it reads the body up to the policy's
+//!    limit and hands it on intact.
+//! 2. It runs the permission, which resolves the identity only if it needs
+//!    it; a denial is answered DRF's way (401 with the first scheme's
+//!    challenge, 403 without one, 403 for an authenticated user).
+//! 3. It leaves a [`LazyIdentity`] in the request extensions for the
+//!    extractors; the identity is resolved at most once per request.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response};
+use tokio::sync::OnceCell;
+
+use crate::error::{AuthError, Rejection, PERMISSION_DENIED};
+use crate::identity::{Anonymous, AuthUser, Identity};
+use crate::permission::{AllowAny, Context, Permission};
+use crate::scheme::{RequestHead, Scheme};
+
+mod service;
+
+pub use service::{AuthLayer, AuthService};
+
+/// Renders a rejection; see [`Policy::on_rejection`].
+pub type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;
+
+/// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`: 2.5 MiB.
+pub const DEFAULT_FORM_LIMIT: usize = 2_621_440;
+
+pub(crate) struct PolicyInner<U: AuthUser> {
+    pub(crate) schemes: Vec<Arc<dyn Scheme<U>>>,
+    pub(crate) permission: Arc<dyn Permission<U>>,
+    pub(crate) anonymous: Anonymous,
+    pub(crate) form_limit: usize,
+    pub(crate) on_rejection: RejectionHandler,
+}
+
+impl<U: AuthUser> Clone for PolicyInner<U> {
+    fn clone(&self) -> Self {
+        PolicyInner {
+            schemes: self.schemes.clone(),
+            permission: self.permission.clone(),
+            anonymous: self.anonymous.clone(),
+            form_limit: self.form_limit,
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
+}
+
+/// A route's authentication and permission settings; cheap to clone.
+pub struct Policy<U: AuthUser> {
+    pub(crate) inner: Arc<PolicyInner<U>>,
+}
+
+impl<U: AuthUser> Clone for Policy<U> {
+    fn clone(&self) -> Self {
+        Policy {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<U: AuthUser> fmt::Debug for Policy<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field(
+                "schemes",
+                &self
+                    .inner
+                    .schemes
+                    .iter()
+                    .map(|s| s.name())
+                    .collect::<Vec<_>>(),
+            )
+            .field("anonymous", &self.inner.anonymous)
+            .field("form_limit", &self.inner.form_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<U: AuthUser> Default for Policy<U> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<U: AuthUser> Policy<U> {
+    /// No schemes, [`AllowAny`], anonymous user `"AnonymousUser"`: DRF's
+    /// settings with empty authentication classes.
+    pub fn new() -> Self {
+        Policy {
+            inner: Arc::new(PolicyInner {
+                schemes: Vec::new(),
+                permission: Arc::new(AllowAny),
+                anonymous: Anonymous::default(),
+                form_limit: DEFAULT_FORM_LIMIT,
+                on_rejection: Arc::new(Rejection::to_response),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut PolicyInner<U>)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// Appends a scheme; schemes run in the order they were added.
+    pub fn scheme(self, scheme: impl Scheme<U>) -> Self {
+        self.edit(|p| p.schemes.push(Arc::new(scheme)))
+    }
+
+    /// Replaces the list of schemes (a route's `authentication_classes`).
+    pub fn schemes(self, schemes: Vec<Arc<dyn Scheme<U>>>) -> Self {
+        self.edit(|p| p.schemes = schemes)
+    }
+
+    /// The schemes, in order.
+    pub fn scheme_list(&self) -> &[Arc<dyn Scheme<U>>] {
+        &self.inner.schemes
+    }
+
+    /// Replaces the permission (a route's `permission_classes`; combine
+    /// several with [`and`](crate::PermissionExt::and)).
+    pub fn permission(self, permission: impl Permission<U>) -> Self {
+        self.edit(|p| p.permission = Arc::new(permission))
+    }
+
+    /// The name of the unauthenticated user (DRF's `UNAUTHENTICATED_USER`,
+    /// default `"AnonymousUser"`; `None` for none).
+    pub fn unauthenticated_user(self, name: Option<&str>) -> Self {
+        self.edit(|p| p.anonymous.name = name.map(Arc::from))
+    }
+
+    /// The unauthenticated token (DRF's `UNAUTHENTICATED_TOKEN`, default
+    /// `None`).
+    pub fn unauthenticated_token(self, token: Option<&str>) -> Self {
+        self.edit(|p| p.anonymous.token = token.map(Arc::from))
+    }
+
+    /// The largest form body read for a CSRF field (default 2.5 MiB,
+    /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`); larger bodies get `413`.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is zero.
+    pub fn form_limit(self, bytes: usize) -> Self {
+        assert!(bytes > 0, "the form limit must be positive");
+        self.edit(|p| p.form_limit = bytes)
+    }
+
+    /// Replaces how rejections are rendered (default: DRF's JSON).
+    pub fn on_rejection(
+        self,
+        f: impl Fn(&Rejection) -> Response<Bytes> + Send + Sync + 'static,
+    ) -> Self {
+        self.edit(|p| p.on_rejection = Arc::new(f))
+    }
+
+    /// The `WWW-Authenticate` challenge of the first scheme.
+    pub fn challenge(&self) -> Option<HeaderValue> {
+        self.inner.schemes.first().and_then(|s| s.challenge())
+    }
+
+    /// Renders an error for this route.
+    pub fn reject(&self, error: AuthError) -> Response<Bytes> {
+        let r = Rejection {
+            error,
+            challenge: self.challenge(),
+        };
+        (self.inner.on_rejection)(&r)
+    }
+
+    /// The tower layer.
+    pub fn layer(&self) -> AuthLayer<U> {
+        AuthLayer::new(self.clone())
+    }
+
+    /// Runs the schemes in order (DRF's `Request._authenticate`).
+    pub async fn authenticate(&self, head: &RequestHead<'_>) -> Result<Identity<U>, AuthError> {
+        for scheme in &self.inner.schemes {
+            match scheme.authenticate(head).await {
+                Ok(None) => continue,
+                Ok(Some(a)) => {
+                    return Ok(Identity::User {
+                        user: a.user,
+                        auth: a.auth,
+                        scheme: a.scheme,
+                    })
+                }
+                Err(e) => {
+                    tracing::debug!(scheme = scheme.name(), error = %e, "authentication failed");
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Identity::Anonymous(self.inner.anonymous.clone()))
+    }
+
+    /// Runs the permission (DRF's `check_permissions` and
+    /// `permission_denied`).
+    pub async fn check(&self, ctx: &Context<'_, U>) -> Result<(), AuthError> {
+        if self.inner.permission.has_permission(ctx).await? {
+            return Ok(());
+        }
+        let identity = ctx.identity().await?;
+        if !self.inner.schemes.is_empty() && !identity.is_authenticated() {
+            return Err(AuthError::NotAuthenticated);
+        }
+        Err(AuthError::PermissionDenied(
+            self.inner
+                .permission
+                .message()
+                .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
+        ))
+    }
+
+    /// Runs the object-level permission for `object`.
+    pub async fn check_object(
+        &self,
+        ctx: &Context<'_, U>,
+        object: &(dyn std::any::Any + Send + Sync),
+    ) -> Result<(), AuthError> {
+        if self
+            .inner
+            .permission
+            .has_object_permission(ctx, object)
+            .await?
+        {
+            return Ok(());
+        }
+        let identity = ctx.identity().await?;
+        if !self.inner.schemes.is_empty() && !identity.is_authenticated() {
+            return Err(AuthError::NotAuthenticated);
+        }
+        Err(AuthError::PermissionDenied(
+            self.inner
+                .permission
+                .message()
+                .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
+        ))
+    }
+}
+
+/// The request's identity, resolved on first use and then remembered.
+///
+/// The layer puts one in the request extensions; extractors and
+/// permissions call [`resolve`](LazyIdentity::resolve).
+pub struct LazyIdentity<U: AuthUser> {
+    inner: Arc<LazyInner<U>>,
+}
+
+struct LazyInner<U: AuthUser> {
+    policy: Policy<U>,
+    cell: OnceCell<Result<Identity<U>, AuthError>>,
+}
+
+impl<U: AuthUser> Clone for LazyIdentity<U> {
+    fn clone(&self) -> Self {
+        LazyIdentity {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<U: AuthUser> fmt::Debug for LazyIdentity<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyIdentity")
+            .field("resolved", &self.inner.cell.initialized())
+            .finish()
+    }
+}
+
+impl<U: AuthUser> LazyIdentity<U> {
+    /// An unresolved identity for a request under `policy`.
+    pub fn new(policy: Policy<U>) -> Self {
+        LazyIdentity {
+            inner: Arc::new(LazyInner {
+                policy,
+                cell: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// The policy of the route.
+    pub fn policy(&self) -> &Policy<U> {
+        &self.inner.policy
+    }
+
+    /// Whether the schemes have run.
+    pub fn is_resolved(&self) -> bool {
+        self.inner.cell.initialized()
+    }
+
+    /// Runs the schemes the first time; afterwards returns what they
+    /// answered.
+    pub async fn resolve(&self, head: &RequestHead<'_>) -> Result<&Identity<U>, AuthError> {
+        self.inner
+            .cell
+            .get_or_init(|| self.inner.policy.authenticate(head))
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}

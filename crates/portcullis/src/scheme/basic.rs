@@ -1,0 +1,195 @@
+//! HTTP Basic authentication (RFC 7617), DRF's `BasicAuthentication`.
+//!
+//! `Authorization: Basic base64(username:password)`, checked through a
+//! [`PasswordBackend`]. The credentials are decoded as UTF-8, else as
+//! Latin-1, as DRF does. On `401` the challenge is `Basic realm="api"`
+//! (the realm is configurable).
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use portcullis::password::{HasherConfig, PasswordHasher};
+//! use portcullis::scheme::basic::Basic;
+//! use portcullis::store::{MemoryStore, NewUser, UserAdmin};
+//! use portcullis::{IsAuthenticated, PasswordBackend, Policy, User};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let hasher = PasswordHasher::new(HasherConfig::fast_for_tests());
+//! let hash = hasher.hash("s3cret").await.unwrap();
+//! store.create_user(NewUser { username: "ada".into(), password_hash: hash, is_active: true, ..Default::default() })
+//!     .await.unwrap();
+//!
+//! let basic = Basic::new(PasswordBackend::new(store, hasher));
+//! let policy = Policy::<User>::new().scheme(basic).permission(IsAuthenticated);
+//! let app = Router::new().route("/", get(|| async { "hi" })).layer(policy.layer());
+//!
+//! let good = http::Request::get("/").header("authorization", "Basic YWRhOnMzY3JldA==") // ada:s3cret
+//!     .body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(good).await.unwrap().status(), 200);
+//! let bad = http::Request::get("/").header("authorization", "Basic YWRhOndyb25n") // ada:wrong
+//!     .body(Body::empty()).unwrap();
+//! let res = app.oneshot(bad).await.unwrap();
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers()["www-authenticate"], "Basic realm=\"api\"");
+//! # });
+//! ```
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::HeaderValue;
+
+use crate::backend::PasswordBackend;
+use crate::error::AuthError;
+use crate::identity::AuthUser;
+use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
+use crate::store::UserStore;
+
+/// DRF's messages.
+pub(crate) const NO_CREDENTIALS: &str = "Invalid basic header. No credentials provided.";
+pub(crate) const SPACES: &str =
+    "Invalid basic header. Credentials string should not contain spaces.";
+pub(crate) const BAD_BASE64: &str =
+    "Invalid basic header. Credentials not correctly base64 encoded.";
+/// DRF's message for wrong credentials.
+pub const INVALID_CREDENTIALS: &str = "Invalid username/password.";
+
+/// Parses an `Authorization` header's words into `(username, password)`.
+///
+/// `Ok(None)` when the header is absent or not Basic.
+pub fn parse(words: &[&[u8]]) -> Result<Option<(String, String)>, AuthError> {
+    match words.first() {
+        Some(kw) if kw.eq_ignore_ascii_case(b"basic") => {}
+        _ => return Ok(None),
+    }
+    match words.len() {
+        1 => return Err(AuthError::failed(NO_CREDENTIALS)),
+        2 => {}
+        _ => return Err(AuthError::failed(SPACES)),
+    }
+    let raw = STANDARD
+        .decode(words[1])
+        .map_err(|_| AuthError::failed(BAD_BASE64))?;
+    let text = match String::from_utf8(raw) {
+        Ok(s) => s,
+        // Latin-1: every byte is the code point of the same value.
+        Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+    };
+    let (user, pass) = text.split_once(':').unwrap_or((&text, ""));
+    Ok(Some((user.to_owned(), pass.to_owned())))
+}
+
+/// The Basic scheme.
+#[derive(Debug, Clone)]
+pub struct Basic<S> {
+    backend: PasswordBackend<S>,
+    challenge: HeaderValue,
+}
+
+impl<S: UserStore + Clone> Basic<S> {
+    /// Basic over a password backend, realm `api`.
+    pub fn new(backend: PasswordBackend<S>) -> Self {
+        Basic {
+            backend,
+            challenge: HeaderValue::from_static("Basic realm=\"api\""),
+        }
+    }
+
+    /// Sets the realm of the challenge.
+    ///
+    /// # Panics
+    ///
+    /// If the realm contains a `"`, `\` or a control character; this is
+    /// checked when the scheme is built, never per request.
+    pub fn realm(mut self, realm: &str) -> Self {
+        assert!(
+            !realm
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control()),
+            "a Basic realm may not contain quotes, backslashes or control characters"
+        );
+        self.challenge =
+            HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")).expect("checked above");
+        self
+    }
+}
+
+#[async_trait]
+impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
+    fn name(&self) -> &'static str {
+        "basic"
+    }
+
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
+        let Some((username, password)) = parse(&req.authorization_words())? else {
+            return Ok(None);
+        };
+        match self.backend.authenticate(&username, &password).await? {
+            Some(user) if user.is_active() => Ok(Some(Authenticated::new(user, "basic"))),
+            Some(_) => Err(AuthError::failed("User inactive or deleted.")),
+            None => Err(AuthError::failed(INVALID_CREDENTIALS)),
+        }
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(self.challenge.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(h: &str) -> Vec<&[u8]> {
+        crate::scheme::split_ascii_whitespace(h.as_bytes())
+    }
+
+    fn msg(r: Result<Option<(String, String)>, AuthError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn other_keywords_pass() {
+        assert!(parse(&words("Token abc")).unwrap().is_none());
+        assert!(parse(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn keyword_is_case_insensitive() {
+        let p = parse(&words("bAsIc YWRhOnB3")).unwrap().unwrap();
+        assert_eq!(p, ("ada".into(), "pw".into()));
+    }
+
+    #[test]
+    fn missing_credentials() {
+        assert_eq!(msg(parse(&words("Basic"))), NO_CREDENTIALS);
+    }
+
+    #[test]
+    fn spaces_in_credentials() {
+        assert_eq!(msg(parse(&words("Basic a b"))), SPACES);
+    }
+
+    #[test]
+    fn bad_base64() {
+        assert_eq!(msg(parse(&words("Basic !!!"))), BAD_BASE64);
+        assert_eq!(msg(parse(&words("Basic YWR"))), BAD_BASE64);
+    }
+
+    #[test]
+    fn password_may_contain_colons_and_be_empty() {
+        let p = parse(&words("Basic YTpiOmM=")).unwrap().unwrap(); // a:b:c
+        assert_eq!(p, ("a".into(), "b:c".into()));
+        let p = parse(&words("Basic YWRh")).unwrap().unwrap(); // "ada", no colon
+        assert_eq!(p, ("ada".into(), "".into()));
+    }
+
+    #[test]
+    fn latin1_fallback() {
+        // "é:x" in Latin-1 is 0xE9 0x3A 0x78.
+        let enc = STANDARD.encode([0xE9, b':', b'x']);
+        let p = parse(&words(&format!("Basic {enc}"))).unwrap().unwrap();
+        assert_eq!(p, ("é".into(), "x".into()));
+    }
+}

@@ -1,0 +1,316 @@
+//! The [`Scheme`] trait: DRF's `BaseAuthentication`, and the schemes that
+//! ship with portcullis.
+//!
+//! A scheme looks at the request and answers one of three things:
+//!
+//! | answer | meaning | what happens next |
+//! |---|---|---|
+//! | `Ok(None)` | no credentials of my kind | the next scheme runs |
+//! | `Ok(Some(_))` | good credentials | the request is authenticated |
+//! | `Err(_)` | my credentials, but bad | the request fails at once |
+//!
+//! Parse first, in a pure function, then verify against a store.
+//!
+//! # A custom scheme
+//!
+//! DRF's guide authenticates the user named in a custom `X-Username` header.
+//! [`scheme_fn`] turns a closure into a scheme; the example is complete:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{routing::get, Router};
+//! use portcullis::scheme::{scheme_fn, Authenticated, RequestHead};
+//! use portcullis::store::{MemoryStore, NewUser, UserAdmin, UserStore};
+//! use portcullis::{AuthError, IsAuthenticated, Policy, User};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! store.create_user(NewUser { username: "ada".into(), is_active: true, ..Default::default() })
+//!     .await.unwrap();
+//!
+//! let users = store.clone();
+//! let x_username = scheme_fn("x-username", move |req: &RequestHead<'_>| {
+//!     let users = users.clone();
+//!     // Parse synchronously; the future owns what it needs.
+//!     let name = req.headers.get("x-username").map(|v| v.to_str().map(str::to_owned));
+//!     async move {
+//!         let name = match name {
+//!             None => return Ok(None), // not our credentials: pass
+//!             Some(Err(_)) => return Err(AuthError::failed("Invalid username header.")),
+//!             Some(Ok(name)) => name,
+//!         };
+//!         match users.user_by_username(&name).await? {
+//!             Some(user) => Ok(Some(Authenticated::new(user, "x-username"))),
+//!             None => Err(AuthError::failed("No such user")),
+//!         }
+//!     }
+//! });
+//!
+//! let policy = Policy::<User>::new().scheme(x_username).permission(IsAuthenticated);
+//! let app = Router::new().route("/", get(|| async { "hi" })).layer(policy.layer());
+//!
+//! let ok = http::Request::get("/").header("x-username", "ada").body(axum::body::Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(ok).await.unwrap().status(), 200);
+//! let bad = http::Request::get("/").header("x-username", "eve").body(axum::body::Body::empty()).unwrap();
+//! assert_eq!(app.oneshot(bad).await.unwrap().status(), 403);
+//! # });
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::header::{HeaderValue, AUTHORIZATION, COOKIE};
+use http::{Extensions, HeaderMap, Method, Uri};
+
+use crate::error::AuthError;
+use crate::identity::{AuthInfo, AuthUser};
+
+pub mod basic;
+pub mod csrf;
+pub mod remote_user;
+pub mod session;
+pub mod token;
+
+/// The parts of a request a scheme may read: method, URI, headers and
+/// extensions (where the layer leaves a pre-read form field, and where a
+/// server leaves the peer address).
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The request method.
+    pub method: &'a Method,
+    /// The request URI.
+    pub uri: &'a Uri,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The request extensions.
+    pub extensions: &'a Extensions,
+}
+
+impl<'a> RequestHead<'a> {
+    /// A view of a request.
+    pub fn from_request<B>(req: &'a http::Request<B>) -> Self {
+        RequestHead {
+            method: req.method(),
+            uri: req.uri(),
+            headers: req.headers(),
+            extensions: req.extensions(),
+        }
+    }
+
+    /// A view of request parts (what extractors get).
+    pub fn from_parts(parts: &'a http::request::Parts) -> Self {
+        RequestHead {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            extensions: &parts.extensions,
+        }
+    }
+
+    /// The `Authorization` header, split on ASCII white space as DRF's
+    /// `get_authorization_header(request).split()` does. Empty when absent.
+    pub fn authorization_words(&self) -> Vec<&'a [u8]> {
+        self.headers
+            .get(AUTHORIZATION)
+            .map(|v| split_ascii_whitespace(v.as_bytes()))
+            .unwrap_or_default()
+    }
+
+    /// The value of a cookie, from every `Cookie` header.
+    pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.trim().trim_matches('"'))
+    }
+
+    /// Whether the method is safe (GET, HEAD, OPTIONS, TRACE).
+    pub fn is_safe_method(&self) -> bool {
+        is_safe_method(self.method)
+    }
+}
+
+/// GET, HEAD, OPTIONS and TRACE, as DRF's `SAFE_METHODS` (plus TRACE, as
+/// Django's CSRF middleware).
+pub fn is_safe_method(m: &Method) -> bool {
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Splits on runs of ASCII white space, like Python's `bytes.split()`.
+pub fn split_ascii_whitespace(b: &[u8]) -> Vec<&[u8]> {
+    b.split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// A successful authentication: the user, what the scheme says about the
+/// credential, and the scheme's name.
+#[derive(Clone, Debug)]
+pub struct Authenticated<U> {
+    /// The user.
+    pub user: U,
+    /// DRF's `request.auth`; `None` for Basic, Session and RemoteUser.
+    pub auth: Option<AuthInfo>,
+    /// The scheme's name.
+    pub scheme: &'static str,
+}
+
+impl<U> Authenticated<U> {
+    /// A user authenticated by `scheme`, with no auth details.
+    pub fn new(user: U, scheme: &'static str) -> Self {
+        Authenticated {
+            user,
+            auth: None,
+            scheme,
+        }
+    }
+
+    /// Adds the auth details.
+    pub fn with_auth(mut self, auth: AuthInfo) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+}
+
+/// What [`Scheme::authenticate`] returns.
+pub type Outcome<U> = Result<Option<Authenticated<U>>, AuthError>;
+
+/// An authentication scheme: DRF's `BaseAuthentication`.
+///
+/// Implement [`authenticate`](Scheme::authenticate) and, if the scheme has
+/// an HTTP challenge, [`challenge`](Scheme::challenge). See the
+/// [module docs](self) for a complete custom scheme.
+#[async_trait]
+pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
+    /// A short name, used in logs and in [`Identity::scheme`](crate::Identity::scheme).
+    fn name(&self) -> &'static str;
+
+    /// Authenticates the request (see the table in the [module docs](self)).
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<U>;
+
+    /// The `WWW-Authenticate` value for a `401` (DRF's
+    /// `authenticate_header`); `None` makes unauthenticated requests `403`.
+    fn challenge(&self) -> Option<HeaderValue> {
+        None
+    }
+
+    /// The name of a form field the scheme wants the layer to read from a
+    /// form body before authentication, if any (the session scheme asks for
+    /// `csrfmiddlewaretoken` on unsafe requests that carry its cookie). The
+    /// layer leaves the value in the extensions as a
+    /// [`FormToken`](csrf::FormToken).
+    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
+        let _ = req;
+        None
+    }
+}
+
+#[async_trait]
+impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<U> {
+        (**self).authenticate(req).await
+    }
+    fn challenge(&self) -> Option<HeaderValue> {
+        (**self).challenge()
+    }
+    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
+        (**self).form_field(req)
+    }
+}
+
+/// A scheme made from a closure; see [`scheme_fn`].
+pub struct FnScheme<F> {
+    name: &'static str,
+    f: F,
+    challenge: Option<HeaderValue>,
+}
+
+impl<F> FnScheme<F> {
+    /// Gives the scheme a `WWW-Authenticate` challenge.
+    pub fn with_challenge(mut self, challenge: HeaderValue) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+}
+
+/// Makes a scheme from a closure that reads the request head synchronously
+/// and returns a future that owns what it needs.
+pub fn scheme_fn<U, F, Fut>(name: &'static str, f: F) -> FnScheme<F>
+where
+    U: AuthUser,
+    F: Fn(&RequestHead<'_>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome<U>> + Send + 'static,
+{
+    FnScheme {
+        name,
+        f,
+        challenge: None,
+    }
+}
+
+#[async_trait]
+impl<U, F, Fut> Scheme<U> for FnScheme<F>
+where
+    U: AuthUser,
+    F: Fn(&RequestHead<'_>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome<U>> + Send + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<U> {
+        (self.f)(req).await
+    }
+    fn challenge(&self) -> Option<HeaderValue> {
+        self.challenge.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_like_python_bytes_split() {
+        assert_eq!(
+            split_ascii_whitespace(b"  Token \t abc  def "),
+            vec![&b"Token"[..], b"abc", b"def"]
+        );
+        assert!(split_ascii_whitespace(b"   ").is_empty());
+    }
+
+    #[test]
+    fn reads_cookies_from_every_header() {
+        let req = http::Request::get("/")
+            .header(COOKIE, "a=1; sessionid=abc")
+            .header(COOKIE, "csrftoken=\"xyz\"")
+            .body(())
+            .unwrap();
+        let head = RequestHead::from_request(&req);
+        assert_eq!(head.cookie("sessionid"), Some("abc"));
+        assert_eq!(head.cookie("csrftoken"), Some("xyz"));
+        assert_eq!(head.cookie("missing"), None);
+    }
+
+    #[test]
+    fn safe_methods() {
+        for m in [Method::GET, Method::HEAD, Method::OPTIONS, Method::TRACE] {
+            assert!(is_safe_method(&m));
+        }
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(!is_safe_method(&m));
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Session authentication with CSRF, DRF's `SessionAuthentication` on
+//! Django's session conventions.
+//!
+//! [`Sessions`] logs users in and out: a `sessionid` cookie (HttpOnly,
+//! SameSite=Lax) carries a random key; the store keeps only a keyed hash of
+//! it, the user's id and a hash of the user's password hash, so a password
+//! change logs every session of that user out (Django's session auth
+//! hash). Logging in rotates the session key and the CSRF secret.
+//!
+//! [`SessionAuth`] authenticates a request by its session cookie and, on
+//! unsafe methods, enforces CSRF (see [`csrf`](super::csrf)): a failure is
+//! `403 {"detail": "CSRF Failed: ..."}`. It has no challenge, so
+//! unauthenticated requests on a session-first route are `403`. A session
+//! whose user is gone or inactive is ignored (the request is anonymous).
+//!
+//! ```
+//! use axum::{body::Body, routing::post, Router};
+//! use portcullis::scheme::session::{SessionAuth, Sessions};
+//! use portcullis::store::{MemoryStore, NewUser, UserAdmin};
+//! use portcullis::{IsAuthenticated, Policy, SecretKey, User};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let ada = store.create_user(NewUser { username: "ada".into(), is_active: true, ..Default::default() })
+//!     .await.unwrap();
+//! let sessions = Sessions::new(store, SecretKey::new([3u8; 32]).unwrap());
+//! let login = sessions.login(&ada, None).await.unwrap();
+//!
+//! let policy = Policy::<User>::new().scheme(SessionAuth::new(sessions)).permission(IsAuthenticated);
+//! let app = Router::new().route("/", post(|| async { "hi" })).layer(policy.layer());
+//!
+//! let cookies = format!("sessionid={}; csrftoken={}", login.session_key, login.csrf_secret);
+//! let good = http::Request::post("/").header("cookie", &cookies)
+//!     .header("x-csrftoken", login.csrf_token()).body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(good).await.unwrap().status(), 200);
+//! let no_csrf = http::Request::post("/").header("cookie", &cookies).body(Body::empty()).unwrap();
+//! assert_eq!(app.oneshot(no_csrf).await.unwrap().status(), 403);
+//! # });
+//! ```
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{Duration, Utc};
+use http::HeaderValue;
+use subtle::ConstantTimeEq;
+
+use crate::error::AuthError;
+use crate::identity::AuthUser;
+use crate::scheme::csrf::{self, CsrfConfig, FormToken};
+use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
+use crate::secret::{random_alphanumeric, SecretKey};
+use crate::store::{SessionRecord, SessionStore, StoreError, UserStore};
+
+const KEY_PURPOSE: &str = "session-key-v1";
+const AUTH_HASH_PURPOSE: &str = "session-auth-hash-v1";
+/// Django's session key length.
+const KEY_LENGTH: usize = 32;
+
+/// Session cookie settings.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// Cookie name, default `sessionid`.
+    pub cookie_name: String,
+    /// Lifetime, default two weeks (Django's `SESSION_COOKIE_AGE`).
+    pub max_age: Duration,
+    /// Whether the cookie is `Secure`; default `false`.
+    pub cookie_secure: bool,
+    /// CSRF settings.
+    pub csrf: CsrfConfig,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            cookie_name: "sessionid".into(),
+            max_age: Duration::seconds(1_209_600),
+            cookie_secure: false,
+            csrf: CsrfConfig::default(),
+        }
+    }
+}
+
+/// What [`Sessions::login`] produced: the cookies to set.
+pub struct Login {
+    /// The new session key (the cookie's value).
+    pub session_key: String,
+    /// The new CSRF secret (the `csrftoken` cookie's value).
+    pub csrf_secret: String,
+    /// `Set-Cookie` for the session.
+    pub session_cookie: HeaderValue,
+    /// `Set-Cookie` for the CSRF secret.
+    pub csrf_cookie: HeaderValue,
+}
+
+impl Login {
+    /// A masked CSRF token for the new secret.
+    pub fn csrf_token(&self) -> String {
+        csrf::mask(&self.csrf_secret)
+    }
+}
+
+impl fmt::Debug for Login {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Login(<redacted>)")
+    }
+}
+
+/// Creates, finds and ends sessions.
+#[derive(Clone)]
+pub struct Sessions<S> {
+    store: S,
+    secret: SecretKey,
+    config: SessionConfig,
+}
+
+impl<S> fmt::Debug for Sessions<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sessions")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SessionStore + UserStore + Clone> Sessions<S> {
+    /// Sessions in `store`, keyed with `secret`, default settings.
+    pub fn new(store: S, secret: SecretKey) -> Self {
+        Sessions {
+            store,
+            secret,
+            config: SessionConfig::default(),
+        }
+    }
+
+    /// Replaces the settings.
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The keyed hash a session key is stored under.
+    pub fn digest(&self, key: &str) -> String {
+        format!(
+            "v1${}",
+            hex::encode(self.secret.mac(KEY_PURPOSE, key.as_bytes()))
+        )
+    }
+
+    /// Django's session auth hash: a keyed hash of the password hash.
+    pub fn auth_hash(&self, password_hash: &str) -> String {
+        hex::encode(self.secret.mac(AUTH_HASH_PURPOSE, password_hash.as_bytes()))
+    }
+
+    /// Logs `user` in: ends the session `old_key` (if any) and creates a new
+    /// one with a new CSRF secret.
+    pub async fn login<U: AuthUser>(
+        &self,
+        user: &U,
+        old_key: Option<&str>,
+    ) -> Result<Login, StoreError> {
+        if let Some(old) = old_key {
+            self.store.delete_session(&self.digest(old)).await?;
+        }
+        let key = random_alphanumeric(KEY_LENGTH).to_ascii_lowercase();
+        let record = SessionRecord {
+            key_digest: self.digest(&key),
+            user_id: user.id(),
+            data: serde_json::json!({
+                "_auth_user_id": user.id().to_string(),
+                "_auth_user_hash": self.auth_hash(user.password_hash()),
+            }),
+            expires: Utc::now() + self.config.max_age,
+        };
+        self.store.save_session(&record).await?;
+        self.store.touch_last_login(user.id(), Utc::now()).await?;
+        let csrf_secret = csrf::new_secret();
+        Ok(Login {
+            session_cookie: self.cookie(&key, self.config.max_age.num_seconds()),
+            csrf_cookie: csrf::cookie(&self.config.csrf, &csrf_secret),
+            session_key: key,
+            csrf_secret,
+        })
+    }
+
+    /// Ends the session with this key; returns the `Set-Cookie` that
+    /// clears the cookie.
+    pub async fn logout(&self, key: &str) -> Result<HeaderValue, StoreError> {
+        self.store.delete_session(&self.digest(key)).await?;
+        Ok(self.cookie("", 0))
+    }
+
+    /// Ends every session of a user but `keep` (a session key), as a
+    /// password change does.
+    pub async fn end_sessions_of(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let keep = keep.map(|k| self.digest(k));
+        self.store
+            .delete_user_sessions(user_id, keep.as_deref())
+            .await
+    }
+
+    fn cookie(&self, value: &str, max_age: i64) -> HeaderValue {
+        let secure = if self.config.cookie_secure {
+            "; Secure"
+        } else {
+            ""
+        };
+        HeaderValue::from_str(&format!(
+            "{}={value}; HttpOnly; Max-Age={max_age}; Path=/; SameSite=Lax{secure}",
+            self.config.cookie_name
+        ))
+        .expect("session cookies are ASCII")
+    }
+
+    /// The active user whose session this key is, if any.
+    pub async fn user(&self, key: &str) -> Result<Option<S::User>, StoreError> {
+        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        let Some(session) = self.store.load_session(&self.digest(key)).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(session.user_id).await? else {
+            return Ok(None);
+        };
+        let stored = session
+            .data
+            .get("_auth_user_hash")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let current = self.auth_hash(user.password_hash());
+        if !bool::from(stored.as_bytes().ct_eq(current.as_bytes())) || !user.is_active() {
+            return Ok(None);
+        }
+        Ok(Some(user))
+    }
+}
+
+/// The session scheme.
+#[derive(Clone, Debug)]
+pub struct SessionAuth<S> {
+    sessions: Sessions<S>,
+}
+
+impl<S: SessionStore + UserStore + Clone> SessionAuth<S> {
+    /// Authenticates by the sessions' cookie.
+    pub fn new(sessions: Sessions<S>) -> Self {
+        SessionAuth { sessions }
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
+    fn name(&self) -> &'static str {
+        "session"
+    }
+
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
+        let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
+            return Ok(None);
+        };
+        let Some(user) = self.sessions.user(key).await? else {
+            return Ok(None);
+        };
+        if !req.is_safe_method() {
+            let form = req.extensions.get::<FormToken>().map(|t| t.0.as_str());
+            self.sessions
+                .config
+                .csrf
+                .check(req, form)
+                .map_err(|reason| AuthError::denied(format!("CSRF Failed: {reason}")))?;
+        }
+        Ok(Some(Authenticated::new(user, "session")))
+    }
+
+    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
+        (!req.is_safe_method() && req.cookie(&self.sessions.config.cookie_name).is_some())
+            .then_some(self.sessions.config.csrf.form_field.as_str())
+    }
+}

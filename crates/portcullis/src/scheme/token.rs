@@ -1,0 +1,364 @@
+//! Token authentication, DRF's `TokenAuthentication`, with the tokens
+//! themselves ([`Tokens`]): 40 hex characters from the OS's CSPRNG, one per
+//! user.
+//!
+//! `Authorization: Token <key>`; the keyword is configurable (`Bearer`,
+//! …) and matched case-insensitively. On `401` the challenge is the
+//! keyword.
+//!
+//! Unlike DRF, no key is stored in plaintext: the look-up column holds a
+//! keyed hash (`v1$` + HMAC-SHA256 under a subkey of the secret key), and a
+//! copy of the key sealed with XChaCha20-Poly1305 under another subkey is
+//! kept so `/auth-token/` and `create-token` can hand an existing key back,
+//! as DRF's `get_or_create` does. A stolen database without the secret key
+//! yields no usable token.
+//!
+//! ```
+//! use axum::{body::Body, routing::get, Router};
+//! use portcullis::scheme::token::{TokenAuth, Tokens};
+//! use portcullis::store::{MemoryStore, NewUser, UserAdmin};
+//! use portcullis::{IsAuthenticated, Policy, SecretKey, User};
+//! use tower::ServiceExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let ada = store.create_user(NewUser { username: "ada".into(), is_active: true, ..Default::default() })
+//!     .await.unwrap();
+//! let tokens = Tokens::new(store, SecretKey::new([7u8; 32]).unwrap());
+//! let (key, _created) = tokens.get_or_create(ada.id).await.unwrap();
+//!
+//! let policy = Policy::<User>::new().scheme(TokenAuth::new(tokens)).permission(IsAuthenticated);
+//! let app = Router::new().route("/", get(|| async { "hi" })).layer(policy.layer());
+//!
+//! let good = http::Request::get("/").header("authorization", format!("Token {key}"))
+//!     .body(Body::empty()).unwrap();
+//! assert_eq!(app.clone().oneshot(good).await.unwrap().status(), 200);
+//! let bad = http::Request::get("/").header("authorization", "Token nope")
+//!     .body(Body::empty()).unwrap();
+//! let res = app.oneshot(bad).await.unwrap();
+//! assert_eq!(res.status(), 401);
+//! assert_eq!(res.headers()["www-authenticate"], "Token");
+//! # });
+//! ```
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use http::HeaderValue;
+use subtle::ConstantTimeEq;
+
+use crate::error::AuthError;
+use crate::identity::{AuthInfo, AuthUser};
+use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
+use crate::secret::{random_hex, SecretKey};
+use crate::store::{StoreError, TokenRecord, TokenStore, UserStore};
+
+const LOOKUP_PURPOSE: &str = "token-lookup-v1";
+const SEAL_PURPOSE: &str = "token-seal-v1";
+
+/// DRF's message for an unknown key.
+pub const INVALID_TOKEN: &str = "Invalid token.";
+/// DRF's message for a token whose user is inactive.
+pub const USER_INACTIVE: &str = "User inactive or deleted.";
+
+/// What the token scheme attaches to [`AuthInfo`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// The token's owner.
+    pub user_id: i64,
+    /// When the token was created.
+    pub created: DateTime<Utc>,
+}
+
+/// Issues, finds and revokes tokens.
+#[derive(Clone)]
+pub struct Tokens<S> {
+    store: S,
+    secret: SecretKey,
+}
+
+impl<S> fmt::Debug for Tokens<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens").finish_non_exhaustive()
+    }
+}
+
+impl<S: TokenStore + UserStore + Clone> Tokens<S> {
+    /// Tokens kept in `store`, hashed and sealed with `secret`.
+    pub fn new(store: S, secret: SecretKey) -> Self {
+        Tokens { store, secret }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The look-up digest of a key: `v1$` and the hex HMAC.
+    pub fn digest(&self, key: &str) -> String {
+        format!(
+            "v1${}",
+            hex::encode(self.secret.mac(LOOKUP_PURPOSE, key.as_bytes()))
+        )
+    }
+
+    fn record(&self, user_id: i64, key: &str) -> TokenRecord {
+        TokenRecord {
+            user_id,
+            digest: self.digest(key),
+            sealed_key: self.secret.seal(SEAL_PURPOSE, key.as_bytes()),
+            created: Utc::now(),
+        }
+    }
+
+    /// The user's key, creating a token if there is none (DRF's
+    /// `Token.objects.get_or_create`). The flag says whether it was created.
+    pub async fn get_or_create(&self, user_id: i64) -> Result<(String, bool), StoreError> {
+        if let Some(existing) = self.store.token_for_user(user_id).await? {
+            if let Some(key) = self.unseal(&existing) {
+                return Ok((key, false));
+            }
+            // Sealed with another secret: the old key can no longer
+            // authenticate either, so replace it.
+            self.store.delete_token(user_id).await?;
+        }
+        let key = random_hex(20);
+        match self.store.insert_token(&self.record(user_id, &key)).await {
+            Ok(()) => Ok((key, true)),
+            // Another request created one at the same time: return that.
+            Err(StoreError::Conflict(_)) => {
+                let t = self
+                    .store
+                    .token_for_user(user_id)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("token of user {user_id}")))?;
+                let key = self
+                    .unseal(&t)
+                    .ok_or_else(|| StoreError::backend("token sealed with another key"))?;
+                Ok((key, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the user's token with a new one (`create-token -r`).
+    pub async fn regenerate(&self, user_id: i64) -> Result<String, StoreError> {
+        self.store.delete_token(user_id).await?;
+        let key = random_hex(20);
+        self.store.insert_token(&self.record(user_id, &key)).await?;
+        Ok(key)
+    }
+
+    /// Deletes the user's token.
+    pub async fn revoke(&self, user_id: i64) -> Result<bool, StoreError> {
+        self.store.delete_token(user_id).await
+    }
+
+    fn unseal(&self, t: &TokenRecord) -> Option<String> {
+        let raw = self.secret.open(SEAL_PURPOSE, &t.sealed_key)?;
+        let key = String::from_utf8(raw).ok()?;
+        // Only trust the copy if it still matches the look-up digest.
+        bool::from(self.digest(&key).as_bytes().ct_eq(t.digest.as_bytes())).then_some(key)
+    }
+
+    /// The token for a key, if one matches (compared in constant time).
+    pub async fn find(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let digest = self.digest(key);
+        let found = self.store.token_by_digest(&digest).await?;
+        Ok(found.filter(|t| bool::from(t.digest.as_bytes().ct_eq(digest.as_bytes()))))
+    }
+}
+
+/// Parses an `Authorization` header's words into the key, for `keyword`.
+pub fn parse(words: &[&[u8]], keyword: &str) -> Result<Option<String>, AuthError> {
+    match words.first() {
+        Some(kw) if kw.eq_ignore_ascii_case(keyword.as_bytes()) => {}
+        _ => return Ok(None),
+    }
+    match words.len() {
+        1 => Err(AuthError::failed(
+            "Invalid token header. No credentials provided.",
+        )),
+        2 => std::str::from_utf8(words[1])
+            .map(|s| Some(s.to_owned()))
+            .map_err(|_| {
+                AuthError::failed(
+                    "Invalid token header. Token string should not contain invalid characters.",
+                )
+            }),
+        _ => Err(AuthError::failed(
+            "Invalid token header. Token string should not contain spaces.",
+        )),
+    }
+}
+
+/// The token scheme.
+#[derive(Clone, Debug)]
+pub struct TokenAuth<S> {
+    tokens: Tokens<S>,
+    keyword: String,
+    challenge: HeaderValue,
+}
+
+impl<S: TokenStore + UserStore + Clone> TokenAuth<S> {
+    /// Token authentication with the keyword `Token`.
+    pub fn new(tokens: Tokens<S>) -> Self {
+        TokenAuth {
+            tokens,
+            keyword: "Token".into(),
+            challenge: HeaderValue::from_static("Token"),
+        }
+    }
+
+    /// Sets the keyword (DRF's `keyword` attribute), e.g. `Bearer`.
+    ///
+    /// # Panics
+    ///
+    /// If the keyword is empty or not an RFC 7230 token; checked when the
+    /// scheme is built.
+    pub fn keyword(mut self, keyword: &str) -> Self {
+        assert!(
+            !keyword.is_empty()
+                && keyword
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)),
+            "a token keyword must be a non-empty HTTP token"
+        );
+        self.keyword = keyword.to_owned();
+        self.challenge = HeaderValue::from_str(keyword).expect("checked above");
+        self
+    }
+}
+
+#[async_trait]
+impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
+    fn name(&self) -> &'static str {
+        "token"
+    }
+
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
+        let Some(key) = parse(&req.authorization_words(), &self.keyword)? else {
+            return Ok(None);
+        };
+        let Some(token) = self.tokens.find(&key).await? else {
+            return Err(AuthError::failed(INVALID_TOKEN));
+        };
+        let Some(user) = self.tokens.store.user_by_id(token.user_id).await? else {
+            return Err(AuthError::failed(INVALID_TOKEN));
+        };
+        if !user.is_active() {
+            return Err(AuthError::failed(USER_INACTIVE));
+        }
+        let info = AuthInfo::new(format!(
+            "{} token of user {}, created {}",
+            self.keyword,
+            user.id(),
+            token.created.format("%Y-%m-%dT%H:%M:%SZ")
+        ))
+        .with_data(TokenInfo {
+            user_id: token.user_id,
+            created: token.created,
+        });
+        Ok(Some(Authenticated::new(user, "token").with_auth(info)))
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(self.challenge.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MemoryStore, NewUser, UserAdmin};
+
+    fn words(h: &str) -> Vec<&[u8]> {
+        crate::scheme::split_ascii_whitespace(h.as_bytes())
+    }
+
+    #[test]
+    fn parses_keyword_case_insensitively() {
+        assert_eq!(
+            parse(&words("token abc"), "Token").unwrap(),
+            Some("abc".into())
+        );
+        assert_eq!(
+            parse(&words("BEARER abc"), "Bearer").unwrap(),
+            Some("abc".into())
+        );
+        assert_eq!(parse(&words("Bearer abc"), "Token").unwrap(), None);
+    }
+
+    #[test]
+    fn header_errors_use_drf_messages() {
+        let e = parse(&words("Token"), "Token").unwrap_err().to_string();
+        assert_eq!(e, "Invalid token header. No credentials provided.");
+        let e = parse(&words("Token a b"), "Token").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Invalid token header. Token string should not contain spaces."
+        );
+        let e = parse(&[b"Token", b"\xff\xfe"], "Token")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid characters"));
+    }
+
+    async fn setup() -> (Tokens<MemoryStore>, i64) {
+        let store = MemoryStore::new();
+        let u = store
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (Tokens::new(store, SecretKey::new([1u8; 32]).unwrap()), u.id)
+    }
+
+    #[tokio::test]
+    async fn keys_are_40_hex_and_stored_hashed() {
+        let (tokens, id) = setup().await;
+        let (key, created) = tokens.get_or_create(id).await.unwrap();
+        assert!(created);
+        assert_eq!(key.len(), 40);
+        assert!(key.bytes().all(|b| b.is_ascii_hexdigit()));
+        let rec = tokens.store().token_for_user(id).await.unwrap().unwrap();
+        assert!(!rec.digest.contains(&key));
+        assert!(!rec.sealed_key.contains(&key));
+        assert!(rec.digest.starts_with("v1$"));
+    }
+
+    #[tokio::test]
+    async fn get_or_create_returns_the_existing_key() {
+        let (tokens, id) = setup().await;
+        let (a, _) = tokens.get_or_create(id).await.unwrap();
+        let (b, created) = tokens.get_or_create(id).await.unwrap();
+        assert_eq!(a, b);
+        assert!(!created);
+    }
+
+    #[tokio::test]
+    async fn regenerate_invalidates_the_old_key() {
+        let (tokens, id) = setup().await;
+        let (old, _) = tokens.get_or_create(id).await.unwrap();
+        let new = tokens.regenerate(id).await.unwrap();
+        assert_ne!(old, new);
+        assert!(tokens.find(&old).await.unwrap().is_none());
+        assert!(tokens.find(&new).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn another_secret_cannot_use_the_stored_tokens() {
+        let (tokens, id) = setup().await;
+        let (key, _) = tokens.get_or_create(id).await.unwrap();
+        let other = Tokens::new(tokens.store().clone(), SecretKey::new([2u8; 32]).unwrap());
+        assert!(other.find(&key).await.unwrap().is_none());
+        // get_or_create with the new secret issues a fresh token.
+        let (fresh, created) = other.get_or_create(id).await.unwrap();
+        assert!(created);
+        assert_ne!(fresh, key);
+    }
+}

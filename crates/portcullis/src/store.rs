@@ -1,0 +1,441 @@
+//! Storage traits, the small [`StoreError`] vocabulary and [`MemoryStore`].
+//!
+//! The traits live in the core so anyone can write a backend without
+//! forking portcullis; `portcullis-store` implements them for SQLite,
+//! PostgreSQL, MariaDB/MySQL and Redis.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::identity::{AuthUser, User};
+
+type BoxError = Arc<dyn StdError + Send + Sync>;
+
+/// What can go wrong in a store.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend cannot be reached (connection refused, pool timed out).
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// A uniqueness rule was broken (a duplicate username, a second token).
+    #[error("already exists: {0}")]
+    Conflict(String),
+    /// The row the operation needs does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store does not support the operation.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// Any other backend failure.
+    #[error("store error: {0}")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// An [`Unavailable`](StoreError::Unavailable) error from anything
+    /// printable.
+    pub fn unavailable(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        StoreError::Unavailable(Arc::from(e.into()))
+    }
+
+    /// A [`Backend`](StoreError::Backend) error from anything printable.
+    pub fn backend(e: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        StoreError::Backend(Arc::from(e.into()))
+    }
+
+    /// Whether the backend is unreachable (answered with 503).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// Looks users up: what every scheme needs.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use portcullis::store::{StoreError, UserStore};
+/// use portcullis::User;
+///
+/// struct OneUser(User);
+///
+/// #[async_trait]
+/// impl UserStore for OneUser {
+///     type User = User;
+///     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+///         Ok((id == self.0.id).then(|| self.0.clone()))
+///     }
+///     async fn user_by_username(&self, name: &str) -> Result<Option<User>, StoreError> {
+///         Ok((name == self.0.username).then(|| self.0.clone()))
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// The user model.
+    type User: AuthUser;
+
+    /// The user with this id.
+    async fn user_by_id(&self, id: i64) -> Result<Option<Self::User>, StoreError>;
+
+    /// The user with exactly this (case-sensitive) username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<Self::User>, StoreError>;
+
+    /// Replaces a user's password hash; used to upgrade weak hashes after a
+    /// successful login. The default does nothing.
+    async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
+        let _ = (id, hash);
+        Ok(())
+    }
+
+    /// Records a successful login. The default does nothing.
+    async fn touch_last_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let _ = (id, at);
+        Ok(())
+    }
+
+    /// Creates a user that a trusted proxy vouched for (RemoteUser's
+    /// `create_unknown_user`). The default refuses.
+    async fn create_remote_user(&self, username: &str) -> Result<Self::User, StoreError> {
+        let _ = username;
+        Err(StoreError::Unsupported("creating remote users"))
+    }
+}
+
+/// A new user for [`UserAdmin::create_user`].
+#[derive(Clone, Default)]
+pub struct NewUser {
+    /// Unique, case-sensitive login name.
+    pub username: String,
+    /// E-mail address.
+    pub email: String,
+    /// Password hash (Django format); empty for an unusable password.
+    pub password_hash: String,
+    /// Whether the account may log in.
+    pub is_active: bool,
+    /// Staff flag.
+    pub is_staff: bool,
+    /// Superuser flag.
+    pub is_superuser: bool,
+}
+
+impl std::fmt::Debug for NewUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewUser")
+            .field("username", &self.username)
+            .field("is_active", &self.is_active)
+            .field("is_staff", &self.is_staff)
+            .field("is_superuser", &self.is_superuser)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What Django's admin does to users: create, activate, delete.
+#[async_trait]
+pub trait UserAdmin: UserStore<User = User> {
+    /// Creates a user; [`StoreError::Conflict`] if the username is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+    /// Sets `is_active`; [`StoreError::NotFound`] for an unknown id.
+    async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError>;
+    /// Deletes the user with its token and sessions.
+    async fn delete_user(&self, id: i64) -> Result<(), StoreError>;
+}
+
+/// A stored token: never the key itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// Owner.
+    pub user_id: i64,
+    /// Keyed hash of the key (the look-up column), with its version prefix.
+    pub digest: String,
+    /// The key encrypted with the secret key, so it can be handed back.
+    pub sealed_key: String,
+    /// When it was created.
+    pub created: DateTime<Utc>,
+}
+
+/// DRF's authtoken table, one token per user, keyed by a hash.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// The token whose digest is this.
+    async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The user's token.
+    async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError>;
+    /// Stores a token; [`StoreError::Conflict`] if the user has one.
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+    /// Deletes the user's token, returning whether there was one.
+    async fn delete_token(&self, user_id: i64) -> Result<bool, StoreError>;
+}
+
+/// A stored session, keyed by a hash of its key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionRecord {
+    /// Keyed hash of the session key.
+    pub key_digest: String,
+    /// The logged-in user.
+    pub user_id: i64,
+    /// JSON data (the auth hash and anything the app stores).
+    pub data: serde_json::Value,
+    /// When the session stops being valid.
+    pub expires: DateTime<Utc>,
+}
+
+/// Django's session table.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// The unexpired session with this digest.
+    async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// Inserts or replaces a session.
+    async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// Deletes a session.
+    async fn delete_session(&self, key_digest: &str) -> Result<(), StoreError>;
+    /// Deletes every session of a user except `keep`.
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
+    /// Removes expired sessions, returning how many.
+    async fn purge_expired_sessions(&self) -> Result<u64, StoreError>;
+}
+
+/// Whether a store answers at all, for readiness probes.
+#[async_trait]
+pub trait Ping: Send + Sync + 'static {
+    /// `Ok` while the backend is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    users: HashMap<i64, User>,
+    next_id: i64,
+    tokens: HashMap<i64, TokenRecord>,
+    sessions: HashMap<String, SessionRecord>,
+}
+
+/// An in-memory store for tests and examples; not shared between
+/// processes.
+///
+/// It counts its look-ups ([`MemoryStore::lookups`]) so tests can prove that
+/// work was or was not done, and can be switched off
+/// ([`MemoryStore::set_down`]) to prove that schemes fail closed.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<MemoryInner>>,
+    lookups: Arc<AtomicU64>,
+    down: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many look-ups (reads) the store has answered.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    /// Makes every call fail with [`StoreError::Unavailable`] (or work again).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn guard(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("memory store switched off"));
+        }
+        Ok(self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn read(&self) -> Result<std::sync::MutexGuard<'_, MemoryInner>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.guard()
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    type User = User;
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        Ok(self.read()?.users.get(&id).cloned())
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .read()?
+            .users
+            .values()
+            .find(|u| u.username == username)
+            .cloned())
+    }
+
+    async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        let u = g
+            .users
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        u.password = hash.to_owned();
+        Ok(())
+    }
+
+    async fn touch_last_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        if let Some(u) = self.guard()?.users.get_mut(&id) {
+            u.last_login = Some(at);
+        }
+        Ok(())
+    }
+
+    async fn create_remote_user(&self, username: &str) -> Result<User, StoreError> {
+        self.create_user(NewUser {
+            username: username.to_owned(),
+            is_active: true,
+            ..NewUser::default()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UserAdmin for MemoryStore {
+    async fn create_user(&self, new: NewUser) -> Result<User, StoreError> {
+        let mut g = self.guard()?;
+        if g.users.values().any(|u| u.username == new.username) {
+            return Err(StoreError::Conflict(format!("username {}", new.username)));
+        }
+        g.next_id += 1;
+        let user = User {
+            id: g.next_id,
+            username: new.username,
+            password: new.password_hash,
+            email: new.email,
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: new.is_active,
+            is_staff: new.is_staff || new.is_superuser,
+            is_superuser: new.is_superuser,
+            last_login: None,
+            date_joined: Utc::now(),
+        };
+        g.users.insert(user.id, user.clone());
+        Ok(user)
+    }
+
+    async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        let u = g
+            .users
+            .get_mut(&id)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        u.is_active = active;
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        g.users
+            .remove(&id)
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        g.tokens.remove(&id);
+        g.sessions.retain(|_, s| s.user_id != id);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .read()?
+            .tokens
+            .values()
+            .find(|t| t.digest == digest)
+            .cloned())
+    }
+
+    async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.read()?.tokens.get(&user_id).cloned())
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if g.tokens.contains_key(&token.user_id) {
+            return Err(StoreError::Conflict(format!(
+                "token of user {}",
+                token.user_id
+            )));
+        }
+        g.tokens.insert(token.user_id, token.clone());
+        Ok(())
+    }
+
+    async fn delete_token(&self, user_id: i64) -> Result<bool, StoreError> {
+        Ok(self.guard()?.tokens.remove(&user_id).is_some())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self
+            .read()?
+            .sessions
+            .get(key_digest)
+            .filter(|s| s.expires > Utc::now())
+            .cloned())
+    }
+
+    async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.guard()?
+            .sessions
+            .insert(session.key_digest.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn delete_session(&self, key_digest: &str) -> Result<(), StoreError> {
+        self.guard()?.sessions.remove(key_digest);
+        Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let before = g.sessions.len();
+        g.sessions
+            .retain(|k, s| s.user_id != user_id || Some(k.as_str()) == keep);
+        Ok((before - g.sessions.len()) as u64)
+    }
+
+    async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        let mut g = self.guard()?;
+        let now = Utc::now();
+        let before = g.sessions.len();
+        g.sessions.retain(|_, s| s.expires > now);
+        Ok((before - g.sessions.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl Ping for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.guard().map(|_| ())
+    }
+}
