@@ -828,7 +828,7 @@ async fn usernames_as_user_ids_and_custom_header_types() {
 }
 
 #[tokio::test]
-#[ignore = "RSA key generation is slow in unoptimised builds"]
+
 async fn rsa_key_pairs_generate_and_load() {
     let kp = generate_key_pair(Algorithm::RS256).unwrap();
     let j = jwt_with(|s| {
