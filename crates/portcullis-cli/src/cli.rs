@@ -13,8 +13,9 @@ pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseOpt,
 
-    /// A TOML file of settings (see the `config` module for the names);
-    /// environment variables and flags beat it.
+    /// A TOML settings file; keys are the settings' names (database_url,
+    /// secret_key, bind, password_iterations, ...). Environment variables
+    /// (PORTCULLIS_ and the name in capitals) and flags beat it.
     #[arg(long, global = true, value_name = "FILE", env = "PORTCULLIS_CONFIG")]
     pub config: Option<PathBuf>,
 

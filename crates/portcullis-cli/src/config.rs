@@ -19,6 +19,7 @@
 //! | `secure_proxy_ssl_header` | `PORTCULLIS_SECURE_PROXY_SSL_HEADER` | none | `NAME,VALUE`: a request carrying this header is taken to be HTTPS (Django's `SECURE_PROXY_SSL_HEADER`); in the file also a two-string list |
 //! | `cookie_secure` | `PORTCULLIS_COOKIE_SECURE` | `false` | marks the session and CSRF cookies `Secure` |
 //! | `session_age` | `PORTCULLIS_SESSION_AGE` | `1209600` (two weeks) | session lifetime in seconds (Django's `SESSION_COOKIE_AGE`) |
+//! | `form_limit` | `PORTCULLIS_FORM_LIMIT` | `2621440` (2.5 MiB) | the largest request body accepted, in bytes (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`) |
 //! | `log` | `PORTCULLIS_LOG`, then `RUST_LOG` | `info` for `serve`, `warn` for the other commands | a tracing filter, e.g. `info,sqlx=warn` |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
@@ -51,6 +52,9 @@ pub const MAX_PASSWORD_ITERATIONS: u32 = 10_000_000;
 pub const DEFAULT_REMOTE_USER_HEADER: &str = "Remote-User";
 /// Session lifetime by default: two weeks, in seconds.
 pub const DEFAULT_SESSION_AGE: i64 = 1_209_600;
+/// The largest request body accepted by default: 2.5 MiB, as Django's
+/// `DATA_UPLOAD_MAX_MEMORY_SIZE`.
+pub const DEFAULT_FORM_LIMIT: usize = portcullis::layer::DEFAULT_FORM_LIMIT;
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -130,6 +134,9 @@ pub struct Settings {
     pub cookie_secure: bool,
     /// Session lifetime in seconds. Default [`DEFAULT_SESSION_AGE`].
     pub session_age: i64,
+    /// The largest request body accepted, in bytes. Default
+    /// [`DEFAULT_FORM_LIMIT`].
+    pub form_limit: usize,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -155,6 +162,7 @@ impl fmt::Debug for Settings {
             .field("secure_proxy_ssl_header", &self.secure_proxy_ssl_header)
             .field("cookie_secure", &self.cookie_secure)
             .field("session_age", &self.session_age)
+            .field("form_limit", &self.form_limit)
             .field("log", &self.log)
             .finish()
     }
@@ -174,6 +182,7 @@ impl Default for Settings {
             secure_proxy_ssl_header: None,
             cookie_secure: false,
             session_age: DEFAULT_SESSION_AGE,
+            form_limit: DEFAULT_FORM_LIMIT,
             log: None,
         }
     }
@@ -202,6 +211,7 @@ struct FileSettings {
     secure_proxy_ssl_header: Option<ListOrString>,
     cookie_secure: Option<bool>,
     session_age: Option<i64>,
+    form_limit: Option<usize>,
     log: Option<String>,
 }
 
@@ -283,6 +293,7 @@ impl Settings {
         }
         set(&mut self.cookie_secure, f.cookie_secure);
         set(&mut self.session_age, f.session_age);
+        set(&mut self.form_limit, f.form_limit);
         set(&mut self.log, f.log.map(Some));
         Ok(())
     }
@@ -324,6 +335,11 @@ impl Settings {
                 anyhow!("PORTCULLIS_SESSION_AGE must be a whole number of seconds, not {v:?}")
             })?;
         }
+        if let Some(v) = var("form_limit") {
+            self.form_limit = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_FORM_LIMIT must be a whole number of bytes, not {v:?}")
+            })?;
+        }
         set(
             &mut self.log,
             var("log").or_else(|| env("RUST_LOG")).map(Some),
@@ -337,6 +353,9 @@ impl Settings {
         }
         if self.session_age <= 0 {
             bail!("session_age must be a positive number of seconds");
+        }
+        if self.form_limit == 0 {
+            bail!("form_limit must be at least 1 byte");
         }
         if self.remote_user_header.trim().is_empty() {
             bail!("remote_user_header must not be empty");
@@ -683,6 +702,7 @@ mod tests {
         assert!(s.remote_user_create_unknown);
         assert!(!s.cookie_secure);
         assert_eq!(s.session_age, 1_209_600);
+        assert_eq!(s.form_limit, 2_621_440);
         assert!(s.secret_key.is_none() && s.log.is_none());
     }
 

@@ -1,8 +1,8 @@
 //! The `portcullis` command and the reference app it serves.
 //!
-//! The binary is thin ([`main`](../portcullis/index.html) parses, calls
-//! [`run`], prints one line on error): each command is a function in its own
-//! module under [`cmd`] that calls into `portcullis` and `portcullis-store`.
+//! The binary is thin (`main` parses, calls [`run`], and prints one line
+//! `error: ...` on failure): each command is a function in its own module
+//! under [`cmd`] that calls into `portcullis` and `portcullis-store`.
 //!
 //! | command | module |
 //! |---|---|
@@ -25,6 +25,20 @@ use std::io::IsTerminal;
 use anyhow::{anyhow, Context};
 
 pub use cli::Cli;
+
+/// An error whose message is printed exactly as it is, without the
+/// `error: ` prefix, because a contract fixes its wording (DRF's
+/// `drf_create_token` message).
+#[derive(Debug)]
+pub struct Verbatim(pub String);
+
+impl std::fmt::Display for Verbatim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Verbatim {}
 pub use config::Settings;
 
 use cli::Command;

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
     match portcullis_cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            match e.downcast_ref::<portcullis_cli::Verbatim>() {
+                Some(v) => eprintln!("{}", one_line(&v.0)),
+                None => eprintln!("error: {}", one_line(&format!("{e:#}"))),
+            }
             ExitCode::FAILURE
         }
     }
@@ -32,13 +35,17 @@ fn usage_error(e: clap::Error) -> ExitCode {
             ExitCode::from(if e.use_stderr() { 2 } else { 0 })
         }
         _ => {
+            // The message is the first paragraph (it may name the missing
+            // arguments on lines of their own); the usage and tip follow.
             let text = e.render().to_string();
-            let first = text
+            let message: Vec<&str> = text
+                .trim_start()
                 .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {} (see 'portcullis --help')", one_line(first));
+                .take_while(|l| !l.trim().is_empty())
+                .collect();
+            let message = one_line(&message.join(" "));
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("error: {message} (see 'portcullis --help')");
             ExitCode::from(2)
         }
     }

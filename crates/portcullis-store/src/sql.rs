@@ -14,13 +14,15 @@ use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The columns of `auth_user` in Django's order, as a literal for
-/// `concat!`.
+/// `concat!` (MariaDB selects its own, see `mysql.rs`).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 macro_rules! user_columns {
     () => {
         "id, password, last_login, is_superuser, username, first_name, last_name, email, \
          is_staff, is_active, date_joined"
     };
 }
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use user_columns;
 
 /// The columns of `portcullis_token`, as a literal for `concat!`.

@@ -16,18 +16,18 @@
 //! skipping silently.
 //!
 //! [`drop_database`] removes a database these helpers created (best effort;
-//! it refuses any other name).
+//! it refuses any other name); [`DropOnExit`] does it when it goes out of
+//! scope, so a failing test cleans up too.
 //!
 //! ```no_run
 //! # async fn demo() {
 //! use portcullis_store::{testing, Store};
 //!
 //! let url = testing::fresh_postgres_url().await;
+//! let _cleanup = testing::DropOnExit::new(&url);
 //! let store = Store::connect(&url).await.unwrap();
 //! store.migrate().await.unwrap();
-//! // … the test …
-//! store.close().await;
-//! testing::drop_database(&url).await;
+//! // … the test; the database is dropped when `_cleanup` is …
 //! # }
 //! ```
 //!
@@ -277,6 +277,41 @@ pub async fn drop_database(url: &str) {
             }
         }
         _ => {}
+    }
+}
+
+/// Drops a database made by a `fresh_*_url` helper when it goes out of
+/// scope, also when the test panics.
+///
+/// Dropping runs [`drop_database`] on a thread of its own with its own
+/// runtime, so it works inside `#[tokio::test]`; it blocks until done.
+#[derive(Debug)]
+#[must_use = "the database is dropped when this value is"]
+pub struct DropOnExit {
+    url: String,
+}
+
+impl DropOnExit {
+    /// Drops the database at `url` when the returned value is dropped.
+    pub fn new(url: &str) -> Self {
+        DropOnExit {
+            url: url.to_owned(),
+        }
+    }
+}
+
+impl Drop for DropOnExit {
+    fn drop(&mut self) {
+        let url = std::mem::take(&mut self.url);
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&url));
+            }
+        });
+        let _ = cleanup.join();
     }
 }
 

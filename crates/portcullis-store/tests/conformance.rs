@@ -22,19 +22,39 @@ use tempfile::TempDir;
 trait Backend: UserAdmin + TokenStore + SessionStore + Ping + Clone {}
 impl<S: UserAdmin + TokenStore + SessionStore + Ping + Clone> Backend for S {}
 
-/// A store with its database, removed again by [`Fixture::finish`].
+/// A store with its database, removed again when the fixture is dropped
+/// (also when the test fails). Fields drop in order: the store first.
 struct Fixture<S> {
     store: S,
-    url: Option<String>,
+    _cleanup: Option<testing::DropOnExit>,
     _dir: Option<TempDir>,
 }
 
-impl<S: Backend> Fixture<S> {
-    async fn finish(self) {
-        drop(self.store);
-        if let Some(url) = self.url {
-            testing::drop_database(&url).await;
+/// A SQL store that can open a fresh database.
+trait Sql: Backend {
+    async fn open(url: &str) -> Self;
+}
+
+macro_rules! open_sql {
+    ($($store:ty),*) => {$(
+        impl Sql for $store {
+            async fn open(url: &str) -> Self {
+                let store = <$store>::connect(url).await.unwrap();
+                store.migrate().await.unwrap();
+                store
+            }
         }
+    )*};
+}
+open_sql!(SqliteStore, PostgresStore, MySqlStore, Store);
+
+/// Opens and migrates the fresh database at `url`, dropping it afterwards.
+async fn fresh<S: Sql>(url: String, dir: Option<TempDir>) -> Fixture<S> {
+    let cleanup = testing::DropOnExit::new(&url);
+    Fixture {
+        store: S::open(&url).await,
+        _cleanup: Some(cleanup),
+        _dir: dir,
     }
 }
 
@@ -43,70 +63,40 @@ impl<S: Backend> Fixture<S> {
 async fn memory() -> Fixture<MemoryStore> {
     Fixture {
         store: MemoryStore::new(),
-        url: None,
+        _cleanup: None,
         _dir: None,
     }
 }
 
-async fn sqlite_url() -> (String, TempDir) {
+fn sqlite_url() -> (String, TempDir) {
     let dir = tempfile::tempdir().unwrap();
     (testing::fresh_sqlite_url(dir.path()), dir)
 }
 
 async fn sqlite() -> Fixture<SqliteStore> {
-    let (url, dir) = sqlite_url().await;
-    let store = SqliteStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Fixture {
-        store,
-        url: Some(url),
-        _dir: Some(dir),
-    }
+    let (url, dir) = sqlite_url();
+    fresh(url, Some(dir)).await
 }
 
 async fn postgres() -> Fixture<PostgresStore> {
-    let url = testing::fresh_postgres_url().await;
-    let store = PostgresStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Fixture {
-        store,
-        url: Some(url),
-        _dir: None,
-    }
+    fresh(testing::fresh_postgres_url().await, None).await
 }
 
 async fn mysql() -> Fixture<MySqlStore> {
-    let url = testing::fresh_mysql_url().await;
-    let store = MySqlStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Fixture {
-        store,
-        url: Some(url),
-        _dir: None,
-    }
-}
-
-async fn store_at(url: String, dir: Option<TempDir>) -> Fixture<Store> {
-    let store = Store::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-    Fixture {
-        store,
-        url: Some(url),
-        _dir: dir,
-    }
+    fresh(testing::fresh_mysql_url().await, None).await
 }
 
 async fn store_sqlite() -> Fixture<Store> {
-    let (url, dir) = sqlite_url().await;
-    store_at(url, Some(dir)).await
+    let (url, dir) = sqlite_url();
+    fresh(url, Some(dir)).await
 }
 
 async fn store_postgres() -> Fixture<Store> {
-    store_at(testing::fresh_postgres_url().await, None).await
+    fresh(testing::fresh_postgres_url().await, None).await
 }
 
 async fn store_mysql() -> Fixture<Store> {
-    store_at(testing::fresh_mysql_url().await, None).await
+    fresh(testing::fresh_mysql_url().await, None).await
 }
 
 // ----- helpers -----
@@ -466,7 +456,6 @@ macro_rules! suite {
             async fn $test() {
                 let fixture = $setup().await;
                 super::$test(&fixture.store).await;
-                fixture.finish().await;
             }
         )*
     };
@@ -545,35 +534,30 @@ macro_rules! sql_suite {
             async fn migrate_twice_is_fine() {
                 let f = $setup().await;
                 super::migrate_twice_is_fine(&f.store).await;
-                f.finish().await;
             }
 
             #[tokio::test]
             async fn orphans_are_not_found() {
                 let f = $setup().await;
                 super::orphans_are_not_found(&f.store).await;
-                f.finish().await;
             }
 
             #[tokio::test]
             async fn duplicate_digest_is_conflict() {
                 let f = $setup().await;
                 super::duplicate_digest_is_conflict(&f.store).await;
-                f.finish().await;
             }
 
             #[tokio::test]
             async fn conflict_text_leaks_no_digest() {
                 let f = $setup().await;
                 super::conflict_text_leaks_no_digest(&f.store).await;
-                f.finish().await;
             }
 
             #[tokio::test]
             async fn kind_matches_the_url() {
                 let f = $setup().await;
                 super::kind_matches_the_url(&f.store, $kind).await;
-                f.finish().await;
             }
         }
     };
@@ -672,7 +656,7 @@ async fn sqlite_urls_with_and_without_slashes() {
 
 #[tokio::test]
 async fn sqlite_data_survives_reconnecting() {
-    let (url, _dir) = sqlite_url().await;
+    let (url, _dir) = sqlite_url();
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let ada = store.create_user(new_user("ada")).await.unwrap();
@@ -687,6 +671,7 @@ async fn debug_shows_no_password() {
     // The test server trusts local connections, so any password connects;
     // a URL that already has one keeps it.
     let url = testing::fresh_postgres_url().await;
+    let _cleanup = testing::DropOnExit::new(&url);
     let (scheme, rest) = url.split_once("://").unwrap();
     let (user, host) = rest.split_once('@').unwrap();
     let (with_password, secret) = match user.split_once(':') {
@@ -703,5 +688,17 @@ async fn debug_shows_no_password() {
         "{debug}"
     );
     store.close().await;
-    testing::drop_database(&url).await;
+}
+
+#[tokio::test]
+async fn drop_on_exit_removes_the_database() {
+    let url = testing::fresh_postgres_url().await;
+    {
+        let _cleanup = testing::DropOnExit::new(&url);
+        let store = PostgresStore::connect(&url).await.unwrap();
+        store.ping().await.unwrap();
+        // The pool stays open: the drop must not wait for it.
+    }
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(!matches!(err, StoreError::Unavailable(_)) || err.to_string().contains("exist"));
 }

@@ -9,6 +9,9 @@
 //! at most once per request. [Permissions](permission) then decide, and
 //! failures are answered as DRF answers them: `401` with the first scheme's
 //! `WWW-Authenticate` challenge, else `403`, with a JSON `detail`.
+//! [Throttles](throttle) run after the permission, as DRF's, and answer
+//! `429` with `Retry-After`; a [`Lockout`] on the [`PasswordBackend`]
+//! refuses logins after repeated failures (django-axes' model).
 //!
 //! ## Quick start
 //!
@@ -60,6 +63,8 @@
 //! | [`store`] | storage traits, [`StoreError`](store::StoreError), [`MemoryStore`](store::MemoryStore) |
 //! | [`password`] | Django-compatible password hashing, off the async runtime |
 //! | [`backend`] | [`PasswordBackend`]: Django's `authenticate(username, password)` |
+//! | [`throttle`] | [`Throttle`]s: DRF's anon, user and scoped rate throttles, [`ClientIp`], rate stores |
+//! | [`lockout`] | [`Lockout`]: django-axes' failed-login lockout per username and address |
 //! | [`secret`] | the secret key and the subkeys derived from it |
 //! | [`error`] | [`AuthError`], rendered as DRF does |
 //! | [`jwt`] | djangorestframework-simplejwt: [`JwtAuth`](jwt::JwtAuth) scheme, token pairs, rotation, blacklist, JWKS (feature `jwt`) |
@@ -81,24 +86,31 @@ pub mod identity;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod layer;
+pub mod lockout;
 pub mod password;
 pub mod permission;
 pub mod scheme;
 pub mod secret;
 pub mod store;
+pub mod throttle;
 
-pub use backend::PasswordBackend;
+pub use backend::{LoginOutcome, PasswordBackend};
 pub use error::{AuthError, Failure, Rejection};
 #[cfg(feature = "axum")]
 pub use extract::{Auth, CurrentUser, Guard};
 pub use identity::{Anonymous, AuthInfo, AuthUser, Identity, User};
 pub use layer::{AuthLayer, AuthService, LazyIdentity, Policy};
+pub use lockout::Lockout;
 pub use permission::{
     not, AllowAny, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Permission,
     PermissionExt,
 };
 pub use scheme::{Authenticated, RequestHead, Scheme};
 pub use secret::SecretKey;
+pub use throttle::{
+    AnonRateThrottle, ClientIp, Rate, ScopedRateThrottle, Throttle, ThrottleConfig,
+    UserRateThrottle,
+};
 
 #[cfg(feature = "axum")]
 pub use axum;

@@ -304,6 +304,7 @@ impl UserStore for MemoryStore {
     async fn create_remote_user(&self, username: &str) -> Result<User, StoreError> {
         self.create_user(NewUser {
             username: username.to_owned(),
+            password_hash: crate::password::make_unusable(),
             is_active: true,
             ..NewUser::default()
         })
@@ -327,7 +328,7 @@ impl UserAdmin for MemoryStore {
             first_name: String::new(),
             last_name: String::new(),
             is_active: new.is_active,
-            is_staff: new.is_staff || new.is_superuser,
+            is_staff: new.is_staff,
             is_superuser: new.is_superuser,
             last_login: None,
             date_joined: Utc::now(),
@@ -374,6 +375,9 @@ impl TokenStore for MemoryStore {
 
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let mut g = self.guard()?;
+        if !g.users.contains_key(&token.user_id) {
+            return Err(StoreError::NotFound(format!("user {}", token.user_id)));
+        }
         if g.tokens.contains_key(&token.user_id) {
             return Err(StoreError::Conflict(format!(
                 "token of user {}",
@@ -401,8 +405,11 @@ impl SessionStore for MemoryStore {
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
-        self.guard()?
-            .sessions
+        let mut g = self.guard()?;
+        if !g.users.contains_key(&session.user_id) {
+            return Err(StoreError::NotFound(format!("user {}", session.user_id)));
+        }
+        g.sessions
             .insert(session.key_digest.clone(), session.clone());
         Ok(())
     }

@@ -1,7 +1,6 @@
 //! `portcullis create-token USERNAME [-r|--regenerate]`, DRF's
 //! `drf_create_token`.
 
-use anyhow::anyhow;
 use portcullis::scheme::token::Tokens;
 
 use crate::cli::CreateTokenArgs;
@@ -12,10 +11,10 @@ use crate::config::Settings;
 /// one too (it just won't authenticate).
 pub async fn run(settings: &Settings, args: CreateTokenArgs) -> anyhow::Result<()> {
     let missing = || {
-        anyhow!(
+        anyhow::Error::new(crate::Verbatim(format!(
             "Cannot create the Token: user {} does not exist",
             args.username
-        )
+        )))
     };
     super::check_username_given(&args.username)?;
     settings.require_secret()?;

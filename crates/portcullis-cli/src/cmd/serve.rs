@@ -44,6 +44,7 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.secure_proxy_ssl_header = settings.secure_proxy_ssl_header.clone();
     config.cookie_secure = settings.cookie_secure;
     config.session_age_secs = settings.session_age;
+    config.form_limit = settings.form_limit;
     config
 }
 
@@ -52,6 +53,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     // Everything that can fail for a user error comes first, before any
     // log line, so that a failure is the one line `main` prints.
     settings.require_secret()?;
+    // Catch signals from the start: one that arrives while migrating, or
+    // right after the ready line, is a clean stop.
+    let signals = Signals::new()?;
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -60,9 +64,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
     let store = super::open(settings).await?;
     let secret = settings.secret_key()?;
-    // Listen for signals before saying we are ready, so that a signal sent
-    // right after the ready line is a clean stop.
-    let signals = Signals::new()?;
     tracing::info!(
         database = %settings.database_url_redacted(),
         "using the {} store",
@@ -92,7 +93,6 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             )
             .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE])),
     );
-
 
     let purger = tokio::spawn(purge_expired_sessions(store));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

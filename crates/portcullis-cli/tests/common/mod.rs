@@ -372,3 +372,19 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) fn json_body(rb: RequestBuilder, body: impl Into<reqwest::Body>) -> RequestBuilder {
     rb.header(CONTENT_TYPE, JSON).body(body)
 }
+
+/// Sends raw bytes on a fresh connection and returns everything the server
+/// answers until it closes (the request should say `Connection: close`).
+pub(crate) async fn raw_http(host: &str, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(request).await;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut out),
+    );
+    let _ = read.await.expect("the server answers without hanging");
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1350,6 +1350,21 @@ pub(crate) async fn oversized_bodies_are_413_json<S: Store>(store: S) {
         assert_eq!(res.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
         assert!(res.json()["detail"].is_string());
     }
+    // A chunked body has no length to refuse up front: it is cut off while
+    // it is read.
+    let head = format!(
+        "POST /auth-token/ HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        app.host()
+    );
+    let mut raw_req = head.into_bytes();
+    for _ in 0..8 {
+        raw_req.extend_from_slice(format!("{:x}\r\n{}\r\n", 1000, "x".repeat(1000)).as_bytes());
+    }
+    raw_req.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_http(app.host(), &raw_req).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("application/json"), "{answer}");
     // Within the limit, all is well.
     let res = send(
         app.post("/auth-token/")

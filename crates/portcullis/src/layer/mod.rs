@@ -35,7 +35,10 @@
 //! 2. It runs the permission, which resolves the identity only if it needs
 //!    it; a denial is answered DRF's way (401 with the first scheme's
 //!    challenge, 403 without one, 403 for an authenticated user).
-//! 3. It leaves a [`LazyIdentity`] in the request extensions for the
+//! 3. It runs the [throttles](crate::throttle), all of them, as DRF's
+//!    `initial()` does after the permissions; if any refuses, it answers
+//!    `429` with `Retry-After` set to the longest wait.
+//! 4. It leaves a [`LazyIdentity`] in the request extensions for the
 //!    extractors; the identity is resolved at most once per request.
 
 use std::borrow::Cow;
@@ -50,6 +53,7 @@ use crate::error::{AuthError, Rejection, PERMISSION_DENIED};
 use crate::identity::{Anonymous, AuthUser, Identity};
 use crate::permission::{AllowAny, Context, Permission};
 use crate::scheme::{RequestHead, Scheme};
+use crate::throttle::{self, Throttle};
 
 mod service;
 
@@ -64,6 +68,7 @@ pub const DEFAULT_FORM_LIMIT: usize = 2_621_440;
 pub(crate) struct PolicyInner<U: AuthUser> {
     pub(crate) schemes: Vec<Arc<dyn Scheme<U>>>,
     pub(crate) permission: Arc<dyn Permission<U>>,
+    pub(crate) throttles: Vec<Arc<dyn Throttle<U>>>,
     pub(crate) anonymous: Anonymous,
     pub(crate) form_limit: usize,
     pub(crate) on_rejection: RejectionHandler,
@@ -74,6 +79,7 @@ impl<U: AuthUser> Clone for PolicyInner<U> {
         PolicyInner {
             schemes: self.schemes.clone(),
             permission: self.permission.clone(),
+            throttles: self.throttles.clone(),
             anonymous: self.anonymous.clone(),
             form_limit: self.form_limit,
             on_rejection: self.on_rejection.clone(),
@@ -106,6 +112,7 @@ impl<U: AuthUser> fmt::Debug for Policy<U> {
                     .map(|s| s.name())
                     .collect::<Vec<_>>(),
             )
+            .field("throttles", &self.inner.throttles.len())
             .field("anonymous", &self.inner.anonymous)
             .field("form_limit", &self.inner.form_limit)
             .finish_non_exhaustive()
@@ -126,6 +133,7 @@ impl<U: AuthUser> Policy<U> {
             inner: Arc::new(PolicyInner {
                 schemes: Vec::new(),
                 permission: Arc::new(AllowAny),
+                throttles: Vec::new(),
                 anonymous: Anonymous::default(),
                 form_limit: DEFAULT_FORM_LIMIT,
                 on_rejection: Arc::new(Rejection::to_response),
@@ -157,6 +165,22 @@ impl<U: AuthUser> Policy<U> {
     /// several with [`and`](crate::PermissionExt::and)).
     pub fn permission(self, permission: impl Permission<U>) -> Self {
         self.edit(|p| p.permission = Arc::new(permission))
+    }
+
+    /// Appends a throttle (DRF's `throttle_classes`); every throttle runs
+    /// after the permission check.
+    pub fn throttle(self, throttle: impl Throttle<U>) -> Self {
+        self.edit(|p| p.throttles.push(Arc::new(throttle)))
+    }
+
+    /// Replaces the list of throttles (a route's `throttle_classes`).
+    pub fn throttles(self, throttles: Vec<Arc<dyn Throttle<U>>>) -> Self {
+        self.edit(|p| p.throttles = throttles)
+    }
+
+    /// The throttles, in order.
+    pub fn throttle_list(&self) -> &[Arc<dyn Throttle<U>>] {
+        &self.inner.throttles
     }
 
     /// The name of the unauthenticated user (DRF's `UNAUTHENTICATED_USER`,
@@ -246,6 +270,12 @@ impl<U: AuthUser> Policy<U> {
                 .message()
                 .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
         ))
+    }
+
+    /// Runs the throttles (DRF's `check_throttles`): every one of them,
+    /// then [`AuthError::Throttled`] with the longest wait if any refused.
+    pub async fn check_throttles(&self, ctx: &Context<'_, U>) -> Result<(), AuthError> {
+        throttle::check_throttles(&self.inner.throttles, ctx).await
     }
 
     /// Runs the object-level permission for `object`.

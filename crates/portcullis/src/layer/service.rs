@@ -116,7 +116,7 @@ where
 }
 
 /// Reads the CSRF form field if a scheme wants it, runs the permission and
-/// leaves the lazy identity in the extensions.
+/// the throttles, and leaves the lazy identity in the extensions.
 async fn prepare<U, B>(policy: &Policy<U>, req: Request<B>) -> Result<Request<B>, AuthError>
 where
     U: AuthUser,
@@ -141,6 +141,7 @@ where
     {
         let ctx = Context::new(RequestHead::from_request(&req), &lazy);
         policy.check(&ctx).await?;
+        policy.check_throttles(&ctx).await?;
     }
     req.extensions_mut().insert(lazy);
     Ok(req)

@@ -5,6 +5,11 @@
 //! Latin-1, as DRF does. On `401` the challenge is `Basic realm="api"`
 //! (the realm is configurable).
 //!
+//! With a [`Lockout`](crate::lockout::Lockout) on the backend
+//! ([`PasswordBackend::with_lockout`]), every wrong password counts against
+//! the username and the client's address, and a locked-out attempt gets
+//! `429` with `Retry-After`, even with the right password.
+//!
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use portcullis::password::{HasherConfig, PasswordHasher};
@@ -40,7 +45,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::HeaderValue;
 
-use crate::backend::PasswordBackend;
+use crate::backend::{LoginOutcome, PasswordBackend};
 use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
@@ -125,10 +130,18 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
         let Some((username, password)) = parse(&req.authorization_words())? else {
             return Ok(None);
         };
-        match self.backend.authenticate(&username, &password).await? {
-            Some(user) if user.is_active() => Ok(Some(Authenticated::new(user, "basic"))),
-            Some(_) => Err(AuthError::failed("User inactive or deleted.")),
-            None => Err(AuthError::failed(INVALID_CREDENTIALS)),
+        let client = self.backend.lockout().and_then(|l| l.client_addr(req));
+        match self
+            .backend
+            .authenticate_from(&username, &password, client)
+            .await?
+        {
+            LoginOutcome::Authenticated(user) if user.is_active() => {
+                Ok(Some(Authenticated::new(user, "basic")))
+            }
+            LoginOutcome::Authenticated(_) => Err(AuthError::failed("User inactive or deleted.")),
+            LoginOutcome::Invalid => Err(AuthError::failed(INVALID_CREDENTIALS)),
+            LoginOutcome::LockedOut { wait } => Err(crate::throttle::throttled(wait)),
         }
     }
 

@@ -1,0 +1,149 @@
+//! A map with a cap on its keys and an expiry per entry: what the memory
+//! rate and lockout stores keep, so a flood of distinct keys cannot grow
+//! them without bound.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+struct Slot<V> {
+    value: V,
+    expires: SystemTime,
+}
+
+pub(crate) struct BoundedMap<V> {
+    map: HashMap<Box<str>, Slot<V>>,
+    cap: usize,
+}
+
+impl<V> BoundedMap<V> {
+    pub(crate) fn new(cap: usize) -> Self {
+        assert!(cap > 0, "a bounded store needs room for at least one key");
+        BoundedMap {
+            map: HashMap::new(),
+            cap,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The live value under `key` (an expired one counts as absent).
+    pub(crate) fn get(&self, key: &str, now: SystemTime) -> Option<&V> {
+        self.map
+            .get(key)
+            .filter(|s| s.expires > now)
+            .map(|s| &s.value)
+    }
+
+    pub(crate) fn remove(&mut self, key: &str) {
+        self.map.remove(key);
+    }
+
+    /// Hands `f` the live value under `key` (or `None`); `f` returns the new
+    /// value with its expiry (or `None` to drop the key) and a result.
+    pub(crate) fn update<R>(
+        &mut self,
+        key: &str,
+        now: SystemTime,
+        f: impl FnOnce(Option<V>) -> (Option<(V, SystemTime)>, R),
+    ) -> R {
+        let (old_key, old) = match self.map.remove_entry(key) {
+            Some((k, slot)) => (Some(k), (slot.expires > now).then_some(slot.value)),
+            None => (None, None),
+        };
+        let (new, result) = f(old);
+        if let Some((value, expires)) = new {
+            let k = match old_key {
+                Some(k) => k,
+                None => {
+                    self.make_room(now);
+                    key.into()
+                }
+            };
+            self.map.insert(k, Slot { value, expires });
+        }
+        result
+    }
+
+    /// At the cap: drops expired entries, then the ones expiring soonest,
+    /// down to 90% of the cap, so sweeps cost O(1) per insert on average.
+    fn make_room(&mut self, now: SystemTime) {
+        if self.map.len() < self.cap {
+            return;
+        }
+        let target = self.cap - (self.cap / 10).max(1);
+        self.map.retain(|_, s| s.expires > now);
+        if self.map.len() <= target {
+            return;
+        }
+        let excess = self.map.len() - target;
+        let mut expiries: Vec<SystemTime> = self.map.values().map(|s| s.expires).collect();
+        let threshold = *expiries.select_nth_unstable(excess - 1).1;
+        let below = expiries.iter().filter(|&&e| e < threshold).count();
+        let mut ties = excess - below;
+        self.map.retain(|_, s| {
+            if s.expires < threshold {
+                false
+            } else if s.expires == threshold && ties > 0 {
+                ties -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        tracing::debug!(
+            cap = self.cap,
+            evicted = excess,
+            "bounded store full: evicted the entries expiring soonest"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn expired_entries_count_as_absent() {
+        let mut m = BoundedMap::new(10);
+        m.update("a", t(0), |_| (Some((1, t(10))), ()));
+        assert_eq!(m.get("a", t(9)), Some(&1));
+        assert_eq!(m.get("a", t(10)), None);
+        let seen = m.update("a", t(10), |old| (None, old));
+        assert_eq!(seen, None);
+        assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn evicts_the_soonest_expiring_first() {
+        let mut m = BoundedMap::new(10);
+        for i in 0..10u64 {
+            m.update(&i.to_string(), t(0), |_| (Some((i, t(100 + i))), ()));
+        }
+        m.update("new", t(0), |_| (Some((99, t(500))), ()));
+        assert!(m.len() <= 10);
+        assert!(m.get("0", t(0)).is_none(), "soonest to expire goes first");
+        assert!(m.get("9", t(0)).is_some());
+        assert!(m.get("new", t(0)).is_some());
+    }
+
+    #[test]
+    fn equal_expiries_evict_only_what_is_needed() {
+        let mut m = BoundedMap::new(100);
+        for i in 0..100u64 {
+            m.update(&i.to_string(), t(0), |_| (Some((i, t(60))), ()));
+        }
+        m.update("new", t(0), |_| (Some((0, t(60))), ()));
+        assert_eq!(m.len(), 91);
+    }
+}
