@@ -121,6 +121,11 @@ impl UserStore for PostgresStore {
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        // PostgreSQL text cannot hold NUL, so no stored username has one;
+        // asking would be a driver error, not "no such user".
+        if username.contains('\0') {
+            return Ok(None);
+        }
         sqlx::query(concat!(
             "SELECT ",
             user_columns!(),

@@ -702,3 +702,29 @@ async fn drop_on_exit_removes_the_database() {
     let err = PostgresStore::connect(&url).await.unwrap_err();
     assert!(!matches!(err, StoreError::Unavailable(_)) || err.to_string().contains("exist"));
 }
+
+/// A username no engine can store (a NUL byte, hostile length) is simply
+/// not found: hostile input must never become a store error (a 5xx).
+#[tokio::test]
+async fn hostile_usernames_are_not_found_on_every_engine() {
+    use portcullis::store::UserStore;
+    let dir = tempfile::tempdir().unwrap();
+    let urls = [
+        portcullis_store::testing::fresh_sqlite_url(dir.path()),
+        portcullis_store::testing::fresh_postgres_url().await,
+        portcullis_store::testing::fresh_mysql_url().await,
+    ];
+    for url in urls {
+        let _guard = portcullis_store::testing::DropOnExit::new(&url);
+        let store = portcullis_store::Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        for name in ["\0", "a\0b", &"\0".repeat(12_000), &"x".repeat(20_000)] {
+            assert!(
+                store.user_by_username(name).await.unwrap().is_none(),
+                "{} on {}",
+                name.len(),
+                store.kind()
+            );
+        }
+    }
+}
