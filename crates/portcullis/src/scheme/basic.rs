@@ -47,7 +47,6 @@ use http::HeaderValue;
 
 use crate::backend::{LoginOutcome, PasswordBackend};
 use crate::error::AuthError;
-use crate::identity::AuthUser;
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
 use crate::store::UserStore;
 
@@ -136,10 +135,9 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
             .authenticate_from(&username, &password, client)
             .await?
         {
-            LoginOutcome::Authenticated(user) if user.is_active() => {
-                Ok(Some(Authenticated::new(user, "basic")))
-            }
-            LoginOutcome::Authenticated(_) => Err(AuthError::failed("User inactive or deleted.")),
+            // The backend never authenticates inactive users (Django's
+            // ModelBackend): they get the wrong-password answer below.
+            LoginOutcome::Authenticated(user) => Ok(Some(Authenticated::new(user, "basic"))),
             LoginOutcome::Invalid => Err(AuthError::failed(INVALID_CREDENTIALS)),
             LoginOutcome::LockedOut { wait } => Err(crate::throttle::throttled(wait)),
         }

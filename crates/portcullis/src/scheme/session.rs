@@ -8,7 +8,7 @@
 //! hash). Logging in rotates the session key and the CSRF secret.
 //!
 //! [`SessionAuth`] authenticates a request by its session cookie and, on
-//! unsafe methods, enforces CSRF (see [`csrf`](super::csrf)): a failure is
+//! unsafe methods, enforces CSRF (see [`super::csrf`]): a failure is
 //! `403 {"detail": "CSRF Failed: ..."}`. It has no challenge, so
 //! unauthenticated requests on a session-first route are `403`. A session
 //! whose user is gone or inactive is ignored (the request is anonymous).
