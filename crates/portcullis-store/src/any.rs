@@ -1,11 +1,14 @@
 //! [`Store`]: whichever SQL store a database URL names.
 
+use std::time::{Duration, SystemTime};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portcullis::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
 };
+use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::User;
 
 use crate::DatabaseKind;
@@ -221,6 +224,26 @@ impl SessionStore for Store {
 
     async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
         dispatch!(self, s => s.purge_expired_sessions().await)
+    }
+}
+
+#[async_trait]
+impl LockoutStore for Store {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: SystemTime,
+        cooloff: Duration,
+    ) -> Result<u32, StoreError> {
+        dispatch!(self, s => s.record_failure(key, now, cooloff).await)
+    }
+
+    async fn failures(&self, key: &str, now: SystemTime) -> Result<Option<Failures>, StoreError> {
+        dispatch!(self, s => s.failures(key, now).await)
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => LockoutStore::clear(s, key).await)
     }
 }
 

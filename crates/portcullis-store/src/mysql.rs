@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use portcullis::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
 };
+use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
@@ -350,6 +352,68 @@ impl SessionStore for MySqlStore {
             .await
             .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+/// Failures live in `portcullis_login_failure`; the count is upserted and
+/// read back in one transaction (the upsert holds the row lock), so
+/// concurrent servers and `portcullis unlock` agree at once.
+#[async_trait]
+impl LockoutStore for MySqlStore {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: SystemTime,
+        cooloff: Duration,
+    ) -> Result<u32, StoreError> {
+        let now_ms = sql::millis(now);
+        let mut tx = self.pool.begin().await.map_err(map_sqlx_error)?;
+        // MariaDB assigns left to right: `failures` still sees the old
+        // `expires_ms`.
+        sqlx::query(
+            "INSERT INTO portcullis_login_failure \
+             (lockout_key, failures, last_failure_ms, expires_ms) VALUES (?, 1, ?, ?) \
+             ON DUPLICATE KEY UPDATE \
+             failures = IF(expires_ms <= VALUES(last_failure_ms), 1, failures + 1), \
+             last_failure_ms = VALUES(last_failure_ms), expires_ms = VALUES(expires_ms)",
+        )
+        .bind(key.as_bytes())
+        .bind(now_ms)
+        .bind(sql::expiry_millis(now, cooloff))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_sqlx_error)?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT CAST(failures AS SIGNED) FROM portcullis_login_failure WHERE lockout_key = ?",
+        )
+        .bind(key.as_bytes())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_sqlx_error)?;
+        tx.commit().await.map_err(map_sqlx_error)?;
+        Ok(sql::count_u32(count))
+    }
+
+    async fn failures(&self, key: &str, now: SystemTime) -> Result<Option<Failures>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT CAST(failures AS SIGNED), last_failure_ms FROM portcullis_login_failure \
+             WHERE lockout_key = ? AND expires_ms > ?",
+        )
+        .bind(key.as_bytes())
+        .bind(sql::millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(row.map(|(count, last)| sql::failures_from(count, last)))
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM portcullis_login_failure WHERE lockout_key = ?")
+            .bind(key.as_bytes())
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use portcullis::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
 };
+use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -324,6 +326,58 @@ impl SessionStore for PostgresStore {
             .await
             .map_err(map_sqlx_error)?;
         Ok(done.rows_affected())
+    }
+}
+
+/// Failures live in `portcullis_login_failure`; every call is one
+/// statement, so concurrent servers and `portcullis unlock` agree at once.
+#[async_trait]
+impl LockoutStore for PostgresStore {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: SystemTime,
+        cooloff: Duration,
+    ) -> Result<u32, StoreError> {
+        let now_ms = sql::millis(now);
+        let count: i64 = sqlx::query_scalar(
+            "INSERT INTO portcullis_login_failure \
+             (lockout_key, failures, last_failure_ms, expires_ms) VALUES ($1, 1, $2, $3) \
+             ON CONFLICT (lockout_key) DO UPDATE SET \
+             failures = CASE WHEN portcullis_login_failure.expires_ms <= $2 THEN 1 \
+             ELSE portcullis_login_failure.failures + 1 END, \
+             last_failure_ms = excluded.last_failure_ms, expires_ms = excluded.expires_ms \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(sql::expiry_millis(now, cooloff))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(sql::count_u32(count))
+    }
+
+    async fn failures(&self, key: &str, now: SystemTime) -> Result<Option<Failures>, StoreError> {
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT failures, last_failure_ms FROM portcullis_login_failure \
+             WHERE lockout_key = $1 AND expires_ms > $2",
+        )
+        .bind(key)
+        .bind(sql::millis(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?;
+        Ok(row.map(|(count, last)| sql::failures_from(count, last)))
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM portcullis_login_failure WHERE lockout_key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx_error)?;
+        Ok(())
     }
 }
 

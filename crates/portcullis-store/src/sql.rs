@@ -1,9 +1,10 @@
 //! What the SQL backends share: decoding rows into the core's records, and
 //! the small values every dialect writes the same way.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use portcullis::lockout::Failures;
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use rand::distributions::{Alphanumeric, DistString};
@@ -116,6 +117,43 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
+/// A time as the lockout table stores it: milliseconds since the Unix
+/// epoch (negative before it, saturating far from it).
+pub(crate) fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// The inverse of [`millis`].
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH + d
+    } else {
+        UNIX_EPOCH - d
+    }
+}
+
+/// `now + cooloff` in milliseconds, saturating.
+pub(crate) fn expiry_millis(now: SystemTime, cooloff: Duration) -> i64 {
+    millis(now).saturating_add(i64::try_from(cooloff.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The row of `portcullis_login_failure` as the core's [`Failures`].
+pub(crate) fn failures_from(count: i64, last_failure_ms: i64) -> Failures {
+    Failures {
+        count: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+        last_failure: from_millis(last_failure_ms),
+    }
+}
+
+/// The failure count a database returned, as the trait's `u32`.
+pub(crate) fn count_u32(count: i64) -> u32 {
+    u32::try_from(count.max(0)).unwrap_or(u32::MAX)
+}
+
 /// Django's unusable password: `!` and 40 random characters
 /// (`make_password(None)`), so no password ever matches it.
 pub(crate) fn unusable_password() -> String {
@@ -167,6 +205,19 @@ mod tests {
         assert!(p.starts_with('!'));
         assert_eq!(p.len(), 41);
         assert_ne!(p, unusable_password());
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        for ms in [0, 1, 1_700_000_000_123, -5_000] {
+            assert_eq!(millis(from_millis(ms)), ms);
+        }
+        assert_eq!(
+            expiry_millis(from_millis(1_000), Duration::from_secs(900)),
+            901_000
+        );
+        assert_eq!(count_u32(-1), 0);
+        assert_eq!(failures_from(3, 2_000).last_failure, from_millis(2_000));
     }
 
     #[test]

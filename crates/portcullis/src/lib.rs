@@ -63,6 +63,7 @@
 //! | [`store`] | storage traits, [`StoreError`](store::StoreError), [`MemoryStore`](store::MemoryStore) |
 //! | [`password`] | Django-compatible password hashing, off the async runtime |
 //! | [`backend`] | [`PasswordBackend`]: Django's `authenticate(username, password)` |
+//! | [`cache`] | [`CachedStore`](cache::CachedStore): short-TTL read caches over any store, invalidated by writes; [`CredentialCache`](cache::CredentialCache) for verified Basic credentials |
 //! | [`throttle`] | [`Throttle`]s: DRF's anon, user and scoped rate throttles, [`ClientIp`], rate stores |
 //! | [`lockout`] | [`Lockout`]: django-axes' failed-login lockout per username and address |
 //! | [`secret`] | the secret key and the subkeys derived from it |
@@ -79,6 +80,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod backend;
+pub mod cache;
 pub mod error;
 #[cfg(feature = "axum")]
 pub mod extract;

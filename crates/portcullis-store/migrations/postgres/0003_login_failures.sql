@@ -6,7 +6,7 @@
 
 CREATE TABLE portcullis_login_failure (
     lockout_key varchar(255) PRIMARY KEY,
-    failures integer NOT NULL,
+    failures bigint NOT NULL,
     last_failure_ms bigint NOT NULL,
     expires_ms bigint NOT NULL
 );

@@ -260,16 +260,25 @@ impl<U: AuthUser> Policy<U> {
         if self.inner.permission.has_permission(ctx).await? {
             return Ok(());
         }
-        let identity = ctx.identity().await?;
-        if !self.inner.schemes.is_empty() && !identity.is_authenticated() {
-            return Err(AuthError::NotAuthenticated);
+        Err(self.denied(ctx).await)
+    }
+
+    /// DRF's `permission_denied`: `NotAuthenticated` when the route has
+    /// schemes and none authenticated the request, else `PermissionDenied`
+    /// with the permission's message.
+    async fn denied(&self, ctx: &Context<'_, U>) -> AuthError {
+        match ctx.identity().await {
+            Err(e) => e,
+            Ok(id) if !self.inner.schemes.is_empty() && !id.is_authenticated() => {
+                AuthError::NotAuthenticated
+            }
+            Ok(_) => AuthError::PermissionDenied(
+                self.inner
+                    .permission
+                    .message()
+                    .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
+            ),
         }
-        Err(AuthError::PermissionDenied(
-            self.inner
-                .permission
-                .message()
-                .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
-        ))
     }
 
     /// Runs the throttles (DRF's `check_throttles`): every one of them,
@@ -292,16 +301,7 @@ impl<U: AuthUser> Policy<U> {
         {
             return Ok(());
         }
-        let identity = ctx.identity().await?;
-        if !self.inner.schemes.is_empty() && !identity.is_authenticated() {
-            return Err(AuthError::NotAuthenticated);
-        }
-        Err(AuthError::PermissionDenied(
-            self.inner
-                .permission
-                .message()
-                .unwrap_or(Cow::Borrowed(PERMISSION_DENIED)),
-        ))
+        Err(self.denied(ctx).await)
     }
 }
 

@@ -1,0 +1,902 @@
+//! Short-lived caches in front of a store ([`CachedStore`]) and in front of
+//! the password hasher ([`CredentialCache`]), so that an authenticated
+//! request costs a hash-map look-up instead of a database round trip or a
+//! PBKDF2 check.
+//!
+//! ## What is cached, and for how long
+//!
+//! [`CachedStore`] wraps any store and implements the same traits. Reads
+//! (`user_by_id`, `user_by_username`, `token_by_digest`, `load_session`)
+//! are kept for a short time to live (TTL, [`DEFAULT_TTL`] = 500 ms); a
+//! miss, an unknown key or an error is never cached, so a flood of bad
+//! credentials still reaches the store and a store outage still fails
+//! closed. Every write made *through* the wrapper (`set_active`,
+//! `delete_user`, `set_password_hash`, `touch_last_login`, `insert_token`,
+//! `delete_token`, `save_session`, `delete_session`, `delete_user_sessions`)
+//! invalidates the entries it affects at once, and look-ups that were in
+//! flight while it happened do not put their (possibly stale) answers back.
+//!
+//! A write made by *another* process (the `portcullis deactivate`,
+//! `changepassword`, `deleteuser`, `create-token -r` commands, or a second
+//! server) is seen once the entry's TTL runs out. The TTL therefore bounds
+//! how long a revoked credential keeps working on this server; keep it
+//! below the one second the reference app promises.
+//!
+//! ## Several servers
+//!
+//! Each server has its own cache, so a write on server A reaches server B
+//! after at most the TTL. For a tighter bound, publish the affected user id
+//! (`PUBLISH portcullis:invalidate <id>` on Redis) after each write and have
+//! every server subscribe and call [`CachedStore::invalidate_user`] (which
+//! drops the user, the user's token and sessions) for each message: that
+//! brings the window down to the pub/sub latency, and the TTL remains the
+//! backstop for a lost message or a dropped subscription.
+//!
+//! ## The credential cache
+//!
+//! [`CredentialCache`] remembers that a username and password were verified
+//! against a given password hash, so repeated HTTP Basic requests skip the
+//! deliberately slow hash. It never holds the password: entries are keyed by
+//! an HMAC-SHA256, under a subkey of the secret key (purpose
+//! `basic-cache-v1`), of the username, the password *and the current
+//! password hash*. Because the current hash is part of the key, a password
+//! change (here or on another server) makes every old entry unreachable,
+//! and since the caller reads the hash from the user row (through a
+//! [`CachedStore`] at most its TTL old), the cache can live longer than the
+//! store cache without stretching the one-second promise. The caller still
+//! refuses inactive users on every hit.
+//!
+//! The trade-off: while an entry lives, someone who can read the server's
+//! memory (and so the secret key) can test password guesses for that user
+//! at HMAC speed rather than PBKDF2 speed; a process that can read its own
+//! memory has lost anyway, but turn the cache off
+//! ([`CredentialCache::disabled`]) where that matters more than Basic's
+//! throughput.
+//!
+//! ```
+//! use std::time::Duration;
+//! use portcullis::cache::CachedStore;
+//! use portcullis::store::{MemoryStore, NewUser, UserAdmin, UserStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let memory = MemoryStore::new();
+//! let store = CachedStore::new(memory.clone(), Duration::from_millis(500));
+//! let ada = store.create_user(NewUser { username: "ada".into(), is_active: true, ..Default::default() })
+//!     .await.unwrap();
+//! store.user_by_id(ada.id).await.unwrap();
+//! store.user_by_id(ada.id).await.unwrap(); // answered from the cache
+//! assert_eq!(memory.lookups(), 1);
+//! store.set_active(ada.id, false).await.unwrap(); // invalidates at once
+//! assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+//! # });
+//! ```
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use moka::sync::Cache;
+use sha2::Sha256;
+
+use crate::identity::{AuthUser, User};
+use crate::secret::SecretKey;
+use crate::store::{
+    NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
+    UserStore,
+};
+
+/// The store cache's time to live by default: half the one-second bound
+/// the reference app promises for writes made by other processes.
+pub const DEFAULT_TTL: Duration = Duration::from_millis(500);
+/// Entries each cache of a [`CachedStore`] holds at most, by default.
+pub const DEFAULT_CAPACITY: u64 = 100_000;
+/// The credential cache's time to live by default (see the module docs for
+/// why it may exceed the store cache's).
+pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(60);
+/// The purpose label of the credential cache's HMAC subkey.
+pub const CREDENTIAL_PURPOSE: &str = "basic-cache-v1";
+
+fn build<K, V>(ttl: Duration, capacity: u64) -> Cache<K, V>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    Cache::builder()
+        .time_to_live(ttl)
+        .max_capacity(capacity)
+        .support_invalidation_closures()
+        .build()
+}
+
+struct Caches<U> {
+    ttl: Duration,
+    users: Cache<i64, U>,
+    names: Cache<String, U>,
+    tokens: Cache<String, TokenRecord>,
+    sessions: Cache<String, SessionRecord>,
+    /// Bumped by every write; a look-up only fills the cache if no write
+    /// happened while it was in flight.
+    generation: AtomicU64,
+}
+
+/// A store with short-lived read caches; see the [module docs](self).
+///
+/// A TTL of zero turns caching off: every call goes to the store.
+pub struct CachedStore<S: UserStore> {
+    inner: S,
+    caches: Option<Arc<Caches<S::User>>>,
+}
+
+impl<S: UserStore + Clone> Clone for CachedStore<S> {
+    fn clone(&self) -> Self {
+        CachedStore {
+            inner: self.inner.clone(),
+            caches: self.caches.clone(),
+        }
+    }
+}
+
+impl<S: UserStore> fmt::Debug for CachedStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("ttl", &self.ttl())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: UserStore> CachedStore<S> {
+    /// `inner` with caches of [`DEFAULT_CAPACITY`] entries each, kept for
+    /// `ttl` (zero: no caching).
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        Self::with_capacity(inner, ttl, DEFAULT_CAPACITY)
+    }
+
+    /// `inner` with caches of at most `capacity` entries each.
+    pub fn with_capacity(inner: S, ttl: Duration, capacity: u64) -> Self {
+        let caches = (!ttl.is_zero() && capacity > 0).then(|| {
+            Arc::new(Caches {
+                ttl,
+                users: build(ttl, capacity),
+                names: build(ttl, capacity),
+                tokens: build(ttl, capacity),
+                sessions: build(ttl, capacity),
+                generation: AtomicU64::new(0),
+            })
+        });
+        CachedStore { inner, caches }
+    }
+
+    /// The store inside.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The time to live; zero when caching is off.
+    pub fn ttl(&self) -> Duration {
+        self.caches.as_ref().map_or(Duration::ZERO, |c| c.ttl)
+    }
+
+    /// Drops everything cached about a user: the user, the user's token and
+    /// sessions. Call it when another server reports a write (see the
+    /// module docs).
+    pub fn invalidate_user(&self, id: i64) {
+        if let Some(c) = self.begin_write() {
+            c.users.invalidate(&id);
+            drop_matching(&c.names, move |u: &S::User| u.id() == id);
+            drop_matching(&c.tokens, move |t: &TokenRecord| t.user_id == id);
+            drop_matching(&c.sessions, move |s: &SessionRecord| s.user_id == id);
+        }
+    }
+
+    /// Drops every cached entry.
+    pub fn invalidate_all(&self) {
+        if let Some(c) = self.begin_write() {
+            c.users.invalidate_all();
+            c.names.invalidate_all();
+            c.tokens.invalidate_all();
+            c.sessions.invalidate_all();
+        }
+    }
+
+    /// Marks a write: look-ups in flight will not fill the cache.
+    fn begin_write(&self) -> Option<&Caches<S::User>> {
+        let c = self.caches.as_deref()?;
+        c.generation.fetch_add(1, Ordering::SeqCst);
+        Some(c)
+    }
+
+    fn invalidate_user_row(&self, id: i64) {
+        if let Some(c) = self.begin_write() {
+            c.users.invalidate(&id);
+            drop_matching(&c.names, move |u: &S::User| u.id() == id);
+        }
+    }
+}
+
+/// Drops the entries whose value matches `pred`.
+fn drop_matching<K, V>(cache: &Cache<K, V>, pred: impl Fn(&V) -> bool + Send + Sync + 'static)
+where
+    K: Hash + Eq + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    if cache.invalidate_entries_if(move |_, v| pred(v)).is_err() {
+        // Only possible without `support_invalidation_closures`, which
+        // `build` always sets; still, never keep a stale entry.
+        cache.invalidate_all();
+    }
+}
+
+/// A cached read: the cache, else `fetch`, remembered unless a write
+/// happened meanwhile. Misses and errors are not remembered.
+async fn read_through<K, V, F, Fut>(
+    generation: Option<&AtomicU64>,
+    cache: Option<&Cache<K, V>>,
+    key: K,
+    fetch: F,
+) -> Result<Option<V>, StoreError>
+where
+    K: Hash + Eq + Send + Sync + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
+{
+    let (Some(generation), Some(cache)) = (generation, cache) else {
+        return fetch().await;
+    };
+    if let Some(hit) = cache.get(&key) {
+        return Ok(Some(hit));
+    }
+    let before = generation.load(Ordering::SeqCst);
+    let found = fetch().await?;
+    if let Some(v) = &found {
+        if generation.load(Ordering::SeqCst) == before {
+            cache.insert(key.clone(), v.clone());
+            // A write that started between the check and the insert has
+            // bumped the generation by now, or will invalidate after us.
+            if generation.load(Ordering::SeqCst) != before {
+                cache.invalidate(&key);
+            }
+        }
+    }
+    Ok(found)
+}
+
+impl<S: UserStore> CachedStore<S> {
+    fn generation(&self) -> Option<&AtomicU64> {
+        self.caches.as_deref().map(|c| &c.generation)
+    }
+}
+
+#[async_trait]
+impl<S: UserStore> UserStore for CachedStore<S> {
+    type User = S::User;
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<S::User>, StoreError> {
+        let c = self.caches.as_deref();
+        read_through(self.generation(), c.map(|c| &c.users), id, || {
+            self.inner.user_by_id(id)
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<S::User>, StoreError> {
+        let c = self.caches.as_deref();
+        let found = read_through(
+            self.generation(),
+            c.map(|c| &c.names),
+            username.to_owned(),
+            || self.inner.user_by_username(username),
+        )
+        .await?;
+        // Usernames are case-sensitive; never let a cache blur that.
+        Ok(found.filter(|u| u.username() == username))
+    }
+
+    async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
+        let r = self.inner.set_password_hash(id, hash).await;
+        self.invalidate_user_row(id);
+        r
+    }
+
+    async fn touch_last_login(&self, id: i64, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let r = self.inner.touch_last_login(id, at).await;
+        self.invalidate_user_row(id);
+        r
+    }
+
+    async fn create_remote_user(&self, username: &str) -> Result<S::User, StoreError> {
+        let r = self.inner.create_remote_user(username).await;
+        if let Ok(u) = &r {
+            self.invalidate_user_row(u.id());
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl<S: UserAdmin> UserAdmin for CachedStore<S> {
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let r = self.inner.create_user(user).await;
+        if let Ok(u) = &r {
+            self.invalidate_user_row(u.id);
+        }
+        r
+    }
+
+    async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError> {
+        let r = self.inner.set_active(id, active).await;
+        self.invalidate_user(id);
+        r
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<(), StoreError> {
+        let r = self.inner.delete_user(id).await;
+        self.invalidate_user(id);
+        r
+    }
+}
+
+#[async_trait]
+impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
+    async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let c = self.caches.as_deref();
+        read_through(
+            self.generation(),
+            c.map(|c| &c.tokens),
+            digest.to_owned(),
+            || self.inner.token_by_digest(digest),
+        )
+        .await
+    }
+
+    async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
+        // Only `/auth-token/` and `create-token` ask; not worth caching.
+        self.inner.token_for_user(user_id).await
+    }
+
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        let r = self.inner.insert_token(token).await;
+        self.drop_tokens_of(token.user_id);
+        r
+    }
+
+    async fn delete_token(&self, user_id: i64) -> Result<bool, StoreError> {
+        let r = self.inner.delete_token(user_id).await;
+        self.drop_tokens_of(user_id);
+        r
+    }
+}
+
+impl<S: UserStore> CachedStore<S> {
+    fn drop_tokens_of(&self, user_id: i64) {
+        if let Some(c) = self.begin_write() {
+            drop_matching(&c.tokens, move |t: &TokenRecord| t.user_id == user_id);
+        }
+    }
+}
+
+#[async_trait]
+impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
+    async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let c = self.caches.as_deref();
+        let found = read_through(
+            self.generation(),
+            c.map(|c| &c.sessions),
+            key_digest.to_owned(),
+            || self.inner.load_session(key_digest),
+        )
+        .await?;
+        // A cached session may have expired since it was read.
+        Ok(found.filter(|s| s.expires > Utc::now()))
+    }
+
+    async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let r = self.inner.save_session(session).await;
+        if let Some(c) = self.begin_write() {
+            c.sessions.invalidate(&session.key_digest);
+        }
+        r
+    }
+
+    async fn delete_session(&self, key_digest: &str) -> Result<(), StoreError> {
+        let r = self.inner.delete_session(key_digest).await;
+        if let Some(c) = self.begin_write() {
+            c.sessions.invalidate(key_digest);
+        }
+        r
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let r = self.inner.delete_user_sessions(user_id, keep).await;
+        if let Some(c) = self.begin_write() {
+            let keep = keep.map(str::to_owned);
+            drop_matching(&c.sessions, move |s: &SessionRecord| {
+                s.user_id == user_id && keep.as_deref() != Some(s.key_digest.as_str())
+            });
+        }
+        r
+    }
+
+    async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        // Cached sessions check their own expiry on every hit.
+        self.inner.purge_expired_sessions().await
+    }
+}
+
+#[async_trait]
+impl<S: UserStore + Ping> Ping for CachedStore<S> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Remembers verified Basic credentials by a keyed hash, never the
+/// password; see the [module docs](self).
+///
+/// How a password backend uses it: look the user up, then
+/// [`check`](Self::check) with the user's current password hash; on a hit,
+/// skip the slow verification (still refusing inactive users); on a miss,
+/// verify, and after a successful verification [`remember`](Self::remember)
+/// with the hash that is stored now (after any upgrade).
+#[derive(Clone)]
+pub struct CredentialCache {
+    inner: Option<Arc<CredentialInner>>,
+}
+
+struct CredentialInner {
+    /// HMAC-SHA256 keyed with the `basic-cache-v1` subkey, ready to clone.
+    mac: HmacSha256,
+    ttl: Duration,
+    /// Keyed hash -> username (to forget a user's entries).
+    entries: Cache<[u8; 32], Arc<str>>,
+}
+
+impl fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("ttl", &self.ttl())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialCache {
+    /// A cache keyed with a subkey of `secret`, entries kept for `ttl`
+    /// (zero: off), at most [`DEFAULT_CAPACITY`] of them.
+    pub fn new(secret: &SecretKey, ttl: Duration) -> Self {
+        Self::with_capacity(secret, ttl, DEFAULT_CAPACITY)
+    }
+
+    /// The same with at most `capacity` entries.
+    pub fn with_capacity(secret: &SecretKey, ttl: Duration, capacity: u64) -> Self {
+        if ttl.is_zero() || capacity == 0 {
+            return Self::disabled();
+        }
+        let mac = <HmacSha256 as Mac>::new_from_slice(&secret.derive(CREDENTIAL_PURPOSE))
+            .expect("HMAC takes any key length");
+        CredentialCache {
+            inner: Some(Arc::new(CredentialInner {
+                mac,
+                ttl,
+                entries: build(ttl, capacity),
+            })),
+        }
+    }
+
+    /// A cache that remembers nothing: every check misses.
+    pub fn disabled() -> Self {
+        CredentialCache { inner: None }
+    }
+
+    /// Whether the cache remembers anything.
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The time to live; zero when off.
+    pub fn ttl(&self) -> Duration {
+        self.inner.as_ref().map_or(Duration::ZERO, |i| i.ttl)
+    }
+
+    /// The keyed hash an entry is stored under:
+    /// `SecretKey::mac("basic-cache-v1", data)` where `data` is each of
+    /// username, password and password hash, each preceded by its length
+    /// as 8 big-endian bytes (so no two triples share a key).
+    pub fn key(&self, username: &str, password: &str, password_hash: &str) -> Option<[u8; 32]> {
+        let inner = self.inner.as_ref()?;
+        let mut mac = inner.mac.clone();
+        for part in [username, password, password_hash] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    /// Whether these credentials were verified against exactly this
+    /// password hash within the TTL.
+    pub fn check(&self, username: &str, password: &str, password_hash: &str) -> bool {
+        match (&self.inner, self.key(username, password, password_hash)) {
+            (Some(inner), Some(key)) => inner.entries.contains_key(&key),
+            _ => false,
+        }
+    }
+
+    /// Records that these credentials verified against this password hash.
+    /// Call only after a successful verification.
+    pub fn remember(&self, username: &str, password: &str, password_hash: &str) {
+        if let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
+        {
+            inner.entries.insert(key, Arc::from(username));
+        }
+    }
+
+    /// Forgets every entry of a username (password changed, user
+    /// deactivated or deleted on this server).
+    pub fn forget_user(&self, username: &str) {
+        if let Some(inner) = &self.inner {
+            let name: Arc<str> = Arc::from(username);
+            drop_matching(&inner.entries, move |v: &Arc<str>| **v == *name);
+        }
+    }
+
+    /// Forgets everything.
+    pub fn clear(&self) {
+        if let Some(inner) = &self.inner {
+            inner.entries.invalidate_all();
+        }
+    }
+
+    /// How many entries are held (approximately; expired ones may still
+    /// count until the cache's housekeeping runs).
+    pub fn len(&self) -> u64 {
+        self.inner.as_ref().map_or(0, |i| {
+            i.entries.run_pending_tasks();
+            i.entries.entry_count()
+        })
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[cfg(test)]
+    fn stored(&self) -> Vec<([u8; 32], Arc<str>)> {
+        self.inner.as_ref().map_or_else(Vec::new, |i| {
+            i.entries.iter().map(|(k, v)| (*k, v)).collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    const TTL: Duration = Duration::from_millis(500);
+
+    async fn setup() -> (MemoryStore, CachedStore<MemoryStore>, User) {
+        let memory = MemoryStore::new();
+        let store = CachedStore::new(memory.clone(), TTL);
+        let ada = memory
+            .create_user(NewUser {
+                username: "ada".into(),
+                password_hash: "pbkdf2_sha256$1$salt$hash".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (memory, store, ada)
+    }
+
+    fn token(user_id: i64, digest: &str) -> TokenRecord {
+        TokenRecord {
+            user_id,
+            digest: digest.into(),
+            sealed_key: "sealed".into(),
+            created: Utc::now(),
+        }
+    }
+
+    fn session(user_id: i64, digest: &str) -> SessionRecord {
+        SessionRecord {
+            key_digest: digest.into(),
+            user_id,
+            data: serde_json::json!({}),
+            expires: Utc::now() + chrono::Duration::hours(1),
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_hits_avoid_store_lookups() {
+        let (memory, store, ada) = setup().await;
+        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
+        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        for _ in 0..5 {
+            assert!(store.user_by_id(ada.id).await.unwrap().is_some());
+            assert!(store.user_by_username("ada").await.unwrap().is_some());
+            assert!(store.token_by_digest("t1").await.unwrap().is_some());
+            assert!(store.load_session("s1").await.unwrap().is_some());
+        }
+        assert_eq!(memory.lookups(), 4, "one look-up per key, then hits");
+    }
+
+    #[tokio::test]
+    async fn cache_misses_and_errors_are_not_remembered() {
+        let (memory, store, _) = setup().await;
+        assert!(store.token_by_digest("nope").await.unwrap().is_none());
+        assert!(store.token_by_digest("nope").await.unwrap().is_none());
+        assert_eq!(memory.lookups(), 2);
+        memory.set_down(true);
+        assert!(store.user_by_username("ada").await.is_err());
+        memory.set_down(false);
+        assert!(store.user_by_username("ada").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn cache_usernames_stay_case_sensitive() {
+        let (_, store, _) = setup().await;
+        assert!(store.user_by_username("ada").await.unwrap().is_some());
+        assert!(store.user_by_username("ADA").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn cache_entries_expire_after_the_ttl() {
+        let memory = MemoryStore::new();
+        let store = CachedStore::new(memory.clone(), Duration::from_millis(50));
+        let ada = memory
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        store.user_by_id(ada.id).await.unwrap();
+        // Another process deactivates ada behind the cache's back.
+        memory.set_active(ada.id, false).await.unwrap();
+        assert!(store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+        assert_eq!(memory.lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn cache_ttl_zero_turns_caching_off() {
+        let memory = MemoryStore::new();
+        let store = CachedStore::new(memory.clone(), Duration::ZERO);
+        assert_eq!(store.ttl(), Duration::ZERO);
+        store.user_by_id(1).await.unwrap();
+        store.user_by_id(1).await.unwrap();
+        assert_eq!(memory.lookups(), 2);
+    }
+
+    #[tokio::test]
+    async fn cache_set_active_invalidates_user_token_and_sessions() {
+        let (memory, store, ada) = setup().await;
+        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
+        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        store.user_by_id(ada.id).await.unwrap();
+        store.user_by_username("ada").await.unwrap();
+        store.token_by_digest("t1").await.unwrap();
+        store.load_session("s1").await.unwrap();
+        store.set_active(ada.id, false).await.unwrap();
+        let before = memory.lookups();
+        assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+        assert!(
+            !store
+                .user_by_username("ada")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_active
+        );
+        store.token_by_digest("t1").await.unwrap();
+        store.load_session("s1").await.unwrap();
+        assert_eq!(memory.lookups(), before + 4, "every entry was dropped");
+    }
+
+    #[tokio::test]
+    async fn cache_delete_user_invalidates_everything_of_the_user() {
+        let (memory, store, ada) = setup().await;
+        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
+        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        store.user_by_id(ada.id).await.unwrap();
+        store.user_by_username("ada").await.unwrap();
+        store.token_by_digest("t1").await.unwrap();
+        store.load_session("s1").await.unwrap();
+        store.delete_user(ada.id).await.unwrap();
+        assert!(store.user_by_id(ada.id).await.unwrap().is_none());
+        assert!(store.user_by_username("ada").await.unwrap().is_none());
+        assert!(store.token_by_digest("t1").await.unwrap().is_none());
+        assert!(store.load_session("s1").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn cache_password_change_invalidates_the_user() {
+        let (_, store, ada) = setup().await;
+        store.user_by_id(ada.id).await.unwrap();
+        store.user_by_username("ada").await.unwrap();
+        store.set_password_hash(ada.id, "new").await.unwrap();
+        assert_eq!(
+            store.user_by_id(ada.id).await.unwrap().unwrap().password,
+            "new"
+        );
+        assert_eq!(
+            store
+                .user_by_username("ada")
+                .await
+                .unwrap()
+                .unwrap()
+                .password,
+            "new"
+        );
+    }
+
+    #[tokio::test]
+    async fn cache_token_revocation_and_regeneration_take_effect_at_once() {
+        let (memory, store, ada) = setup().await;
+        store.insert_token(&token(ada.id, "old")).await.unwrap();
+        assert!(store.token_by_digest("old").await.unwrap().is_some());
+        // Regenerate: delete, then insert a new one.
+        store.delete_token(ada.id).await.unwrap();
+        assert!(store.token_by_digest("old").await.unwrap().is_none());
+        store.insert_token(&token(ada.id, "new")).await.unwrap();
+        assert!(store.token_by_digest("new").await.unwrap().is_some());
+        assert!(store.token_by_digest("old").await.unwrap().is_none());
+        // An insert also drops what was cached for the user.
+        memory.delete_token(ada.id).await.unwrap();
+        memory.insert_token(&token(ada.id, "x")).await.unwrap();
+        store.token_by_digest("x").await.unwrap();
+        store.insert_token(&token(ada.id, "y")).await.unwrap_err();
+        let before = memory.lookups();
+        store.token_by_digest("x").await.unwrap();
+        assert_eq!(memory.lookups(), before + 1);
+    }
+
+    #[tokio::test]
+    async fn cache_session_writes_invalidate() {
+        let (memory, store, ada) = setup().await;
+        for d in ["s1", "s2", "keep"] {
+            store.save_session(&session(ada.id, d)).await.unwrap();
+            assert!(store.load_session(d).await.unwrap().is_some());
+        }
+        store.delete_session("s1").await.unwrap();
+        assert!(store.load_session("s1").await.unwrap().is_none());
+        store
+            .delete_user_sessions(ada.id, Some("keep"))
+            .await
+            .unwrap();
+        assert!(store.load_session("s2").await.unwrap().is_none());
+        let before = memory.lookups();
+        assert!(store.load_session("keep").await.unwrap().is_some());
+        assert_eq!(memory.lookups(), before, "the kept session stays cached");
+        // Saving replaces what was cached.
+        let mut changed = session(ada.id, "keep");
+        changed.data = serde_json::json!({"k": 1});
+        store.save_session(&changed).await.unwrap();
+        assert_eq!(
+            store.load_session("keep").await.unwrap().unwrap().data,
+            changed.data
+        );
+    }
+
+    #[tokio::test]
+    async fn cache_expired_sessions_are_not_served_from_the_cache() {
+        let (_, store, ada) = setup().await;
+        let mut s = session(ada.id, "s");
+        s.expires = Utc::now() + chrono::Duration::milliseconds(30);
+        store.save_session(&s).await.unwrap();
+        assert!(store.load_session("s").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(store.load_session("s").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn cache_lookups_in_flight_during_a_write_do_not_fill() {
+        let (memory, store, ada) = setup().await;
+        // Simulate: a look-up starts, a write happens, the look-up ends.
+        let c = store.caches.as_deref().unwrap();
+        let fetch = || async {
+            let u = memory.user_by_id(ada.id).await;
+            store.set_active(ada.id, false).await.unwrap();
+            u
+        };
+        let got = read_through(Some(&c.generation), Some(&c.users), ada.id, fetch)
+            .await
+            .unwrap();
+        assert!(
+            got.unwrap().is_active,
+            "the in-flight answer is the old one"
+        );
+        assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+    }
+
+    fn secret() -> SecretKey {
+        SecretKey::new([9u8; 32]).unwrap()
+    }
+
+    #[test]
+    fn credential_cache_remembers_verified_credentials() {
+        let cache = CredentialCache::new(&secret(), TTL);
+        assert!(!cache.check("ada", "pw", "h1"));
+        cache.remember("ada", "pw", "h1");
+        assert!(cache.check("ada", "pw", "h1"));
+        assert!(!cache.check("ada", "wrong", "h1"));
+        assert!(!cache.check("bob", "pw", "h1"));
+        assert!(!cache.check("ada", "pw", "h2"), "another hash misses");
+    }
+
+    #[test]
+    fn credential_cache_misses_after_a_password_change() {
+        let cache = CredentialCache::new(&secret(), TTL);
+        cache.remember("ada", "pw", "old-hash");
+        // The backend reads the current hash from the user row.
+        assert!(!cache.check("ada", "pw", "new-hash"));
+    }
+
+    #[test]
+    fn credential_cache_never_stores_the_password() {
+        let cache = CredentialCache::new(&secret(), TTL);
+        let password = "correct horse battery staple";
+        cache.remember("ada", password, "h1");
+        let stored = cache.stored();
+        assert_eq!(stored.len(), 1);
+        let (key, value) = &stored[0];
+        assert_eq!(&**value, "ada");
+        assert!(!format!("{cache:?}").contains(password));
+        // The key is SecretKey::mac under the documented purpose.
+        let mut data = Vec::new();
+        for part in ["ada", password, "h1"] {
+            data.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            data.extend_from_slice(part.as_bytes());
+        }
+        assert_eq!(*key, secret().mac(CREDENTIAL_PURPOSE, &data));
+        // Another secret gives other keys.
+        let other = CredentialCache::new(&SecretKey::new([8u8; 32]).unwrap(), TTL);
+        assert!(!other.check("ada", password, "h1"));
+    }
+
+    #[test]
+    fn credential_cache_fields_cannot_be_shifted() {
+        let cache = CredentialCache::new(&secret(), TTL);
+        cache.remember("ada", "xpw", "h");
+        assert!(!cache.check("adax", "pw", "h"));
+    }
+
+    #[test]
+    fn credential_cache_forget_user_and_expiry() {
+        let cache = CredentialCache::new(&secret(), Duration::from_millis(50));
+        cache.remember("ada", "pw", "h");
+        cache.remember("bob", "pw", "h");
+        cache.forget_user("ada");
+        assert!(!cache.check("ada", "pw", "h"));
+        assert!(cache.check("bob", "pw", "h"));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!cache.check("bob", "pw", "h"));
+    }
+
+    #[test]
+    fn credential_cache_disabled_remembers_nothing() {
+        for cache in [
+            CredentialCache::disabled(),
+            CredentialCache::new(&secret(), Duration::ZERO),
+        ] {
+            cache.remember("ada", "pw", "h");
+            assert!(!cache.check("ada", "pw", "h"));
+            assert!(!cache.is_enabled());
+            assert!(cache.is_empty());
+        }
+    }
+}
