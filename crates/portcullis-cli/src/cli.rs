@@ -76,8 +76,20 @@ pub enum Command {
     #[command(name = "deleteuser")]
     DeleteUser(UserArg),
 
+    /// Clear the login lockout of a username or a client address.
+    Unlock(UnlockArgs),
+
     /// Migrate, then serve the reference app until SIGINT or SIGTERM.
     Serve(ServeArgs),
+
+    /// Write a new key pair for signing JWTs with RS256, ES256, EdDSA, ...
+    #[command(name = "create-jwt-key")]
+    CreateJwtKey(CreateJwtKeyArgs),
+
+    /// Delete expired outstanding and blacklisted JWT refresh tokens
+    /// (simplejwt's flushexpiredtokens).
+    #[command(name = "flush-expired-tokens")]
+    FlushExpiredTokens,
 }
 
 /// `createuser`'s arguments.
@@ -135,6 +147,28 @@ pub struct CreateTokenArgs {
 pub struct UserArg {
     /// The user.
     pub username: String,
+}
+
+/// `unlock`'s arguments.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The username or the IP address whose failed logins are forgotten.
+    #[arg(value_name = "USERNAME|ADDRESS")]
+    pub target: String,
+}
+
+/// `create-jwt-key`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateJwtKeyArgs {
+    /// The algorithm: RS256, RS384, RS512, PS256, PS384, PS512, ES256 or
+    /// EdDSA (HS256 and the other HMACs use the secret key).
+    #[arg(long, value_name = "ALG")]
+    pub alg: String,
+
+    /// Where to write: PREFIX-private.pem (owner-only) and
+    /// PREFIX-public.pem [default: jwt-ALG, e.g. jwt-es256].
+    #[arg(long, value_name = "PREFIX")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 /// `serve`'s arguments.

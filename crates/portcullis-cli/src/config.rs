@@ -20,7 +20,26 @@
 //! | `cookie_secure` | `PORTCULLIS_COOKIE_SECURE` | `false` | marks the session and CSRF cookies `Secure` |
 //! | `session_age` | `PORTCULLIS_SESSION_AGE` | `1209600` (two weeks) | session lifetime in seconds (Django's `SESSION_COOKIE_AGE`) |
 //! | `form_limit` | `PORTCULLIS_FORM_LIMIT` | `2621440` (2.5 MiB) | the largest request body accepted, in bytes (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`) |
+//! | `cache_ttl_ms` | `PORTCULLIS_CACHE_TTL_MS` | `500` | how long `serve` keeps users, tokens and sessions it has read, in milliseconds; `0` turns the cache off. Writes by this server invalidate at once; writes by other processes (`deactivate`, `changepassword`, `create-token -r`, another server) are seen after at most this long, so keep it below `1000` to keep the one-second promise |
+//! | `basic_cache` | `PORTCULLIS_BASIC_CACHE` | `true` | whether `serve` remembers verified Basic credentials (by an HMAC under the secret key of username, password and current password hash, never the password) for 60 s, so repeated Basic requests skip PBKDF2; a password change or deactivation takes effect as fast as `cache_ttl_ms` allows. Off: every Basic request pays a full hash |
+//! | `throttle_rates` | `PORTCULLIS_THROTTLE_RATES` | `anon=5/min,user=10/min,burst=3/min` | DRF's `DEFAULT_THROTTLE_RATES` as `scope=N/PERIOD,...` (PERIOD's first letter: `s`, `m`, `h`, `d`); sets only the scopes it names, the others keep their defaults |
+//! | `num_proxies` | `PORTCULLIS_NUM_PROXIES` | `0` | DRF's `NUM_PROXIES`: trust the last N `X-Forwarded-For` hops for the client address; `0` uses the socket's address (a spoofed header is ignored) |
+//! | `lockout_failures` | `PORTCULLIS_LOCKOUT_FAILURES` | `5` | failed logins per username or client address before logins are refused with `429` |
+//! | `lockout_cooloff` | `PORTCULLIS_LOCKOUT_COOLOFF` | `900` | seconds a lockout lasts after the last counted failure |
+//! | `login_throttle` | `PORTCULLIS_LOGIN_THROTTLE` | `on` | the login lockout; `off` turns it off (the throttled routes keep their rates) |
+//! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts in memory, lockout counts in the database; set: both in this Redis, shared by every server using it. Redis down: the lockout fails closed (`503`), the plain rate limits fail open (logged) |
+//! | `redis_prefix` | `PORTCULLIS_REDIS_PREFIX` | `portcullis:` | put before every Redis key, so several apps (or test runs) can share one Redis |
 //! | `log` | `PORTCULLIS_LOG`, then `RUST_LOG` | `info` for `serve`, `warn` for the other commands | a tracing filter, e.g. `info,sqlx=warn` |
+//! | `jwt_access_token_lifetime` | `PORTCULLIS_JWT_ACCESS_TOKEN_LIFETIME` | `300` | JWT access token lifetime in seconds (simplejwt's `ACCESS_TOKEN_LIFETIME`) |
+//! | `jwt_refresh_token_lifetime` | `PORTCULLIS_JWT_REFRESH_TOKEN_LIFETIME` | `86400` | JWT refresh token lifetime in seconds (`REFRESH_TOKEN_LIFETIME`) |
+//! | `jwt_rotate_refresh_tokens` | `PORTCULLIS_JWT_ROTATE_REFRESH_TOKENS` | `false` | `/api/token/refresh/` also returns a new refresh token (`ROTATE_REFRESH_TOKENS`) |
+//! | `jwt_blacklist_after_rotation` | `PORTCULLIS_JWT_BLACKLIST_AFTER_ROTATION` | `false` | with rotation, the refresh token used is blacklisted (`BLACKLIST_AFTER_ROTATION`) |
+//! | `jwt_algorithm` | `PORTCULLIS_JWT_ALGORITHM` | `HS256` | `HS256`/`HS384`/`HS512` sign with the secret key; `RS256`/`RS384`/`RS512`, `PS256`/`PS384`/`PS512`, `ES256` and `EdDSA` need `jwt_signing_key_file` |
+//! | `jwt_signing_key_file` | `PORTCULLIS_JWT_SIGNING_KEY_FILE` | none | private key PEM for an asymmetric `jwt_algorithm` (`portcullis create-jwt-key`); read when `serve` starts |
+//! | `jwt_verifying_key_file` | `PORTCULLIS_JWT_VERIFYING_KEY_FILE` | none | an extra public key PEM whose tokens are accepted too (key rotation); the signing key always verifies |
+//! | `jwt_audience` | `PORTCULLIS_JWT_AUDIENCE` | none | written as `aud` and required in incoming JWTs |
+//! | `jwt_issuer` | `PORTCULLIS_JWT_ISSUER` | none | written as `iss` and required in incoming JWTs |
+//! | `jwt_leeway` | `PORTCULLIS_JWT_LEEWAY` | `0` | seconds of clock skew allowed for a JWT's `exp`, `nbf` and `iat` |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -37,8 +56,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use portcullis::password::HasherConfig;
+use portcullis::throttle::{ClientIp, ThrottleConfig};
 use portcullis::SecretKey;
 use serde::Deserialize;
+
+mod jwt;
+pub use jwt::{
+    is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
+    DEFAULT_REFRESH_TOKEN_LIFETIME,
+};
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
@@ -55,6 +81,16 @@ pub const DEFAULT_SESSION_AGE: i64 = 1_209_600;
 /// The largest request body accepted by default: 2.5 MiB, as Django's
 /// `DATA_UPLOAD_MAX_MEMORY_SIZE`.
 pub const DEFAULT_FORM_LIMIT: usize = portcullis::layer::DEFAULT_FORM_LIMIT;
+/// How long `serve` caches store reads by default, in milliseconds.
+pub const DEFAULT_CACHE_TTL_MS: u64 = 500;
+/// DRF-style throttle rates by default.
+pub const DEFAULT_THROTTLE_RATES: &str = "anon=5/min,user=10/min,burst=3/min";
+/// Failed logins before a lockout, by default.
+pub const DEFAULT_LOCKOUT_FAILURES: u32 = 5;
+/// Lockout cool-off by default, in seconds.
+pub const DEFAULT_LOCKOUT_COOLOFF: u64 = 900;
+/// The Redis key prefix by default.
+pub const DEFAULT_REDIS_PREFIX: &str = "portcullis:";
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -137,6 +173,29 @@ pub struct Settings {
     /// The largest request body accepted, in bytes. Default
     /// [`DEFAULT_FORM_LIMIT`].
     pub form_limit: usize,
+    /// How long store reads are cached, in milliseconds; `0` is off.
+    /// Default [`DEFAULT_CACHE_TTL_MS`].
+    pub cache_ttl_ms: u64,
+    /// Whether verified Basic credentials are remembered. Default `true`.
+    pub basic_cache: bool,
+    /// Throttle rates given, `scope=N/PERIOD,...`, applied over
+    /// [`DEFAULT_THROTTLE_RATES`]. Default none.
+    pub throttle_rates: Option<String>,
+    /// Trusted proxies in front of `serve` (DRF's `NUM_PROXIES`). Default 0.
+    pub num_proxies: usize,
+    /// Failed logins before a lockout. Default [`DEFAULT_LOCKOUT_FAILURES`].
+    pub lockout_failures: u32,
+    /// Lockout cool-off in seconds. Default [`DEFAULT_LOCKOUT_COOLOFF`].
+    pub lockout_cooloff: u64,
+    /// Whether the login lockout is on. Default `true`.
+    pub login_throttle: bool,
+    /// Redis for throttle counts and lockouts; `None` keeps them in memory
+    /// and the database. Default none.
+    pub redis_url: Option<String>,
+    /// The Redis key prefix. Default [`DEFAULT_REDIS_PREFIX`].
+    pub redis_prefix: String,
+    /// The JWT settings (`jwt_*`, [`JwtConfig`]).
+    pub jwt: JwtConfig,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -163,7 +222,17 @@ impl fmt::Debug for Settings {
             .field("cookie_secure", &self.cookie_secure)
             .field("session_age", &self.session_age)
             .field("form_limit", &self.form_limit)
+            .field("cache_ttl_ms", &self.cache_ttl_ms)
+            .field("basic_cache", &self.basic_cache)
+            .field("throttle_rates", &self.throttle_rates)
+            .field("num_proxies", &self.num_proxies)
+            .field("lockout_failures", &self.lockout_failures)
+            .field("lockout_cooloff", &self.lockout_cooloff)
+            .field("login_throttle", &self.login_throttle)
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
             .field("log", &self.log)
+            .field("jwt", &self.jwt)
             .finish()
     }
 }
@@ -183,7 +252,17 @@ impl Default for Settings {
             cookie_secure: false,
             session_age: DEFAULT_SESSION_AGE,
             form_limit: DEFAULT_FORM_LIMIT,
+            cache_ttl_ms: DEFAULT_CACHE_TTL_MS,
+            basic_cache: true,
+            throttle_rates: None,
+            num_proxies: 0,
+            lockout_failures: DEFAULT_LOCKOUT_FAILURES,
+            lockout_cooloff: DEFAULT_LOCKOUT_COOLOFF,
+            login_throttle: true,
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             log: None,
+            jwt: JwtConfig::default(),
         }
     }
 }
@@ -212,7 +291,34 @@ struct FileSettings {
     cookie_secure: Option<bool>,
     session_age: Option<i64>,
     form_limit: Option<usize>,
+    cache_ttl_ms: Option<u64>,
+    basic_cache: Option<bool>,
+    throttle_rates: Option<String>,
+    num_proxies: Option<usize>,
+    lockout_failures: Option<u32>,
+    lockout_cooloff: Option<u64>,
+    login_throttle: Option<LoginThrottle>,
+    redis_url: Option<String>,
+    redis_prefix: Option<String>,
     log: Option<String>,
+    jwt_access_token_lifetime: Option<u64>,
+    jwt_refresh_token_lifetime: Option<u64>,
+    jwt_rotate_refresh_tokens: Option<bool>,
+    jwt_blacklist_after_rotation: Option<bool>,
+    jwt_algorithm: Option<String>,
+    jwt_signing_key_file: Option<PathBuf>,
+    jwt_verifying_key_file: Option<PathBuf>,
+    jwt_audience: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_leeway: Option<u64>,
+}
+
+/// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LoginThrottle {
+    Bool(bool),
+    Text(String),
 }
 
 impl Settings {
@@ -266,6 +372,7 @@ impl Settings {
     }
 
     fn apply_file(&mut self, f: FileSettings) -> anyhow::Result<()> {
+        self.jwt.apply_file(&f)?;
         set(&mut self.secret_key, f.secret_key.map(Some));
         set(&mut self.database_url, f.database_url);
         set(&mut self.bind, f.bind);
@@ -294,11 +401,26 @@ impl Settings {
         set(&mut self.cookie_secure, f.cookie_secure);
         set(&mut self.session_age, f.session_age);
         set(&mut self.form_limit, f.form_limit);
+        set(&mut self.cache_ttl_ms, f.cache_ttl_ms);
+        set(&mut self.basic_cache, f.basic_cache);
+        set(&mut self.throttle_rates, f.throttle_rates.map(Some));
+        set(&mut self.num_proxies, f.num_proxies);
+        set(&mut self.lockout_failures, f.lockout_failures);
+        set(&mut self.lockout_cooloff, f.lockout_cooloff);
+        if let Some(v) = f.login_throttle {
+            self.login_throttle = match v {
+                LoginThrottle::Bool(b) => b,
+                LoginThrottle::Text(t) => parse_bool(&t).context("login_throttle")?,
+            };
+        }
+        set(&mut self.redis_url, f.redis_url.map(Some));
+        set(&mut self.redis_prefix, f.redis_prefix);
         set(&mut self.log, f.log.map(Some));
         Ok(())
     }
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        self.jwt.apply_env(env)?;
         let var = |name: &str| env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase()));
         set(&mut self.secret_key, var("secret_key").map(Some));
         set(
@@ -340,6 +462,36 @@ impl Settings {
                 anyhow!("PORTCULLIS_FORM_LIMIT must be a whole number of bytes, not {v:?}")
             })?;
         }
+        if let Some(v) = var("cache_ttl_ms") {
+            self.cache_ttl_ms = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_CACHE_TTL_MS must be a whole number of milliseconds, not {v:?}")
+            })?;
+        }
+        if let Some(v) = var("basic_cache") {
+            self.basic_cache = parse_bool(&v).context("PORTCULLIS_BASIC_CACHE")?;
+        }
+        set(&mut self.throttle_rates, var("throttle_rates").map(Some));
+        if let Some(v) = var("num_proxies") {
+            self.num_proxies = v
+                .trim()
+                .parse()
+                .map_err(|_| anyhow!("PORTCULLIS_NUM_PROXIES must be a whole number, not {v:?}"))?;
+        }
+        if let Some(v) = var("lockout_failures") {
+            self.lockout_failures = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_LOCKOUT_FAILURES must be a whole number, not {v:?}")
+            })?;
+        }
+        if let Some(v) = var("lockout_cooloff") {
+            self.lockout_cooloff = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_LOCKOUT_COOLOFF must be a whole number of seconds, not {v:?}")
+            })?;
+        }
+        if let Some(v) = var("login_throttle") {
+            self.login_throttle = parse_bool(&v).context("PORTCULLIS_LOGIN_THROTTLE")?;
+        }
+        set(&mut self.redis_url, var("redis_url").map(Some));
+        set(&mut self.redis_prefix, var("redis_prefix"));
         set(
             &mut self.log,
             var("log").or_else(|| env("RUST_LOG")).map(Some),
@@ -357,6 +509,26 @@ impl Settings {
         if self.form_limit == 0 {
             bail!("form_limit must be at least 1 byte");
         }
+        if self.lockout_failures == 0 {
+            bail!("lockout_failures must be at least 1 (PORTCULLIS_LOCKOUT_FAILURES)");
+        }
+        if self.lockout_cooloff == 0 {
+            bail!("lockout_cooloff must be at least 1 second (PORTCULLIS_LOCKOUT_COOLOFF)");
+        }
+        self.throttle_config()?;
+        if let Some(url) = &self.redis_url {
+            let lower = url.to_ascii_lowercase();
+            if !(lower.starts_with("redis://")
+                || lower.starts_with("rediss://")
+                || lower.starts_with("redis+unix://")
+                || lower.starts_with("unix://"))
+            {
+                bail!(
+                    "unsupported Redis URL {}: expected redis://HOST[:PORT][/DB]",
+                    redact_url(url)
+                );
+            }
+        }
         if self.remote_user_header.trim().is_empty() {
             bail!("remote_user_header must not be empty");
         }
@@ -364,8 +536,27 @@ impl Settings {
             SecretKey::new(key.as_bytes())
                 .map_err(|e| anyhow!("secret_key (PORTCULLIS_SECRET_KEY): {e}"))?;
         }
+        self.jwt.validate()?;
         DbKind::of_url(&self.database_url)?;
         Ok(())
+    }
+
+    /// The throttles' shared settings: [`DEFAULT_THROTTLE_RATES`] with the
+    /// rates given on top, and the client address per
+    /// [`num_proxies`](Settings::num_proxies). Counts go to a fresh memory
+    /// store; `serve` swaps in Redis when [`redis_url`](Settings::redis_url)
+    /// is set.
+    pub fn throttle_config(&self) -> anyhow::Result<ThrottleConfig> {
+        let config = ThrottleConfig::new()
+            .client_ip(ClientIp::behind_proxies(self.num_proxies))
+            .rates(DEFAULT_THROTTLE_RATES)
+            .expect("the default rates parse");
+        match &self.throttle_rates {
+            Some(rates) => config
+                .rates(rates)
+                .map_err(|e| anyhow!("throttle_rates (PORTCULLIS_THROTTLE_RATES): {e}")),
+            None => Ok(config),
+        }
     }
 
     /// The engine the database URL names.
@@ -703,7 +894,70 @@ mod tests {
         assert!(!s.cookie_secure);
         assert_eq!(s.session_age, 1_209_600);
         assert_eq!(s.form_limit, 2_621_440);
+        assert_eq!(s.cache_ttl_ms, 500);
+        assert!(s.basic_cache);
         assert!(s.secret_key.is_none() && s.log.is_none());
+    }
+
+    #[test]
+    fn cache_settings_come_from_env_and_file() {
+        let file = "cache_ttl_ms = 250\nbasic_cache = false\n";
+        let s = Settings::from_sources(Some(("f.toml", file)), env(&[]), &Overrides::default())
+            .unwrap();
+        assert_eq!((s.cache_ttl_ms, s.basic_cache), (250, false));
+        let e = env(&[
+            ("PORTCULLIS_CACHE_TTL_MS", "0"),
+            ("PORTCULLIS_BASIC_CACHE", "on"),
+        ]);
+        let s = Settings::from_sources(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
+        assert_eq!((s.cache_ttl_ms, s.basic_cache), (0, true));
+        let bad = env(&[("PORTCULLIS_CACHE_TTL_MS", "soon")]);
+        assert!(Settings::from_sources(None, bad, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn throttle_and_lockout_settings() {
+        let s = Settings::from_sources(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(s.num_proxies, 0);
+        assert_eq!((s.lockout_failures, s.lockout_cooloff), (5, 900));
+        assert!(s.login_throttle && s.redis_url.is_none());
+        assert_eq!(s.redis_prefix, "portcullis:");
+        let t = s.throttle_config().unwrap();
+        assert_eq!(t.rate_for("anon").unwrap().to_string(), "5/min");
+        assert_eq!(t.rate_for("burst").unwrap().to_string(), "3/min");
+
+        let e = env(&[
+            ("PORTCULLIS_THROTTLE_RATES", "anon=100/day"),
+            ("PORTCULLIS_NUM_PROXIES", "2"),
+            ("PORTCULLIS_LOCKOUT_FAILURES", "3"),
+            ("PORTCULLIS_LOCKOUT_COOLOFF", "60"),
+            ("PORTCULLIS_LOGIN_THROTTLE", "off"),
+            ("PORTCULLIS_REDIS_URL", "redis://:pw@cache:6379/1"),
+        ]);
+        let s = Settings::from_sources(None, e, &Overrides::default()).unwrap();
+        let t = s.throttle_config().unwrap();
+        assert_eq!(t.rate_for("anon").unwrap().to_string(), "100/day");
+        assert_eq!(t.rate_for("user").unwrap().to_string(), "10/min");
+        assert_eq!(t.client_ip_setting().num_proxies(), 2);
+        assert_eq!((s.lockout_failures, s.lockout_cooloff), (3, 60));
+        assert!(!s.login_throttle);
+        assert!(!format!("{s:?}").contains(":pw@"));
+
+        let file = "login_throttle = \"off\"\nlockout_failures = 7\n";
+        let s = Settings::from_sources(Some(("f", file)), env(&[]), &Overrides::default()).unwrap();
+        assert!(!s.login_throttle);
+        assert_eq!(s.lockout_failures, 7);
+
+        for (k, v) in [
+            ("PORTCULLIS_THROTTLE_RATES", "anon=5/fortnight"),
+            ("PORTCULLIS_LOCKOUT_FAILURES", "0"),
+            ("PORTCULLIS_LOCKOUT_COOLOFF", "0"),
+            ("PORTCULLIS_LOGIN_THROTTLE", "maybe"),
+            ("PORTCULLIS_REDIS_URL", "http://cache"),
+        ] {
+            let r = Settings::from_sources(None, env(&[(k, v)]), &Overrides::default());
+            assert!(r.is_err(), "{k}={v}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! | `create-token` | [`cmd::create_token`] |
 //! | `activate`, `deactivate`, `deleteuser` | [`cmd::users`] |
 //! | `serve` | [`cmd::serve`] |
+//! | `create-jwt-key`, `flush-expired-tokens` | [`cmd::jwt`] |
 //!
 //! Settings and their defaults are listed in [`config`].
 

@@ -769,3 +769,366 @@ fn serve_on_postgres_with_a_secret() {
         env.url.as_deref().unwrap(),
     ));
 }
+
+// ------------------------------------------------------------------ JWT
+
+/// The two paths `create-jwt-key` prints.
+fn key_paths(out: &str) -> (String, String) {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    let private = lines[0]
+        .strip_prefix("private key: ")
+        .expect("private line");
+    let public = lines[1].strip_prefix("public key: ").expect("public line");
+    (private.to_owned(), public.to_owned())
+}
+
+#[test]
+fn create_jwt_key_writes_a_private_and_a_public_pem() {
+    use portcullis::jwt::JwtKey;
+    let env = Env::sqlite();
+    for (alg, parsed) in [
+        ("ES256", portcullis::jwt::Algorithm::ES256),
+        ("eddsa", portcullis::jwt::Algorithm::EdDSA),
+        ("RS256", portcullis::jwt::Algorithm::RS256),
+    ] {
+        let prefix = format!("keys-{alg}");
+        let (private, public) =
+            key_paths(&env.ok(&["create-jwt-key", "--alg", alg, "--out", &prefix]));
+        assert_eq!(private, format!("{prefix}-private.pem"));
+        assert_eq!(public, format!("{prefix}-public.pem"));
+        let private_pem = std::fs::read_to_string(env.path().join(&private)).unwrap();
+        let public_pem = std::fs::read_to_string(env.path().join(&public)).unwrap();
+        assert!(JwtKey::private_pem(parsed, &private_pem)
+            .unwrap()
+            .can_sign());
+        assert!(!JwtKey::public_pem(parsed, &public_pem).unwrap().can_sign());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(env.path().join(&private))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{private}: {mode:o}");
+        }
+        // Never overwrites.
+        let err = env.fails(&["create-jwt-key", "--alg", alg, "--out", &prefix]);
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(env.path().join(&private)).unwrap(),
+            private_pem
+        );
+    }
+    // The default prefix.
+    let (private, public) = key_paths(&env.ok(&["create-jwt-key", "--alg", "ES256"]));
+    assert_eq!(private, "jwt-es256-private.pem");
+    assert_eq!(public, "jwt-es256-public.pem");
+    // HMAC needs no key pair; unknown algorithms are named.
+    let err = env.fails(&["create-jwt-key", "--alg", "HS256"]);
+    assert!(err.contains("secret key"), "{err}");
+    let err = env.fails(&["create-jwt-key", "--alg", "none"]);
+    assert!(err.contains("unsupported JWT algorithm"), "{err}");
+    let err = env.fails(&["create-jwt-key"]);
+    assert!(err.contains("--alg"), "{err}");
+    // Nothing touched the database.
+    assert!(!env.path().join("portcullis.db").exists());
+}
+
+#[test]
+fn serve_signs_with_a_created_jwt_key_and_publishes_it() {
+    let mut env = Env::sqlite();
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    env.extra = vec![
+        ("PORTCULLIS_JWT_ALGORITHM".into(), "ES256".into()),
+        (
+            "PORTCULLIS_JWT_SIGNING_KEY_FILE".into(),
+            "jwt-es256-private.pem".into(),
+        ),
+    ];
+    // The key file does not exist yet: serve says so in one line, and
+    // create-jwt-key still works with the setting in place.
+    let err = env.fails(&["serve", "--bind", "127.0.0.1:0"]);
+    assert!(err.contains("jwt_signing_key_file"), "{err}");
+    env.ok(&["create-jwt-key", "--alg", "ES256"]);
+    let server = Server::start(&env);
+    let jwks: serde_json::Value = client()
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(jwks["keys"][0]["alg"], "ES256", "{jwks}");
+    let pair: serde_json::Value = client()
+        .post(server.url("/api/token/"))
+        .form(&[("username", "ada"), ("password", "lovelace")])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let access = pair["access"].as_str().expect("an access token");
+    let status = client()
+        .get(server.url("/jwt/"))
+        .header("Authorization", format!("Bearer {access}"))
+        .send()
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+}
+
+/// Records expired and live refresh tokens in the env's database, runs
+/// `flush-expired-tokens` twice.
+fn flush_expired_tokens_on(env: &Env, url: &str) {
+    use chrono::{Duration as Days, Utc};
+    use portcullis::jwt::{JwtBlacklist, OutstandingToken};
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    runtime().block_on(async {
+        let store = portcullis_store::Store::connect(url).await.unwrap();
+        let tok = |jti: &str, secs: i64| OutstandingToken {
+            jti: jti.into(),
+            user_id: Some(1),
+            created_at: Utc::now() - Days::days(2),
+            expires_at: Utc::now() + Days::seconds(secs),
+        };
+        store.record_outstanding(&tok("old", -60)).await.unwrap();
+        store.blacklist(&tok("old-black", -1)).await.unwrap();
+        store.blacklist(&tok("live-black", 3600)).await.unwrap();
+        store.record_outstanding(&tok("live", 3600)).await.unwrap();
+        store.close().await;
+    });
+    assert_eq!(
+        env.ok(&["flush-expired-tokens"]),
+        "Removed 2 expired tokens\n"
+    );
+    assert_eq!(
+        env.ok(&["flush-expired-tokens"]),
+        "Removed 0 expired tokens\n"
+    );
+    runtime().block_on(async {
+        let store = portcullis_store::Store::connect(url).await.unwrap();
+        assert!(store.is_blacklisted("live-black").await.unwrap());
+        assert!(!store.is_blacklisted("old-black").await.unwrap());
+        store.close().await;
+    });
+}
+
+#[test]
+fn flush_expired_tokens_removes_expired_refresh_tokens() {
+    let env = Env::sqlite();
+    // A fresh database: nothing to remove, and the schema is created.
+    assert_eq!(
+        env.ok(&["flush-expired-tokens"]),
+        "Removed 0 expired tokens\n"
+    );
+    let url = format!("sqlite://{}", env.path().join("portcullis.db").display());
+    flush_expired_tokens_on(&env, &url);
+}
+
+#[test]
+fn postgres_flush_expired_tokens() {
+    let url = postgres_url();
+    let _cleanup = portcullis_store::testing::DropOnExit::new(&url);
+    let mut env = Env::with_url(url.clone());
+    env.secret = Some(SECRET.into());
+    flush_expired_tokens_on(&env, &url);
+}
+
+#[test]
+fn mariadb_flush_expired_tokens() {
+    let url = mysql_url();
+    let _cleanup = portcullis_store::testing::DropOnExit::new(&url);
+    let mut env = Env::with_url(url.clone());
+    env.secret = Some(SECRET.into());
+    flush_expired_tokens_on(&env, &url);
+}
+
+// ------------------------------------------------ throttling and lockout
+
+/// A client whose requests come from `ip` (any 127.0.0.0/8 address).
+fn client_from(ip: &str) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+fn basic_from(c: &reqwest::blocking::Client, server: &Server, user: &str, pw: &str) -> u16 {
+    c.get(server.url("/basic/"))
+        .basic_auth(user, Some(pw))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn get_status(server: &Server, path: &str, forwarded_for: Option<&str>) -> u16 {
+    let mut req = client().get(server.url(path));
+    if let Some(xff) = forwarded_for {
+        req = req.header("X-Forwarded-For", xff);
+    }
+    req.send().unwrap().status().as_u16()
+}
+
+/// Polls for at most one second (the contract's bound) until `f` gives
+/// `want`.
+fn within_a_second(want: u16, mut f: impl FnMut() -> u16) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let got = f();
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn sqlite_env_with(extra: &[(&str, &str)]) -> Env {
+    let mut env = Env::sqlite();
+    env.secret = Some(SECRET.to_owned());
+    env.extra = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env
+}
+
+#[test]
+fn unlock_reaches_a_running_server() {
+    let env = sqlite_env_with(&[]);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    let server = Server::start(&env);
+    let here = client_from("127.0.0.1");
+    for _ in 0..5 {
+        assert_eq!(basic_from(&here, &server, "ada", "wrong"), 401);
+    }
+    assert_eq!(basic_from(&here, &server, "ada", "lovelace"), 429);
+    let there = client_from("127.0.0.2");
+    assert_eq!(basic_from(&there, &server, "ada", "lovelace"), 429);
+
+    // The username's failures are cleared: ada may log in again ...
+    assert_eq!(env.ok(&["unlock", "ada"]).trim(), "Unlocked ada");
+    assert_eq!(
+        within_a_second(200, || basic_from(&there, &server, "ada", "lovelace")),
+        200
+    );
+    // ... but not from the address that failed five times, until it is
+    // unlocked as well.
+    assert_eq!(basic_from(&here, &server, "ada", "lovelace"), 429);
+    env.ok(&["unlock", "127.0.0.1"]);
+    assert_eq!(
+        within_a_second(200, || basic_from(&here, &server, "ada", "lovelace")),
+        200
+    );
+
+    // Nothing to clear is fine too; a missing argument is one line.
+    assert_eq!(env.ok(&["unlock", "nobody"]).trim(), "Unlocked nobody");
+    let err = env.fails(&["unlock", ""]);
+    assert!(err.contains("username or the address"), "{err}");
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+}
+
+#[test]
+fn login_throttle_off_turns_off_the_lockout_only() {
+    let env = sqlite_env_with(&[("PORTCULLIS_LOGIN_THROTTLE", "off")]);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    let server = Server::start(&env);
+    for _ in 0..8 {
+        assert_eq!(basic_status(&server, "ada", "wrong"), 401);
+    }
+    assert_eq!(basic_status(&server, "ada", "lovelace"), 200);
+    // The throttled routes keep their rates; a forged X-Forwarded-For is
+    // ignored (PORTCULLIS_NUM_PROXIES defaults to 0).
+    for i in 0..5 {
+        assert_eq!(
+            get_status(&server, "/throttled/", Some(&format!("198.51.100.{i}"))),
+            200
+        );
+    }
+    assert_eq!(
+        get_status(&server, "/throttled/", Some("198.51.100.99")),
+        429
+    );
+    for _ in 0..3 {
+        assert_eq!(get_status(&server, "/throttled-scoped/", None), 200);
+    }
+    assert_eq!(get_status(&server, "/throttled-scoped/", None), 429);
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+}
+
+#[test]
+fn throttle_settings_num_proxies_and_rates() {
+    let env = sqlite_env_with(&[
+        ("PORTCULLIS_NUM_PROXIES", "1"),
+        ("PORTCULLIS_THROTTLE_RATES", "anon=2/min"),
+    ]);
+    let server = Server::start(&env);
+    // Behind one trusted proxy, the last X-Forwarded-For hop is the client.
+    for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+        assert_eq!(get_status(&server, "/throttled/", Some(ip)), 200);
+    }
+    assert_eq!(
+        get_status(&server, "/throttled/", Some("6.6.6.6, 198.51.100.1")),
+        200
+    );
+    assert_eq!(
+        get_status(&server, "/throttled/", Some("198.51.100.1")),
+        429
+    );
+    // Only the named scope changed: burst keeps 3/min.
+    for _ in 0..3 {
+        assert_eq!(get_status(&server, "/throttled-scoped/", None), 200);
+    }
+    assert_eq!(get_status(&server, "/throttled-scoped/", None), 429);
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+
+    let bad = sqlite_env_with(&[("PORTCULLIS_THROTTLE_RATES", "anon=5/fortnight")]);
+    let err = bad.fails(&["serve", "--bind", "127.0.0.1:0"]);
+    assert!(err.contains("PORTCULLIS_THROTTLE_RATES"), "{err}");
+}
+
+/// Two servers on one Redis (a key prefix of this test's own) share one
+/// anonymous budget and one lockout. Redis must be up at
+/// `PORTCULLIS_TEST_REDIS_URL` (default 127.0.0.1:6379): fails, never skips.
+#[test]
+fn two_servers_share_one_redis_budget_and_lockout() {
+    let redis = portcullis_store::testing::redis_url();
+    let prefix = portcullis_store::testing::fresh_redis_prefix();
+    let env = sqlite_env_with(&[
+        ("PORTCULLIS_REDIS_URL", &redis),
+        ("PORTCULLIS_REDIS_PREFIX", &prefix),
+    ]);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    let (one, two) = (Server::start(&env), Server::start(&env));
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let server = if i % 2 == 0 { &one } else { &two };
+        statuses.push(get_status(server, "/throttled/", None));
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    assert_eq!(get_status(&one, "/throttled/", None), 429);
+
+    // Failures on both servers add up to one lockout.
+    let here = client_from("127.0.0.1");
+    for i in 0..5 {
+        let server = if i % 2 == 0 { &one } else { &two };
+        assert_eq!(basic_from(&here, server, "ada", "wrong"), 401);
+    }
+    assert_eq!(basic_from(&here, &two, "ada", "lovelace"), 429);
+    assert_eq!(basic_from(&here, &one, "ada", "lovelace"), 429);
+    env.ok(&["unlock", "ada"]);
+    env.ok(&["unlock", "127.0.0.1"]);
+    assert_eq!(
+        within_a_second(200, || basic_from(&here, &two, "ada", "lovelace")),
+        200
+    );
+    for server in [one, two] {
+        let (status, _) = server.stop("-TERM");
+        assert!(status.success());
+    }
+}

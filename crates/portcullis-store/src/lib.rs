@@ -43,7 +43,10 @@
 //! (`SELECT setval(pg_get_serial_sequence('auth_user', 'id'), max(id)) FROM
 //! auth_user`), as Django's `sqlsequencereset` does. Tokens
 //! (`portcullis_token`) and sessions (`portcullis_session`) keep only keyed
-//! digests of their keys and disappear with their user.
+//! digests of their keys and disappear with their user. Every SQL store
+//! (and [`Store`]) is also a [`JwtBlacklist`](portcullis::jwt::JwtBlacklist):
+//! simplejwt's outstanding and blacklisted refresh tokens, by `jti` only
+//! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`).
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -58,12 +61,22 @@
 //! | `sqlite` | yes | [`SqliteStore`] |
 //! | `postgres` | no | [`PostgresStore`] |
 //! | `mysql` | no | [`MySqlStore`] (MariaDB and MySQL) |
-//! | `redis` | no | the Redis client dependency |
+//! | `redis` | no | [`RedisStore`]: throttle counts and login lockouts shared by several servers |
 //! | `testing` | no | the `testing` module: a fresh database for every test |
 //!
 //! [`Store`] has a variant for each SQL feature enabled and exists when at
-//! least one is. The `redis` feature only brings in the client so far; no
-//! Redis store is built on it yet.
+//! least one is.
+//!
+//! ## Login lockout and throttle counts
+//!
+//! Every SQL store (and [`Store`]) is also a
+//! [`LockoutStore`](portcullis::lockout::LockoutStore): failed logins are
+//! counted in `portcullis_login_failure` (migration `0003`), one statement
+//! (or one transaction on MariaDB) a call and no cache, so `portcullis
+//! unlock` run from another process reaches a running server at once.
+//! [`RedisStore`] (feature `redis`) is a `LockoutStore` and a
+//! [`RateStore`](portcullis::throttle::RateStore), for throttle budgets
+//! shared by several servers.
 //!
 //! ## Errors
 //!
@@ -77,10 +90,21 @@
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod any;
 mod error;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod jwt;
+#[cfg(any(
+    feature = "sqlite",
+    feature = "postgres",
+    feature = "mysql",
+    feature = "redis"
+))]
+mod millis;
 #[cfg(feature = "mysql")]
 mod mysql;
 #[cfg(feature = "postgres")]
 mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -88,6 +112,8 @@ mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+#[cfg(feature = "redis")]
+pub use self::redis::RedisStore;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 pub use any::Store;
 pub use error::map_sqlx_error;

@@ -9,11 +9,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
 };
-use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

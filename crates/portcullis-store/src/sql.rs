@@ -1,7 +1,7 @@
 //! What the SQL backends share: decoding rows into the core's records, and
 //! the small values every dialect writes the same way.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use portcullis::lockout::Failures;
@@ -9,6 +9,8 @@ use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use rand::distributions::{Alphanumeric, DistString};
 use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+
+pub(crate) use crate::millis::{expiry_millis, from_millis, millis};
 
 /// How long a pool waits for a connection before the store reports
 /// [`StoreError::Unavailable`], so a database that is down fails fast.
@@ -117,34 +119,10 @@ pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
-/// A time as the lockout table stores it: milliseconds since the Unix
-/// epoch (negative before it, saturating far from it).
-pub(crate) fn millis(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
-    }
-}
-
-/// The inverse of [`millis`].
-pub(crate) fn from_millis(ms: i64) -> SystemTime {
-    let d = Duration::from_millis(ms.unsigned_abs());
-    if ms >= 0 {
-        UNIX_EPOCH + d
-    } else {
-        UNIX_EPOCH - d
-    }
-}
-
-/// `now + cooloff` in milliseconds, saturating.
-pub(crate) fn expiry_millis(now: SystemTime, cooloff: Duration) -> i64 {
-    millis(now).saturating_add(i64::try_from(cooloff.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// The row of `portcullis_login_failure` as the core's [`Failures`].
 pub(crate) fn failures_from(count: i64, last_failure_ms: i64) -> Failures {
     Failures {
-        count: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+        count: count_u32(count),
         last_failure: from_millis(last_failure_ms),
     }
 }

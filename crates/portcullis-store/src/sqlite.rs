@@ -27,11 +27,11 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
 };
-use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
@@ -63,7 +63,7 @@ impl fmt::Debug for SqliteStore {
 }
 
 /// A timestamp as Django writes it on SQLite.
-fn ts(at: DateTime<Utc>) -> String {
+pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
@@ -224,6 +224,9 @@ impl UserAdmin for SqliteStore {
         for statement in [
             "DELETE FROM portcullis_token WHERE user_id = ?",
             "DELETE FROM portcullis_session WHERE user_id = ?",
+            "DELETE FROM portcullis_jwt_blacklisted WHERE jti IN \
+             (SELECT jti FROM portcullis_jwt_outstanding WHERE user_id = ?)",
+            "DELETE FROM portcullis_jwt_outstanding WHERE user_id = ?",
         ] {
             sqlx::query(statement)
                 .bind(id)

@@ -9,6 +9,7 @@
 //! | [`fresh_postgres_url`] | `PORTCULLIS_TEST_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/test` |
 //! | [`fresh_mysql_url`] | `PORTCULLIS_TEST_MYSQL_URL` | `mysql://root@127.0.0.1:3306/test` |
 //! | [`fresh_sqlite_url`] | none: a file in the directory you give | |
+//! | [`redis_url`] (with [`fresh_redis_prefix`]) | `PORTCULLIS_TEST_REDIS_URL` | `redis://127.0.0.1:6379` |
 //!
 //! The variable names a database the user can connect to and create
 //! databases from. When the server cannot be reached the helper **panics**
@@ -50,6 +51,26 @@ pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 pub const MYSQL_URL_VAR: &str = "PORTCULLIS_TEST_MYSQL_URL";
 /// The MariaDB/MySQL server used when [`MYSQL_URL_VAR`] is unset.
 pub const DEFAULT_MYSQL_URL: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// The variable naming the Redis server for tests.
+pub const REDIS_URL_VAR: &str = "PORTCULLIS_TEST_REDIS_URL";
+/// The Redis server used when [`REDIS_URL_VAR`] is unset.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The Redis server for tests: [`REDIS_URL_VAR`] if set, else
+/// [`DEFAULT_REDIS_URL`]. Tests share it; give each its own key prefix
+/// ([`fresh_redis_prefix`]) so they can run in parallel.
+pub fn redis_url() -> String {
+    std::env::var(REDIS_URL_VAR)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned())
+}
+
+/// A new key prefix, `pc_t_<16 hex digits>:`, unique to one test.
+pub fn fresh_redis_prefix() -> String {
+    format!("{}:", fresh_name())
+}
 
 /// The prefix of every database name these helpers make.
 const PREFIX: &str = "pc_t_";

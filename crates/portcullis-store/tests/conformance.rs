@@ -728,3 +728,521 @@ async fn hostile_usernames_are_not_found_on_every_engine() {
         }
     }
 }
+
+// ----- the JWT blacklist (simplejwt's token_blacklist app) -----
+
+mod jwt_blacklist {
+    //! [`JwtBlacklist`] on the core's [`MemoryBlacklist`] and on every SQL
+    //! engine, directly and through [`Store`].
+
+    use chrono::{DateTime, Duration, SubsecRound, Utc};
+    use portcullis::jwt::{JwtBlacklist, MemoryBlacklist, OutstandingToken};
+    use portcullis::store::{MemoryStore, UserAdmin};
+    use portcullis_store::{MySqlStore, PostgresStore, SqliteStore, Store};
+
+    use super::Fixture;
+
+    fn now() -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(6)
+    }
+
+    fn tok(jti: &str, user_id: Option<i64>, expires_in_secs: i64) -> OutstandingToken {
+        OutstandingToken {
+            jti: jti.to_owned(),
+            user_id,
+            created_at: now(),
+            expires_at: now() + Duration::seconds(expires_in_secs),
+        }
+    }
+
+    async fn record_then_blacklist<U: UserAdmin, B: JwtBlacklist>(users: &U, b: &B) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let t = tok("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", Some(ada.id), 3600);
+        b.record_outstanding(&t).await.unwrap();
+        assert!(!b.is_blacklisted(&t.jti).await.unwrap());
+        assert!(b.blacklist(&t).await.unwrap());
+        assert!(b.is_blacklisted(&t.jti).await.unwrap());
+        // Another token is untouched.
+        assert!(!b
+            .is_blacklisted("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+            .await
+            .unwrap());
+    }
+
+    async fn duplicate_blacklist_is_idempotent<U: UserAdmin, B: JwtBlacklist>(users: &U, b: &B) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let t = tok("dup", Some(ada.id), 3600);
+        b.record_outstanding(&t).await.unwrap();
+        assert!(b.blacklist(&t).await.unwrap());
+        assert!(!b.blacklist(&t).await.unwrap());
+        assert!(!b.blacklist(&t).await.unwrap());
+        assert!(b.is_blacklisted("dup").await.unwrap());
+    }
+
+    async fn record_outstanding_is_idempotent<U: UserAdmin, B: JwtBlacklist>(users: &U, b: &B) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let t = tok("twice", Some(ada.id), 3600);
+        b.record_outstanding(&t).await.unwrap();
+        b.record_outstanding(&tok("twice", Some(ada.id), -60))
+            .await
+            .unwrap();
+        // The first record stands: flushing now removes nothing.
+        assert_eq!(b.flush_expired(now()).await.unwrap(), 0);
+        assert!(!b.is_blacklisted("twice").await.unwrap());
+    }
+
+    async fn blacklist_records_unseen_tokens<U: UserAdmin, B: JwtBlacklist>(_: &U, b: &B) {
+        // Issued before the blacklist was switched on, or by another server.
+        let t = tok("never-recorded", None, 3600);
+        assert!(b.blacklist(&t).await.unwrap());
+        assert!(b.is_blacklisted("never-recorded").await.unwrap());
+    }
+
+    async fn tokens_of_missing_users_are_kept<U: UserAdmin, B: JwtBlacklist>(_: &U, b: &B) {
+        // A refresh token whose user is gone can still be logged out.
+        let t = tok("orphan", Some(424_242), 3600);
+        b.record_outstanding(&t).await.unwrap();
+        assert!(b.blacklist(&t).await.unwrap());
+        assert!(b.is_blacklisted("orphan").await.unwrap());
+    }
+
+    async fn jti_compare_exactly<U: UserAdmin, B: JwtBlacklist>(_: &U, b: &B) {
+        assert!(b.blacklist(&tok("AbC", None, 3600)).await.unwrap());
+        assert!(b.is_blacklisted("AbC").await.unwrap());
+        assert!(!b.is_blacklisted("abc").await.unwrap());
+        assert!(!b.is_blacklisted("AbC ").await.unwrap());
+        assert!(b.blacklist(&tok("abc", None, 3600)).await.unwrap());
+    }
+
+    async fn flush_expired_removes_expired_and_their_blacklist<U: UserAdmin, B: JwtBlacklist>(
+        users: &U,
+        b: &B,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        b.record_outstanding(&tok("old", Some(ada.id), -10))
+            .await
+            .unwrap();
+        assert!(b
+            .blacklist(&tok("old-black", Some(ada.id), -1))
+            .await
+            .unwrap());
+        b.record_outstanding(&tok("live", Some(ada.id), 3600))
+            .await
+            .unwrap();
+        assert!(b.blacklist(&tok("live-black", None, 3600)).await.unwrap());
+
+        assert_eq!(b.flush_expired(now()).await.unwrap(), 2);
+        // The expired blacklist entry went with its outstanding token …
+        assert!(!b.is_blacklisted("old-black").await.unwrap());
+        // … the live ones stay.
+        assert!(b.is_blacklisted("live-black").await.unwrap());
+        assert!(!b.is_blacklisted("live").await.unwrap());
+        assert_eq!(b.flush_expired(now()).await.unwrap(), 0);
+        // A flushed jti can be recorded again.
+        assert!(b.blacklist(&tok("old-black", None, 60)).await.unwrap());
+    }
+
+    /// SQL only: the rows go with their user, and deleting a user with
+    /// recorded tokens works.
+    async fn delete_user_removes_its_tokens<S: UserAdmin + JwtBlacklist>(s: &S, _: &S) {
+        let ada = s.create_user(super::new_user("ada")).await.unwrap();
+        let bob = s.create_user(super::new_user("bob")).await.unwrap();
+        s.record_outstanding(&tok("ada-1", Some(ada.id), 3600))
+            .await
+            .unwrap();
+        assert!(s
+            .blacklist(&tok("ada-2", Some(ada.id), 3600))
+            .await
+            .unwrap());
+        assert!(s
+            .blacklist(&tok("bob-1", Some(bob.id), 3600))
+            .await
+            .unwrap());
+        s.delete_user(ada.id).await.unwrap();
+        assert_eq!(s.user_by_id(ada.id).await.unwrap(), None);
+        assert!(!s.is_blacklisted("ada-2").await.unwrap());
+        assert!(s.is_blacklisted("bob-1").await.unwrap());
+    }
+
+    async fn memory() -> (Fixture<MemoryStore>, MemoryBlacklist) {
+        (super::memory().await, MemoryBlacklist::new())
+    }
+
+    fn both<S: Clone>(f: Fixture<S>) -> (Fixture<S>, S) {
+        let s = f.store.clone();
+        (f, s)
+    }
+
+    async fn sqlite() -> (Fixture<SqliteStore>, SqliteStore) {
+        both(super::sqlite().await)
+    }
+
+    async fn postgres() -> (Fixture<PostgresStore>, PostgresStore) {
+        both(super::postgres().await)
+    }
+
+    async fn mysql() -> (Fixture<MySqlStore>, MySqlStore) {
+        both(super::mysql().await)
+    }
+
+    async fn store_sqlite() -> (Fixture<Store>, Store) {
+        both(super::store_sqlite().await)
+    }
+
+    async fn store_postgres() -> (Fixture<Store>, Store) {
+        both(super::store_postgres().await)
+    }
+
+    async fn store_mysql() -> (Fixture<Store>, Store) {
+        both(super::store_mysql().await)
+    }
+
+    /// One `#[tokio::test]` a behaviour, for one backend's set-up.
+    macro_rules! blacklist_suite {
+        ($backend:ident, $setup:path $(, $extra:ident)*) => {
+            mod $backend {
+                blacklist_suite!(@tests $setup;
+                    record_then_blacklist,
+                    duplicate_blacklist_is_idempotent,
+                    record_outstanding_is_idempotent,
+                    blacklist_records_unseen_tokens,
+                    tokens_of_missing_users_are_kept,
+                    jti_compare_exactly,
+                    flush_expired_removes_expired_and_their_blacklist,
+                    $($extra,)*
+                );
+            }
+        };
+        (@tests $setup:path; $($test:ident,)*) => {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (fixture, blacklist) = $setup().await;
+                    super::$test(&fixture.store, &blacklist).await;
+                }
+            )*
+        };
+    }
+
+    blacklist_suite!(memory_store, super::memory);
+    blacklist_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
+    blacklist_suite!(
+        postgres_store,
+        super::postgres,
+        delete_user_removes_its_tokens
+    );
+    blacklist_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
+    blacklist_suite!(
+        store_enum_sqlite,
+        super::store_sqlite,
+        delete_user_removes_its_tokens
+    );
+    blacklist_suite!(
+        store_enum_postgres,
+        super::store_postgres,
+        delete_user_removes_its_tokens
+    );
+    blacklist_suite!(
+        store_enum_mysql,
+        super::store_mysql,
+        delete_user_removes_its_tokens
+    );
+}
+
+// ----- login lockout and throttle counts -----
+
+/// The core's `LockoutStore` semantics on memory, the three SQL engines
+/// (directly and through `Store`) and Redis; its `RateStore` semantics on
+/// memory and Redis. Each Redis test uses a key prefix of its own, so the
+/// tests share one Redis (`PORTCULLIS_TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`) in parallel; a Redis that is down fails them.
+mod lockout_and_rate {
+    use std::collections::BTreeSet;
+    use std::time::{Duration, SystemTime};
+
+    use portcullis::lockout::{Failures, LockoutStore, MemoryLockoutStore};
+    use portcullis::throttle::{Hit, MemoryRateStore, RateStore};
+    use portcullis_store::{testing, RedisStore};
+
+    use super::Fixture;
+
+    const COOLOFF: Duration = Duration::from_secs(900);
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn t(ms: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000) + Duration::from_millis(ms)
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    async fn redis() -> Fixture<RedisStore> {
+        let store = RedisStore::connect(&testing::redis_url())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "the Redis test server at {} is unreachable ({e}); start it or set {}",
+                    testing::DEFAULT_REDIS_URL,
+                    testing::REDIS_URL_VAR
+                )
+            })
+            .with_prefix(testing::fresh_redis_prefix());
+        Fixture {
+            store,
+            _cleanup: None,
+            _dir: None,
+        }
+    }
+
+    async fn memory_lockout() -> Fixture<MemoryLockoutStore> {
+        Fixture {
+            store: MemoryLockoutStore::new(),
+            _cleanup: None,
+            _dir: None,
+        }
+    }
+
+    async fn memory_rate() -> Fixture<MemoryRateStore> {
+        Fixture {
+            store: MemoryRateStore::new(),
+            _cleanup: None,
+            _dir: None,
+        }
+    }
+
+    // ----- LockoutStore -----
+
+    async fn failures_count_up_and_expire<S: LockoutStore>(s: &S) {
+        let k = "lockout:username:ada";
+        assert_eq!(s.failures(k, t(0)).await.unwrap(), None);
+        assert_eq!(s.record_failure(k, t(0), COOLOFF).await.unwrap(), 1);
+        assert_eq!(s.record_failure(k, t(10_000), COOLOFF).await.unwrap(), 2);
+        assert_eq!(
+            s.failures(k, t(10_000)).await.unwrap(),
+            Some(Failures {
+                count: 2,
+                last_failure: t(10_000)
+            })
+        );
+        // Present until a cool-off after the last failure, gone at it.
+        assert!(s.failures(k, t(909_999)).await.unwrap().is_some());
+        assert_eq!(s.failures(k, t(910_000)).await.unwrap(), None);
+        // A failure after the expiry starts again at one.
+        assert_eq!(s.record_failure(k, t(910_000), COOLOFF).await.unwrap(), 1);
+    }
+
+    async fn the_cooloff_runs_from_the_last_failure<S: LockoutStore>(s: &S) {
+        let k = "lockout:ip:192.0.2.1";
+        s.record_failure(k, t(0), COOLOFF).await.unwrap();
+        s.record_failure(k, t(800_000), COOLOFF).await.unwrap();
+        let f = s.failures(k, t(1_000_000)).await.unwrap().unwrap();
+        assert_eq!(f.count, 2);
+        assert_eq!(f.last_failure, t(800_000));
+        // The cool-off given by the last failure is the one that counts.
+        s.record_failure(k, t(1_000_000), secs(1)).await.unwrap();
+        assert!(s.failures(k, t(1_000_999)).await.unwrap().is_some());
+        assert_eq!(s.failures(k, t(1_001_000)).await.unwrap(), None);
+    }
+
+    async fn clear_forgets_one_key<S: LockoutStore>(s: &S) {
+        s.record_failure("a", t(0), COOLOFF).await.unwrap();
+        s.record_failure("b", t(0), COOLOFF).await.unwrap();
+        s.clear("a").await.unwrap();
+        s.clear("a").await.unwrap();
+        s.clear("never-seen").await.unwrap();
+        assert_eq!(s.failures("a", t(1)).await.unwrap(), None);
+        assert_eq!(s.failures("b", t(1)).await.unwrap().unwrap().count, 1);
+        assert_eq!(s.record_failure("a", t(2), COOLOFF).await.unwrap(), 1);
+    }
+
+    async fn keys_compare_exactly<S: LockoutStore>(s: &S) {
+        let keys = [
+            "lockout:username:ada",
+            "lockout:username:Ada",
+            "lockout:username:ada ",
+            "lockout:username:ádá",
+            "lockout:username:adá",
+            "lockout:username:'; DROP TABLE portcullis_login_failure; --",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            for _ in 0..=i {
+                s.record_failure(k, t(0), COOLOFF).await.unwrap();
+            }
+        }
+        for (i, k) in keys.iter().enumerate() {
+            let f = s.failures(k, t(1)).await.unwrap().unwrap();
+            assert_eq!(f.count as usize, i + 1, "{k:?}");
+        }
+        let long = format!("lockout:username:{}", "é".repeat(75));
+        assert_eq!(s.record_failure(&long, t(0), COOLOFF).await.unwrap(), 1);
+        assert_eq!(s.failures(&long, t(1)).await.unwrap().unwrap().count, 1);
+    }
+
+    async fn concurrent_failures_are_all_counted<S: LockoutStore + Clone>(s: &S) {
+        let k = "lockout:username:racer";
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.record_failure(k, t(i), COOLOFF).await.unwrap() })
+            })
+            .collect();
+        let mut counts = BTreeSet::new();
+        for task in tasks {
+            counts.insert(task.await.unwrap());
+        }
+        assert_eq!(counts, (1..=20).collect::<BTreeSet<u32>>());
+        assert_eq!(s.failures(k, t(100)).await.unwrap().unwrap().count, 20);
+    }
+
+    macro_rules! lockout_suite {
+        ($backend:ident, $setup:path) => {
+            mod $backend {
+                lockout_suite!(@tests $setup;
+                    failures_count_up_and_expire,
+                    the_cooloff_runs_from_the_last_failure,
+                    clear_forgets_one_key,
+                    keys_compare_exactly,
+                    concurrent_failures_are_all_counted,
+                );
+            }
+        };
+        (@tests $setup:path; $($test:ident,)*) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let fixture = $setup().await;
+                    super::$test(&fixture.store).await;
+                }
+            )*
+        };
+    }
+
+    lockout_suite!(memory, super::memory_lockout);
+    lockout_suite!(sqlite, super::super::sqlite);
+    lockout_suite!(postgres, super::super::postgres);
+    lockout_suite!(mysql, super::super::mysql);
+    lockout_suite!(store_enum_sqlite, super::super::store_sqlite);
+    lockout_suite!(store_enum_postgres, super::super::store_postgres);
+    lockout_suite!(store_enum_mysql, super::super::store_mysql);
+    lockout_suite!(redis, super::redis);
+
+    // ----- RateStore -----
+
+    async fn a_sliding_window<S: RateStore>(s: &S) {
+        assert_eq!(s.hit("k", 2, MIN, t(0)).await.unwrap(), Hit::Allowed);
+        assert_eq!(s.hit("k", 2, MIN, t(10_000)).await.unwrap(), Hit::Allowed);
+        assert_eq!(
+            s.hit("k", 2, MIN, t(15_000)).await.unwrap(),
+            Hit::Limited { wait: secs(45) }
+        );
+        // At exactly now - period the old request no longer counts.
+        assert_eq!(s.hit("k", 2, MIN, t(60_000)).await.unwrap(), Hit::Allowed);
+        assert_eq!(
+            s.hit("k", 2, MIN, t(60_001)).await.unwrap(),
+            Hit::Limited {
+                wait: Duration::from_millis(9_999)
+            }
+        );
+    }
+
+    async fn refused_hits_are_not_counted<S: RateStore>(s: &S) {
+        s.hit("k", 2, MIN, t(0)).await.unwrap();
+        s.hit("k", 2, MIN, t(30_000)).await.unwrap();
+        for i in 0..10 {
+            assert!(matches!(
+                s.hit("k", 2, MIN, t(31_000 + i)).await.unwrap(),
+                Hit::Limited { .. }
+            ));
+        }
+        assert_eq!(s.hit("k", 2, MIN, t(60_000)).await.unwrap(), Hit::Allowed);
+    }
+
+    async fn limits_of_zero_and_lowered_limits<S: RateStore>(s: &S) {
+        assert_eq!(
+            s.hit("z", 0, MIN, t(0)).await.unwrap(),
+            Hit::Limited { wait: MIN }
+        );
+        for i in 0..3 {
+            s.hit("k", 3, MIN, t(i * 10_000)).await.unwrap();
+        }
+        assert_eq!(
+            s.hit("k", 1, MIN, t(25_000)).await.unwrap(),
+            Hit::Limited { wait: secs(55) }
+        );
+    }
+
+    async fn same_millisecond_hits_all_count<S: RateStore>(s: &S) {
+        for _ in 0..3 {
+            assert_eq!(s.hit("k", 3, MIN, t(5)).await.unwrap(), Hit::Allowed);
+        }
+        assert!(matches!(
+            s.hit("k", 3, MIN, t(5)).await.unwrap(),
+            Hit::Limited { .. }
+        ));
+        assert_eq!(s.hit("other", 3, MIN, t(5)).await.unwrap(), Hit::Allowed);
+    }
+
+    async fn concurrent_hits_never_exceed_the_limit<S: RateStore + Clone>(s: &S) {
+        let tasks: Vec<_> = (0..30)
+            .map(|_| {
+                let s = s.clone();
+                tokio::spawn(async move { s.hit("k", 5, MIN, t(0)).await.unwrap() })
+            })
+            .collect();
+        let mut allowed = 0;
+        for task in tasks {
+            if task.await.unwrap() == Hit::Allowed {
+                allowed += 1;
+            }
+        }
+        assert_eq!(allowed, 5);
+    }
+
+    macro_rules! rate_suite {
+        ($backend:ident, $setup:path) => {
+            mod $backend {
+                rate_suite!(@tests $setup;
+                    a_sliding_window,
+                    refused_hits_are_not_counted,
+                    limits_of_zero_and_lowered_limits,
+                    same_millisecond_hits_all_count,
+                    concurrent_hits_never_exceed_the_limit,
+                );
+            }
+        };
+        (@tests $setup:path; $($test:ident,)*) => {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let fixture = $setup().await;
+                    super::$test(&fixture.store).await;
+                }
+            )*
+        };
+    }
+
+    rate_suite!(rate_memory, super::memory_rate);
+    rate_suite!(rate_redis, super::redis);
+
+    /// Two clients with their own connections share one budget.
+    #[tokio::test]
+    async fn two_redis_clients_share_one_budget() {
+        let a = redis().await.store;
+        let b = RedisStore::connect(&testing::redis_url())
+            .await
+            .unwrap()
+            .with_prefix(a.prefix().to_owned());
+        for s in [&a, &b, &a] {
+            assert_eq!(s.hit("k", 3, MIN, t(0)).await.unwrap(), Hit::Allowed);
+        }
+        assert!(matches!(
+            b.hit("k", 3, MIN, t(1)).await.unwrap(),
+            Hit::Limited { .. }
+        ));
+        a.record_failure("f", t(0), COOLOFF).await.unwrap();
+        assert_eq!(b.record_failure("f", t(1), COOLOFF).await.unwrap(), 2);
+        b.clear("f").await.unwrap();
+        assert_eq!(a.failures("f", t(2)).await.unwrap(), None);
+    }
+}

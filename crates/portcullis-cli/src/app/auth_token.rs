@@ -5,15 +5,19 @@
 //! multipart form; the answer is `200 {"token": KEY}` with the user's
 //! existing token if there is one (DRF's `get_or_create`). The key is only
 //! ever shown here: the store holds a keyed hash and a sealed copy.
+//!
+//! Unlike DRF, the view sits behind the login lockout: too many failures
+//! for the username or from the address answer `429` with `Retry-After`.
 
 use axum::extract::Request;
 use axum::http::header::{HeaderValue, CACHE_CONTROL};
 use axum::http::StatusCode;
 use axum::response::Response;
+use portcullis::LoginOutcome;
 use serde_json::{json, Map, Value};
 
 use super::respond::{json, read_body};
-use super::{forms, store_error, AppStore, Shared};
+use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
 
 /// DRF's `AuthTokenSerializer` message for wrong credentials.
 const UNABLE_TO_LOG_IN: &str = "Unable to log in with provided credentials.";
@@ -21,6 +25,7 @@ const UNABLE_TO_LOG_IN: &str = "Unable to log in with provided credentials.";
 /// The view.
 pub(crate) async fn obtain<S: AppStore>(shared: &Shared<S>, req: Request) -> Response {
     let headers = req.headers().clone();
+    let client = client_addr(shared, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(res) => return res,
@@ -33,9 +38,14 @@ pub(crate) async fn obtain<S: AppStore>(shared: &Shared<S>, req: Request) -> Res
         Ok(creds) => creds,
         Err(errors) => return json(StatusCode::BAD_REQUEST, errors),
     };
-    let user = match shared.backend.authenticate(&username, &password).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
+    let outcome = shared
+        .backend
+        .authenticate_from(&username, &password, client)
+        .await;
+    let user = match outcome {
+        Ok(LoginOutcome::Authenticated(user)) => user,
+        Ok(LoginOutcome::LockedOut { wait }) => return locked_out(wait),
+        Ok(_) => {
             return json(
                 StatusCode::BAD_REQUEST,
                 json!({ "non_field_errors": [UNABLE_TO_LOG_IN] }),
@@ -55,7 +65,7 @@ pub(crate) async fn obtain<S: AppStore>(shared: &Shared<S>, req: Request) -> Res
 }
 
 /// The serializer: both fields, or DRF's error object.
-fn validate(data: &Value) -> Result<(String, String), Value> {
+pub(super) fn validate(data: &Value) -> Result<(String, String), Value> {
     let fields = match data {
         Value::Object(m) => m,
         Value::Null => {

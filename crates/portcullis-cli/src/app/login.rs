@@ -16,11 +16,11 @@ use axum::http::{Extensions, StatusCode};
 use axum::response::Response;
 use portcullis::scheme::csrf;
 use portcullis::scheme::RequestHead;
-use portcullis::{Identity, User};
+use portcullis::{Identity, LoginOutcome, User};
 use serde_json::json;
 
 use super::respond::{detail, escape_html, json, read_body};
-use super::{forms, store_error, AppStore, Shared};
+use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
 
 /// Where a login without a usable `next` goes.
 const DEFAULT_NEXT: &str = "/api/whoami/";
@@ -188,6 +188,7 @@ pub(crate) async fn submit<S: AppStore>(shared: &Shared<S>, req: Request) -> Res
         req.headers().clone(),
     );
     let query_next = query_next(&req);
+    let client = client_addr(shared, &req);
     let body = match read_body(req).await {
         Ok(b) => b,
         Err(res) => return res,
@@ -231,9 +232,16 @@ pub(crate) async fn submit<S: AppStore>(shared: &Shared<S>, req: Request) -> Res
         state.password_error = password.is_empty().then_some(REQUIRED);
         return page(shared, &state, &secret);
     }
-    let user = match shared.backend.authenticate(username, password).await {
-        Ok(Some(user)) => user,
-        Ok(None) => {
+    let user = match shared
+        .backend
+        .authenticate_from(username, password, client)
+        .await
+    {
+        Ok(LoginOutcome::Authenticated(user)) => user,
+        // The lockout answers as an API would (`429` JSON, `Retry-After`),
+        // not with the form: a browser shows the message, a script backs off.
+        Ok(LoginOutcome::LockedOut { wait }) => return locked_out(wait),
+        Ok(_) => {
             state.error = Some(INVALID_LOGIN);
             return page(shared, &state, &secret);
         }

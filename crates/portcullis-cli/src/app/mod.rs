@@ -12,9 +12,19 @@
 //! | `/api/example/` | the defaults: Session, Basic | IsAuthenticated |
 //! | `/admin-only/` | Session, Basic, Token | IsAdminUser |
 //! | `/api/whoami/` | the defaults | AllowAny |
+//! | `/throttled/` | the defaults | AllowAny; throttled anon `5/min` (by address), user `10/min` (by id) |
+//! | `/throttled-scoped/` | the defaults | AllowAny; throttled by scope `burst` (`3/min`) |
 //! | `/auth-token/` | none; POST only | DRF's `obtain_auth_token` |
 //! | `/health/`, `/ready/` | none | liveness; store reachability |
 //! | `/auth/login/`, `/auth/logout/` | none; session | Django's login and logout views |
+//! | `/jwt/` | JWT (`Bearer`, simplejwt's `JWTAuthentication`) | IsAuthenticated |
+//! | `/api/token/`, `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/` | none; POST only | simplejwt's token views ([`jwt`]) |
+//! | `/.well-known/jwks.json` | none | the JWT verification keys |
+//!
+//! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
+//! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
+//! failures for a username or from an address, `429` with `Retry-After`
+//! and a JSON `detail`, the right password included.
 //!
 //! Protected routes answer GET, HEAD, OPTIONS (DRF's metadata), POST, PUT,
 //! PATCH and DELETE with `{"user": ..., "auth": ...}`; `auth` is `null`
@@ -38,6 +48,7 @@
 //! ```
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -46,7 +57,9 @@ use axum::middleware;
 use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
+use portcullis::cache::{CachedStore, CredentialCache, DEFAULT_CREDENTIAL_TTL, DEFAULT_TTL};
 use portcullis::layer::DEFAULT_FORM_LIMIT;
+use portcullis::lockout::Lockout;
 use portcullis::password::{HasherConfig, PasswordHasher};
 use portcullis::scheme::basic::Basic;
 use portcullis::scheme::csrf::CsrfConfig;
@@ -55,6 +68,7 @@ use portcullis::scheme::session::{SessionAuth, SessionConfig, Sessions};
 use portcullis::scheme::token::{TokenAuth, Tokens};
 use portcullis::scheme::Scheme;
 use portcullis::store::{Ping, SessionStore, StoreError, TokenStore, UserAdmin};
+use portcullis::throttle::ThrottleConfig;
 use portcullis::{
     AllowAny, AuthError, Identity, IsAdminUser, IsAuthenticated, PasswordBackend, Policy,
     SecretKey, User,
@@ -65,9 +79,12 @@ use tower_http::sensitive_headers::{
 
 mod auth_token;
 mod forms;
+pub mod jwt;
 mod login;
 mod respond;
 mod views;
+
+pub use jwt::SharedBlacklist;
 
 use views::ViewInfo;
 
@@ -104,6 +121,33 @@ pub struct AppConfig {
     /// The largest request body accepted, in bytes; default 2.5 MiB
     /// (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`). Larger bodies get `413`.
     pub form_limit: usize,
+    /// How long users, tokens and sessions read from the store are kept
+    /// ([`CachedStore`]); default 500 ms, zero turns caching off. Writes
+    /// through the app invalidate at once; writes by other processes are
+    /// seen after at most this long.
+    pub cache_ttl: Duration,
+    /// Whether verified Basic credentials are remembered by a keyed hash
+    /// ([`CredentialCache`], 60 s); default `true`.
+    pub basic_cache: bool,
+    /// The throttles' shared settings (DRF's `DEFAULT_THROTTLE_RATES`,
+    /// `NUM_PROXIES` and cache): the rate store, the clock, the client
+    /// address rule and the rates of the `anon`, `user` and `burst` scopes
+    /// used by `/throttled/` and `/throttled-scoped/`. Default
+    /// `anon=5/min,user=10/min,burst=3/min` in memory.
+    pub throttle: ThrottleConfig,
+    /// The login lockout in front of every password login (Basic,
+    /// `/auth-token/`, `/auth/login/`); `None` turns it off. Default 5
+    /// failures, 900 s, in memory (one server; `serve` puts it in the
+    /// database or Redis so `portcullis unlock` reaches it).
+    pub lockout: Option<Lockout>,
+    /// simplejwt's `SIMPLE_JWT` settings for `/jwt/` and `/api/token/...`;
+    /// default simplejwt's (HS256 with [`secret`](Self::secret), access 5
+    /// minutes, refresh 1 day, no rotation).
+    pub jwt: portcullis::jwt::JwtSettings,
+    /// Where outstanding and blacklisted refresh tokens are kept; default
+    /// `None`: in memory, for this router only (`serve` uses the
+    /// database).
+    pub jwt_blacklist: Option<SharedBlacklist>,
 }
 
 impl AppConfig {
@@ -120,6 +164,14 @@ impl AppConfig {
             cookie_secure: false,
             session_age_secs: 1_209_600,
             form_limit: DEFAULT_FORM_LIMIT,
+            cache_ttl: DEFAULT_TTL,
+            basic_cache: true,
+            throttle: ThrottleConfig::new()
+                .rates(crate::config::DEFAULT_THROTTLE_RATES)
+                .expect("the default rates parse"),
+            lockout: Some(Lockout::memory()),
+            jwt: portcullis::jwt::JwtSettings::default(),
+            jwt_blacklist: None,
         }
     }
 }
@@ -143,6 +195,24 @@ pub(crate) fn store_error(e: StoreError) -> Response {
     AuthError::Store(e).to_response(None).map(Body::from)
 }
 
+/// A login refused by the lockout: `429` with `Retry-After` and DRF's
+/// throttled `detail`.
+pub(crate) fn locked_out(wait: std::time::Duration) -> Response {
+    portcullis::throttle::throttled(wait)
+        .to_response(None)
+        .map(Body::from)
+}
+
+/// The client address the lockout counts for this request (`None` when
+/// the lockout is off or the server left no address).
+pub(crate) fn client_addr<S: AppStore>(
+    shared: &Shared<S>,
+    req: &Request,
+) -> Option<std::net::IpAddr> {
+    let lockout = shared.backend.lockout()?;
+    lockout.client_addr(&portcullis::scheme::RequestHead::from_request(req))
+}
+
 fn header_name(what: &str, name: &str) -> HeaderName {
     HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
         .unwrap_or_else(|_| panic!("{what} {name:?} is not a valid HTTP header name"))
@@ -159,14 +229,29 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 ///
 /// When the configuration is unusable, so it fails at start-up rather than
 /// per request: `remote_user_header` or the `secure_proxy_ssl_header` name
-/// is not a valid header name, or `form_limit` is zero.
+/// is not a valid header name, `form_limit` is zero, or
+/// [`AppConfig::throttle`] has no rate for `anon`, `user` or `burst`.
 pub fn router<S>(store: S, config: AppConfig) -> Router
 where
     S: UserAdmin + TokenStore + SessionStore + Ping + Clone,
 {
     assert!(config.form_limit > 0, "the form limit must be positive");
+    // Every read below goes through the cache; every write through it
+    // invalidates what it touches.
+    let store = CachedStore::new(store, config.cache_ttl);
+    let credentials = if config.basic_cache {
+        CredentialCache::new(&config.secret, DEFAULT_CREDENTIAL_TTL)
+    } else {
+        CredentialCache::disabled()
+    };
     let hasher = PasswordHasher::new(config.hasher.clone());
-    let backend = PasswordBackend::new(store.clone(), hasher);
+    let mut backend = PasswordBackend::new(store.clone(), hasher);
+    if let Some(lockout) = &config.lockout {
+        backend = backend.with_lockout(lockout.clone());
+    }
+    // TODO(backend.rs owner): `.with_credential_cache(credentials)` once
+    // PasswordBackend takes one (see portcullis::cache::CredentialCache).
+    let _ = credentials;
     let tokens = Tokens::new(store.clone(), config.secret.clone());
     let csrf = CsrfConfig {
         trusted_origins: config.csrf_trusted_origins.clone(),
@@ -289,6 +374,41 @@ where
                 &defaults.clone().permission(AllowAny),
             ),
         )
+        .route(
+            "/throttled/",
+            views::whoami_route(
+                view(
+                    "Throttled",
+                    "Who Am I, throttled: anonymous requests by address, users by id.",
+                ),
+                &defaults
+                    .clone()
+                    .permission(AllowAny)
+                    .throttle(config.throttle.anon().expect("an `anon` throttle rate"))
+                    .throttle(config.throttle.user().expect("a `user` throttle rate")),
+            ),
+        )
+        .route(
+            "/throttled-scoped/",
+            views::whoami_route(
+                view(
+                    "Throttled Scoped",
+                    "Who Am I, throttled by the `burst` scope.",
+                ),
+                &defaults.clone().permission(AllowAny).throttle(
+                    config
+                        .throttle
+                        .scoped("burst")
+                        .expect("a `burst` throttle rate"),
+                ),
+            ),
+        )
+        .merge(jwt::routes(
+            jwt::service(&config.jwt, &config.secret, config.jwt_blacklist.as_ref()),
+            store.clone(),
+            shared.backend.clone(),
+            &defaults,
+        ))
         .route("/auth-token/", auth_token_route(shared.clone()))
         .route("/auth/login/", login_route(shared.clone()))
         .route(

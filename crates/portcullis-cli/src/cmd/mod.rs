@@ -7,8 +7,11 @@
 pub mod changepassword;
 pub mod create_token;
 pub mod createuser;
+pub mod jwt;
+pub mod limits;
 pub mod migrate;
 pub mod serve;
+pub mod unlock;
 pub mod users;
 
 use std::io::Read;
@@ -31,7 +34,10 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Deactivate(args) => users::set_active(&settings, &args.username, false).await,
         Command::Activate(args) => users::set_active(&settings, &args.username, true).await,
         Command::DeleteUser(args) => users::delete(&settings, &args.username).await,
+        Command::Unlock(args) => unlock::run(&settings, &args.target).await,
         Command::Serve(_) => serve::run(&settings).await,
+        Command::CreateJwtKey(args) => jwt::create_key(&args),
+        Command::FlushExpiredTokens => jwt::flush_expired(&settings).await,
     }
 }
 

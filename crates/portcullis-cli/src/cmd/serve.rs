@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use axum::extract::Request;
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+use portcullis::jwt::Jwt;
 use portcullis::store::SessionStore;
 use portcullis_store::Store;
 use tower::ServiceBuilder;
@@ -23,7 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::app::{router, AppConfig};
+use crate::app::{router, AppConfig, SharedBlacklist};
 use crate::config::Settings;
 
 /// How often expired sessions are deleted.
@@ -45,6 +46,8 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.cookie_secure = settings.cookie_secure;
     config.session_age_secs = settings.session_age;
     config.form_limit = settings.form_limit;
+    config.cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
+    config.basic_cache = settings.basic_cache;
     config
 }
 
@@ -53,6 +56,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     // Everything that can fail for a user error comes first, before any
     // log line, so that a failure is the one line `main` prints.
     settings.require_secret()?;
+    // JWT key files are read now: a bad one is a user error too.
+    let jwt_settings = settings.jwt.settings()?;
+    // So is a malformed Redis URL (Redis itself is reached later).
+    let redis = super::limits::redis(settings)?;
     // Catch signals from the start: one that arrives while migrating, or
     // right after the ready line, is a clean stop.
     let signals = Signals::new()?;
@@ -69,7 +76,39 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         "using the {} store",
         store.kind()
     );
-    let app = router(store.clone(), app_config(settings, secret)).layer(
+    if settings.cache_ttl_ms >= 1000 {
+        tracing::warn!(
+            cache_ttl_ms = settings.cache_ttl_ms,
+            "the cache TTL is 1 s or more: changes made by other processes \
+             (deactivate, changepassword, create-token -r) take that long to apply here"
+        );
+    }
+    let mut config = app_config(settings, secret);
+    config.jwt = jwt_settings;
+    config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
+    // Throttle counts and login failures: in Redis when set (shared by
+    // every server using it), else in memory and in the database, where
+    // `portcullis unlock` reaches them.
+    if let Some(r) = &redis {
+        match portcullis::store::Ping::ping(r).await {
+            Ok(()) => tracing::info!(prefix = r.prefix(), "throttles and lockout in Redis"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "Redis is unreachable: logins fail (503) and rate limits are not \
+                 enforced until it answers"
+            ),
+        }
+    }
+    config.throttle = super::limits::throttle(settings, redis.as_ref())?;
+    config.lockout = super::limits::lockout(
+        settings,
+        super::limits::lockout_store(redis.as_ref(), &store),
+    );
+    if config.lockout.is_none() {
+        tracing::warn!("the login lockout is off (PORTCULLIS_LOGIN_THROTTLE=off)");
+    }
+    Jwt::new(config.jwt.clone(), &config.secret).map_err(|e| anyhow!("JWT settings: {e}"))?;
+    let app = router(store.clone(), config).layer(
         ServiceBuilder::new()
             .layer(SetSensitiveRequestHeadersLayer::new([
                 AUTHORIZATION,

@@ -12,14 +12,17 @@
 pub(crate) mod suite;
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use portcullis::lockout::{Lockout, LockoutStore, MemoryLockoutStore};
 use portcullis::password::{HasherConfig, PasswordHasher};
 use portcullis::scheme::csrf;
 use portcullis::scheme::token::Tokens;
 use portcullis::store::NewUser;
 use portcullis::store::{Ping, SessionStore, TokenStore, UserAdmin};
 use portcullis::{SecretKey, User};
-use portcullis_cli::app::{router, AppConfig};
+use portcullis_cli::app::{router, AppConfig, SharedBlacklist};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::Value;
@@ -59,6 +62,21 @@ macro_rules! app_suite {
                 auth_token_bad_credentials_and_inactive,
                 auth_token_malformed_bodies,
                 auth_token_other_methods_405,
+                jwt_obtain_form_json_multipart,
+                jwt_succeeds_on_every_method,
+                jwt_without_credentials_is_401_with_challenge,
+                jwt_refused_tokens_have_simplejwt_bodies,
+                jwt_expired_tokens_are_refused,
+                jwt_inactive_and_deleted_users,
+                jwt_obtain_field_errors_and_bad_credentials,
+                jwt_obtain_counts_towards_the_lockout,
+                jwt_refresh_verify_blacklist,
+                jwt_rotation,
+                jwt_blacklist_after_rotation,
+                jwt_claims_are_simplejwts,
+                jwt_jwks_is_empty_for_hs256,
+                jwt_asymmetric_key_signs_and_is_published,
+                jwt_token_views_answer_post_only,
                 health_and_ready,
                 unknown_routes_404,
                 other_methods_405_after_authentication,
@@ -73,6 +91,15 @@ macro_rules! app_suite {
                 logout_needs_csrf,
                 malformed_headers_are_4xx_json,
                 oversized_bodies_are_413_json,
+                throttled_anon_is_five_per_minute,
+                throttled_user_is_ten_per_minute,
+                throttled_scoped_is_three_per_minute,
+                lockout_basic_refuses_the_right_password,
+                lockout_auth_token,
+                lockout_login_form,
+                lockout_counts_every_login_path_together,
+                lockout_success_before_the_limit_resets_the_username,
+                lockout_counts_unknown_usernames,
             );
         }
     };
@@ -88,8 +115,38 @@ macro_rules! app_suite {
 }
 
 /// What the app needs of a store.
-pub(crate) trait Store: UserAdmin + TokenStore + SessionStore + Ping + Clone {}
-impl<T: UserAdmin + TokenStore + SessionStore + Ping + Clone> Store for T {}
+pub(crate) trait Store:
+    UserAdmin + TokenStore + SessionStore + Ping + Clone + LockoutSource
+{
+}
+impl<T: UserAdmin + TokenStore + SessionStore + Ping + Clone + LockoutSource> Store for T {}
+
+/// Where a store under test keeps login failures: the SQL stores in their
+/// own table, the memory store beside it in memory.
+pub(crate) trait LockoutSource {
+    /// The lockout store the test app counts failures in.
+    fn lockout_store(&self) -> Arc<dyn LockoutStore>;
+}
+
+impl LockoutSource for portcullis::store::MemoryStore {
+    fn lockout_store(&self) -> Arc<dyn LockoutStore> {
+        Arc::new(MemoryLockoutStore::new())
+    }
+}
+
+impl LockoutSource for portcullis_store::Store {
+    fn lockout_store(&self) -> Arc<dyn LockoutStore> {
+        Arc::new(self.clone())
+    }
+}
+
+/// Where the test app keeps JWT refresh tokens: a SQL store in its own
+/// tables, as `serve` does; any other store in memory.
+fn jwt_blacklist<S: 'static>(store: &S) -> Option<SharedBlacklist> {
+    (store as &dyn std::any::Any)
+        .downcast_ref::<portcullis_store::Store>()
+        .map(|s| SharedBlacklist::new(s.clone()))
+}
 
 /// The secret every test app signs with.
 pub(crate) const SECRET: [u8; 32] = [42u8; 32];
@@ -114,12 +171,21 @@ impl<S: Store> TestApp<S> {
         let secret = SecretKey::new(SECRET).unwrap();
         let mut config = AppConfig::new(secret.clone());
         config.hasher = HasherConfig::fast_for_tests();
+        config.jwt_blacklist = jwt_blacklist(&store);
+        // The lockout counts in the store under test, as `serve` does.
+        config.lockout = Some(Lockout::new(store.lockout_store()));
         change(&mut config);
         let app = router(store.clone(), config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            // The client address comes from the socket, as in `serve`.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         TestApp {
             base: format!("http://{addr}"),

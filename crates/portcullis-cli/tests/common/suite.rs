@@ -1373,3 +1373,785 @@ pub(crate) async fn oversized_bodies_are_413_json<S: Store>(store: S) {
     .await;
     assert_eq!(res.status, StatusCode::OK);
 }
+
+// ------------------------------------------------------------------ JWT
+
+const BEARER_CHALLENGE: &str = "Bearer realm=\"api\"";
+const NOT_VALID: &str = "Given token not valid for any token type";
+const NO_ACTIVE: &str = "No active account found with the given credentials";
+
+/// Obtains a pair for the user at `/api/token/`: `(access, refresh)`.
+async fn jwt_pair<S: Store>(app: &TestApp<S>, user: &str, pw: &str) -> (String, String) {
+    let res = send(
+        app.post("/api/token/")
+            .form(&[("username", user), ("password", pw)]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let body = res.json();
+    (
+        body["access"].as_str().expect("access").to_owned(),
+        body["refresh"].as_str().expect("refresh").to_owned(),
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+/// POSTs `{field: value}` as JSON to a token view.
+async fn jwt_post<S: Store>(app: &TestApp<S>, path: &str, field: &str, value: &str) -> Res {
+    send(app.post(path).json(&json!({ field: value }))).await
+}
+
+/// The body `/jwt/` answers a refused access token with.
+fn not_valid(message: &str) -> Value {
+    json!({
+        "detail": NOT_VALID,
+        "code": "token_not_valid",
+        "messages": [{"token_class": "AccessToken", "token_type": "access", "message": message}],
+    })
+}
+
+fn assert_jwt_401(res: &Res, body: Value) {
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{}", res.text());
+    assert_eq!(res.header("www-authenticate"), Some(BEARER_CHALLENGE));
+    assert_eq!(res.json(), body);
+}
+
+/// A JWT's header and payload, decoded without checking anything.
+fn jwt_parts(token: &str) -> (Value, Value) {
+    fn b64url(s: &str) -> Vec<u8> {
+        let mut bits = 0u32;
+        let mut n = 0;
+        let mut out = Vec::new();
+        for c in s.bytes() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'-' => 62,
+                b'_' => 63,
+                _ => panic!("not base64url: {s}"),
+            };
+            bits = (bits << 6) | u32::from(v);
+            n += 6;
+            if n >= 8 {
+                n -= 8;
+                out.push((bits >> n) as u8);
+                bits &= (1 << n) - 1;
+            }
+        }
+        out
+    }
+    let mut parts = token.split('.');
+    let header = serde_json::from_slice(&b64url(parts.next().unwrap())).unwrap();
+    let payload = serde_json::from_slice(&b64url(parts.next().unwrap())).unwrap();
+    (header, payload)
+}
+
+/// Polls until `/jwt/` answers `want` for the token (the app caches users
+/// for up to its cache TTL), then returns that response.
+async fn jwt_eventually<S: Store>(app: &TestApp<S>, token: &str, want: StatusCode) -> Res {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let res = send(app.get("/jwt/").header(AUTHORIZATION, bearer(token))).await;
+        if res.status == want || std::time::Instant::now() > deadline {
+            return res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+pub(crate) async fn jwt_obtain_form_json_multipart<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (ct, body) = multipart(&[("username", "ada"), ("password", "lovelace")]);
+    for rb in [
+        app.post("/api/token/")
+            .form(&[("username", "ada"), ("password", "lovelace")]),
+        app.post("/api/token/")
+            .json(&json!({"username": "ada", "password": "lovelace"})),
+        app.post("/api/token/").header(CONTENT_TYPE, ct).body(body),
+    ] {
+        let res = send(rb).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        let body = res.json();
+        let access = body["access"].as_str().unwrap();
+        let refresh = body["refresh"].as_str().unwrap();
+        assert_ne!(access, refresh);
+        assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+        let res = send(app.get("/jwt/").header(AUTHORIZATION, bearer(access))).await;
+        let shown = assert_ok_as(&res, "ada");
+        let auth = shown["auth"].as_str().unwrap();
+        assert!(auth.starts_with("jwt access jti="), "{auth}");
+        assert!(!auth.contains(access));
+    }
+}
+
+pub(crate) async fn jwt_succeeds_on_every_method<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (access, _) = jwt_pair(&app, "ada", "lovelace").await;
+    for m in BODY_METHODS {
+        let res = send(
+            app.req(m.clone(), "/jwt/")
+                .header(AUTHORIZATION, bearer(&access)),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{m} {}", res.text());
+        if m != Method::OPTIONS {
+            assert_ok_as(&res, "ada");
+        }
+    }
+    let res = send(
+        app.req(Method::HEAD, "/jwt/")
+            .header(AUTHORIZATION, bearer(&access)),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    // RFC 7235: the keyword is case-insensitive.
+    for keyword in ["bearer", "BEARER", "BeArEr"] {
+        let res = send(
+            app.get("/jwt/")
+                .header(AUTHORIZATION, format!("{keyword} {access}")),
+        )
+        .await;
+        assert_ok_as(&res, "ada");
+    }
+}
+
+pub(crate) async fn jwt_without_credentials_is_401_with_challenge<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let token = app.token(&ada).await;
+    for header in [
+        None,
+        Some(basic("ada", "lovelace")),
+        Some(format!("Token {token}")),
+    ] {
+        let mut rb = app.get("/jwt/");
+        if let Some(h) = header {
+            rb = rb.header(AUTHORIZATION, h);
+        }
+        // Other schemes' credentials are not this route's: not provided.
+        assert_401(&send(rb).await, BEARER_CHALLENGE, NOT_PROVIDED);
+    }
+}
+
+pub(crate) async fn jwt_refused_tokens_have_simplejwt_bodies<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    let get = |h: String| send(app.get("/jwt/").header(AUTHORIZATION, h));
+    assert_jwt_401(&get(bearer("garbage")).await, not_valid("Token is invalid"));
+    assert_jwt_401(&get(bearer("a.b.c")).await, not_valid("Token is invalid"));
+    // A refresh token is not an access token.
+    assert_jwt_401(
+        &get(bearer(&refresh)).await,
+        not_valid("Token has wrong type"),
+    );
+    // A tampered signature.
+    let mut tampered = access.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_jwt_401(&get(bearer(&tampered)).await, not_valid("Token is invalid"));
+    // A token signed with another secret.
+    let other = TestApp::start_with(app.store.clone(), |c| {
+        c.secret = portcullis::SecretKey::new([7u8; 32]).unwrap();
+    })
+    .await;
+    let (foreign, _) = jwt_pair(&other, "ada", "lovelace").await;
+    assert_jwt_401(&get(bearer(&foreign)).await, not_valid("Token is invalid"));
+    // A malformed header.
+    let bad_header = json!({
+        "detail": "Authorization header must contain two space-delimited values",
+        "code": "bad_authorization_header",
+    });
+    for h in ["Bearer".to_owned(), format!("Bearer {access} extra")] {
+        assert_jwt_401(&get(h).await, bad_header.clone());
+    }
+}
+
+pub(crate) async fn jwt_expired_tokens_are_refused<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| {
+        c.jwt.access_token_lifetime = std::time::Duration::from_secs(1);
+        c.jwt.refresh_token_lifetime = std::time::Duration::from_secs(1);
+    })
+    .await;
+    app.user("ada", "lovelace").await;
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let res = send(app.get("/jwt/").header(AUTHORIZATION, bearer(&access))).await;
+    assert_jwt_401(&res, not_valid("Token is expired"));
+    let expired = json!({"detail": "Token is expired", "code": "token_not_valid"});
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_jwt_401(&res, expired.clone());
+    let res = jwt_post(&app, "/api/token/verify/", "token", &access).await;
+    assert_jwt_401(&res, expired);
+}
+
+pub(crate) async fn jwt_inactive_and_deleted_users<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let bob = app.user("bob", "builder").await;
+    app.create("idle", "sleepy", false, false).await;
+    // An inactive user gets no tokens, with the same answer as a wrong
+    // password.
+    let res = send(
+        app.post("/api/token/")
+            .form(&[("username", "idle"), ("password", "sleepy")]),
+    )
+    .await;
+    assert_jwt_401(&res, json!({ "detail": NO_ACTIVE }));
+
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    app.store.set_active(ada.id, false).await.unwrap();
+    let res = jwt_eventually(&app, &access, StatusCode::UNAUTHORIZED).await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "User is inactive", "code": "user_inactive"}),
+    );
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "No active account found for the given token."}),
+    );
+
+    let (access, _) = jwt_pair(&app, "bob", "builder").await;
+    app.store.delete_user(bob.id).await.unwrap();
+    let res = jwt_eventually(&app, &access, StatusCode::UNAUTHORIZED).await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "User not found", "code": "user_not_found"}),
+    );
+}
+
+pub(crate) async fn jwt_obtain_field_errors_and_bad_credentials<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let both = json!({"username": [REQUIRED], "password": [REQUIRED]});
+    let res = send(app.post("/api/token/")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json(), both);
+    let res = send(app.post("/api/token/").json(&json!({}))).await;
+    assert_eq!(res.json(), both);
+    let res = send(app.post("/api/token/").form(&[("username", "ada")])).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json(), json!({"password": [REQUIRED]}));
+    let res = send(
+        app.post("/api/token/")
+            .json(&json!({"password": "lovelace"})),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(res.json(), json!({"username": [REQUIRED]}));
+    for (u, p) in [
+        ("ada", "wrong"),
+        ("nobody", "lovelace"),
+        ("ADA", "lovelace"),
+    ] {
+        let res = send(
+            app.post("/api/token/")
+                .form(&[("username", u), ("password", p)]),
+        )
+        .await;
+        assert_jwt_401(&res, json!({ "detail": NO_ACTIVE }));
+    }
+    // Malformed bodies are 400 JSON; other types 415.
+    let res = send(json_body(app.post("/api/token/"), "{not json")).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert!(res.detail().starts_with("JSON parse error"));
+    let res = send(
+        app.post("/api/token/")
+            .header(CONTENT_TYPE, "text/plain")
+            .body("username=ada"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(res.json()["detail"].is_string());
+}
+
+pub(crate) async fn jwt_obtain_counts_towards_the_lockout<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| {
+        c.lockout = Some(portcullis::Lockout::memory().with_failure_limit(3));
+    })
+    .await;
+    app.user("ada", "lovelace").await;
+    for _ in 0..3 {
+        let res = send(
+            app.post("/api/token/")
+                .form(&[("username", "ada"), ("password", "wrong")]),
+        )
+        .await;
+        assert_jwt_401(&res, json!({ "detail": NO_ACTIVE }));
+    }
+    // Locked out: the right password too, here and on /auth-token/.
+    for path in ["/api/token/", "/auth-token/"] {
+        let res = send(
+            app.post(path)
+                .form(&[("username", "ada"), ("password", "lovelace")]),
+        )
+        .await;
+        assert_eq!(
+            res.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path} {}",
+            res.text()
+        );
+        assert!(res.header("retry-after").is_some());
+        assert!(res.detail().starts_with("Request was throttled."));
+    }
+}
+
+pub(crate) async fn jwt_refresh_verify_blacklist<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+
+    // Refresh: a new access token only (no rotation by default).
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let body = res.json();
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    let fresh = body["access"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, access);
+    assert_ok_as(
+        &send(app.get("/jwt/").header(AUTHORIZATION, bearer(&fresh))).await,
+        "ada",
+    );
+    // Form bodies work too.
+    let res = send(
+        app.post("/api/token/refresh/")
+            .form(&[("refresh", refresh.as_str())]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    // An access token is no refresh token.
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &access).await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "Token has wrong type", "code": "token_not_valid"}),
+    );
+
+    // Verify: any valid token.
+    for token in [&access, &refresh] {
+        let res = jwt_post(&app, "/api/token/verify/", "token", token).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        assert_eq!(res.json(), json!({}));
+    }
+    let res = jwt_post(&app, "/api/token/verify/", "token", "garbage").await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "Token is invalid", "code": "token_not_valid"}),
+    );
+
+    // Missing fields.
+    for (path, field) in [
+        ("/api/token/refresh/", "refresh"),
+        ("/api/token/verify/", "token"),
+        ("/api/token/blacklist/", "refresh"),
+    ] {
+        let res = send(app.post(path).json(&json!({}))).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(res.json(), json!({ field: [REQUIRED] }));
+        let res = send(json_body(app.post(path), "[")).await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(res.detail().starts_with("JSON parse error"));
+    }
+
+    // Blacklist: that refresh token is refused from now on.
+    let res = jwt_post(&app, "/api/token/blacklist/", "refresh", &refresh).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json(), json!({}));
+    let blacklisted = json!({"detail": "Token is blacklisted", "code": "token_not_valid"});
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_jwt_401(&res, blacklisted.clone());
+    let res = jwt_post(&app, "/api/token/blacklist/", "refresh", &refresh).await;
+    assert_jwt_401(&res, blacklisted);
+    let res = jwt_post(&app, "/api/token/verify/", "token", &refresh).await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        res.json(),
+        json!({"non_field_errors": ["Token is blacklisted"]})
+    );
+    // Access tokens live on until they expire, as in simplejwt.
+    assert_ok_as(
+        &send(app.get("/jwt/").header(AUTHORIZATION, bearer(&access))).await,
+        "ada",
+    );
+    // A new login is unaffected.
+    let (_, again) = jwt_pair(&app, "ada", "lovelace").await;
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &again).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+pub(crate) async fn jwt_rotation<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| c.jwt.rotate_refresh_tokens = true).await;
+    app.user("ada", "lovelace").await;
+    let (_, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let body = res.json();
+    let rotated = body["refresh"].as_str().expect("a rotated refresh token");
+    assert_ne!(rotated, refresh);
+    assert_ok_as(
+        &send(
+            app.get("/jwt/")
+                .header(AUTHORIZATION, bearer(body["access"].as_str().unwrap())),
+        )
+        .await,
+        "ada",
+    );
+    // Without blacklist-after-rotation the old one still works.
+    for token in [refresh.as_str(), rotated] {
+        let res = jwt_post(&app, "/api/token/refresh/", "refresh", token).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    }
+}
+
+pub(crate) async fn jwt_blacklist_after_rotation<S: Store>(store: S) {
+    let app = TestApp::start_with(store, |c| {
+        c.jwt.rotate_refresh_tokens = true;
+        c.jwt.blacklist_after_rotation = true;
+    })
+    .await;
+    app.user("ada", "lovelace").await;
+    let (_, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let rotated = res.json()["refresh"].as_str().unwrap().to_owned();
+    // The used token is blacklisted; the new one works, once.
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_jwt_401(
+        &res,
+        json!({"detail": "Token is blacklisted", "code": "token_not_valid"}),
+    );
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &rotated).await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &rotated).await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+}
+
+pub(crate) async fn jwt_claims_are_simplejwts<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let ada = app.user("ada", "lovelace").await;
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    let (header, a) = jwt_parts(&access);
+    assert_eq!(header["alg"], "HS256");
+    assert_eq!(header["typ"], "JWT");
+    let (_, r) = jwt_parts(&refresh);
+    assert_eq!(a["token_type"], "access");
+    assert_eq!(r["token_type"], "refresh");
+    assert_eq!(a["user_id"], json!(ada.id));
+    assert_eq!(r["user_id"], json!(ada.id));
+    let life = |p: &Value| p["exp"].as_i64().unwrap() - p["iat"].as_i64().unwrap();
+    assert_eq!(life(&a), 300);
+    assert_eq!(life(&r), 86_400);
+    for p in [&a, &r] {
+        let jti = p["jti"].as_str().unwrap();
+        assert_eq!(jti.len(), 32);
+        assert!(jti.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+    assert_ne!(a["jti"], r["jti"]);
+}
+
+pub(crate) async fn jwt_jwks_is_empty_for_hs256<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    let res = send(app.get("/.well-known/jwks.json")).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json(), json!({"keys": []}));
+    let res = send(app.post("/.well-known/jwks.json")).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(res.json()["detail"].is_string());
+}
+
+pub(crate) async fn jwt_asymmetric_key_signs_and_is_published<S: Store>(store: S) {
+    use portcullis::jwt::{generate_key_pair, Algorithm, JwtKey};
+    let pair = generate_key_pair(Algorithm::ES256).unwrap();
+    let key = JwtKey::private_pem(Algorithm::ES256, &pair.private_pem).unwrap();
+    let app = TestApp::start_with(store, move |c| {
+        c.jwt.algorithm = Algorithm::ES256;
+        c.jwt.signing_key = Some(key);
+    })
+    .await;
+    app.user("ada", "lovelace").await;
+    let jwks = send(app.get("/.well-known/jwks.json")).await.json();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{jwks}");
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert!(keys[0].get("d").is_none(), "no private part: {jwks}");
+    let (access, refresh) = jwt_pair(&app, "ada", "lovelace").await;
+    assert_eq!(jwt_parts(&access).0["alg"], "ES256");
+    assert_ok_as(
+        &send(app.get("/jwt/").header(AUTHORIZATION, bearer(&access))).await,
+        "ada",
+    );
+    let res = jwt_post(&app, "/api/token/refresh/", "refresh", &refresh).await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+pub(crate) async fn jwt_token_views_answer_post_only<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for path in [
+        "/api/token/",
+        "/api/token/refresh/",
+        "/api/token/verify/",
+        "/api/token/blacklist/",
+    ] {
+        for m in [Method::GET, Method::PUT, Method::DELETE] {
+            let res = send(app.req(m.clone(), path)).await;
+            assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {path}");
+            assert_eq!(res.header("allow"), Some("POST, OPTIONS"));
+            assert!(res.json()["detail"].is_string());
+        }
+        let res = send(app.req(Method::OPTIONS, path)).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert!(res.json()["name"].is_string());
+    }
+}
+
+// ------------------------------------------------ throttling and lockout
+
+/// A client whose requests come from `ip` (any 127.0.0.0/8 address reaches
+/// the loopback server), so one test can play several clients.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A `429` with a `Retry-After` of 1 to `max` seconds and DRF's message
+/// naming the same number.
+fn assert_429(res: &Res, max: u64) {
+    assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS, "{}", res.text());
+    let wait: u64 = res
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=max).contains(&wait), "Retry-After {wait}");
+    assert_eq!(
+        res.detail(),
+        format!("Request was throttled. Expected available in {wait} seconds.")
+    );
+}
+
+/// Logs in through the form with `client`; the final response.
+async fn form_login<S: Store>(
+    app: &TestApp<S>,
+    client: &reqwest::Client,
+    user: &str,
+    pw: &str,
+) -> Res {
+    let page = send(client.get(format!("{}/auth/login/", app.base))).await;
+    let csrf = page.cookie("csrftoken").expect("csrftoken");
+    let token = form_token(&page.text());
+    send(
+        client
+            .post(format!("{}/auth/login/", app.base))
+            .header(COOKIE, format!("csrftoken={csrf}"))
+            .form(&[
+                ("username", user),
+                ("password", pw),
+                ("csrfmiddlewaretoken", &token),
+            ]),
+    )
+    .await
+}
+
+async fn token_login(base: &str, client: &reqwest::Client, user: &str, pw: &str) -> Res {
+    send(
+        client
+            .post(format!("{base}/auth-token/"))
+            .form(&[("username", user), ("password", pw)]),
+    )
+    .await
+}
+
+async fn basic_login(base: &str, client: &reqwest::Client, user: &str, pw: &str) -> Res {
+    send(
+        client
+            .get(format!("{base}/basic/"))
+            .header(AUTHORIZATION, basic(user, pw)),
+    )
+    .await
+}
+
+pub(crate) async fn throttled_anon_is_five_per_minute<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for _ in 0..5 {
+        let res = send(app.get("/throttled/")).await;
+        let body = assert_ok_as(&res, "AnonymousUser");
+        assert_eq!(body["is_authenticated"], false);
+    }
+    let res = send(app.get("/throttled/")).await;
+    assert_429(&res, 60);
+    // A forged X-Forwarded-For is not a new client (NUM_PROXIES = 0).
+    let res = send(
+        app.get("/throttled/")
+            .header("x-forwarded-for", "203.0.113.7"),
+    )
+    .await;
+    assert_429(&res, 60);
+    // Another address has its own budget.
+    let other = client_from("127.0.0.2");
+    assert_eq!(
+        send(other.get(format!("{}/throttled/", app.base)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // An authenticated user is not an anonymous request: the user rate applies.
+    let res = send(
+        app.get("/throttled/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_ok_as(&res, "ada");
+}
+
+pub(crate) async fn throttled_user_is_ten_per_minute<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for _ in 0..10 {
+        let res = send(
+            app.get("/throttled/")
+                .header(AUTHORIZATION, basic("ada", "lovelace")),
+        )
+        .await;
+        assert_ok_as(&res, "ada");
+    }
+    let res = send(
+        app.get("/throttled/")
+            .header(AUTHORIZATION, basic("ada", "lovelace")),
+    )
+    .await;
+    assert_429(&res, 60);
+}
+
+pub(crate) async fn throttled_scoped_is_three_per_minute<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    for _ in 0..3 {
+        assert_ok_as(&send(app.get("/throttled-scoped/")).await, "AnonymousUser");
+    }
+    assert_429(&send(app.post("/throttled-scoped/")).await, 60);
+    // Another scope, another budget.
+    assert_ok_as(&send(app.get("/throttled/")).await, "AnonymousUser");
+    // The route is otherwise /api/whoami/.
+    assert_eq!(send(app.get("/api/whoami/")).await.status, StatusCode::OK);
+}
+
+pub(crate) async fn lockout_basic_refuses_the_right_password<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    app.user("bob", "builder").await;
+    for _ in 0..5 {
+        let res = basic_login(&app.base, &app.client, "ada", "wrong").await;
+        assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
+    }
+    let res = basic_login(&app.base, &app.client, "ada", "lovelace").await;
+    assert_429(&res, 900);
+    // The address reached the limit too: every username is refused from it.
+    let res = basic_login(&app.base, &app.client, "bob", "builder").await;
+    assert_429(&res, 900);
+    // The username is refused from anywhere.
+    let elsewhere = client_from("127.0.0.2");
+    assert_429(
+        &basic_login(&app.base, &elsewhere, "ada", "lovelace").await,
+        900,
+    );
+    assert_ok_as(
+        &basic_login(&app.base, &elsewhere, "bob", "builder").await,
+        "bob",
+    );
+    // Other schemes are not logins: a token still works.
+    let bob = app.store.user_by_username("bob").await.unwrap().unwrap();
+    let key = app.token(&bob).await;
+    let res = send(
+        app.get("/token/")
+            .header(AUTHORIZATION, format!("Token {key}")),
+    )
+    .await;
+    assert_ok_as(&res, "bob");
+}
+
+pub(crate) async fn lockout_auth_token<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for _ in 0..5 {
+        let res = token_login(&app.base, &app.client, "ada", "wrong").await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+        assert_eq!(res.json(), json!({"non_field_errors": [UNABLE]}));
+    }
+    let res = token_login(&app.base, &app.client, "ada", "lovelace").await;
+    assert_429(&res, 900);
+    assert!(res.json().get("token").is_none());
+}
+
+pub(crate) async fn lockout_login_form<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    for _ in 0..5 {
+        let res = form_login(&app, &app.client, "ada", "wrong").await;
+        assert_eq!(res.status, StatusCode::OK, "re-rendered");
+        assert!(res.text().contains("Please enter a correct username"));
+    }
+    let res = form_login(&app, &app.client, "ada", "lovelace").await;
+    assert_429(&res, 900);
+    assert!(res.cookie("sessionid").is_none());
+}
+
+pub(crate) async fn lockout_counts_every_login_path_together<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (a, b) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    basic_login(&app.base, &a, "ada", "wrong").await;
+    basic_login(&app.base, &b, "ada", "wrong").await;
+    token_login(&app.base, &a, "ada", "wrong").await;
+    token_login(&app.base, &b, "ada", "wrong").await;
+    let res = form_login(&app, &a, "ada", "wrong").await;
+    assert_eq!(res.status, StatusCode::OK);
+    // Five for the username, from two addresses with fewer each.
+    let c = client_from("127.0.0.4");
+    assert_429(&token_login(&app.base, &c, "ada", "lovelace").await, 900);
+    assert_429(&form_login(&app, &c, "ada", "lovelace").await, 900);
+    assert_429(&basic_login(&app.base, &c, "ada", "lovelace").await, 900);
+}
+
+pub(crate) async fn lockout_success_before_the_limit_resets_the_username<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (a, b) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    for _ in 0..4 {
+        token_login(&app.base, &a, "ada", "wrong").await;
+    }
+    let res = token_login(&app.base, &a, "ada", "lovelace").await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    // Four more from elsewhere: without the reset this would be eight.
+    for _ in 0..4 {
+        basic_login(&app.base, &b, "ada", "wrong").await;
+    }
+    assert_ok_as(&basic_login(&app.base, &b, "ada", "lovelace").await, "ada");
+}
+
+pub(crate) async fn lockout_counts_unknown_usernames<S: Store>(store: S) {
+    let app = TestApp::start(store).await;
+    app.user("ada", "lovelace").await;
+    let (a, b) = (client_from("127.0.0.2"), client_from("127.0.0.3"));
+    for _ in 0..5 {
+        let res = token_login(&app.base, &a, "ghost", "boo").await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST);
+    }
+    // The unknown username is locked like a real one, from anywhere ...
+    assert_429(&token_login(&app.base, &b, "ghost", "boo").await, 900);
+    // ... and so is the address that guessed it, for every username.
+    assert_429(&token_login(&app.base, &a, "ada", "lovelace").await, 900);
+    let res = token_login(&app.base, &b, "ada", "lovelace").await;
+    assert_eq!(res.status, StatusCode::OK);
+}

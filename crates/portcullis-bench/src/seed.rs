@@ -1,0 +1,185 @@
+//! Fresh databases with a user and credentials for every scheme.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context};
+use portcullis::scheme::session::Sessions;
+use portcullis::scheme::token::Tokens;
+use portcullis::store::UserStore;
+use portcullis::SecretKey;
+use portcullis_store::{sqlx, SqliteStore, Store};
+
+/// The benchmark's users' password (Basic).
+pub(crate) const PASSWORD: &str = "bench-password-1";
+
+/// The credentials each scenario sends.
+#[derive(Clone, Debug)]
+pub(crate) struct Credentials {
+    /// A plain user's token.
+    pub(crate) token: String,
+    /// A staff user's token.
+    pub(crate) staff_token: String,
+    /// A plain user's session key.
+    pub(crate) session_key: String,
+}
+
+/// Runs a `portcullis` command with the database and secret set.
+pub(crate) fn cli(binary: &Path, url: &str, secret: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(binary)
+        .args(args)
+        .env("PORTCULLIS_DATABASE_URL", url)
+        .env("PORTCULLIS_SECRET_KEY", secret)
+        .env("PORTCULLIS_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", binary.display()))?;
+    if !out.status.success() {
+        bail!(
+            "portcullis {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn token_of(output: &str) -> anyhow::Result<String> {
+    // "Generated token KEY for user USERNAME"
+    output
+        .split_whitespace()
+        .nth(2)
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("unexpected create-token output: {output:?}"))
+}
+
+/// Migrates, creates `bench` and `staff` (default hasher), their tokens
+/// (through the CLI, as a user would) and a session for `bench`.
+pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::Result<Credentials> {
+    cli(binary, url, secret, &["migrate"])?;
+    cli(
+        binary,
+        url,
+        secret,
+        &["createuser", "bench", "--password", PASSWORD],
+    )?;
+    cli(
+        binary,
+        url,
+        secret,
+        &["createuser", "staff", "--staff", "--password", PASSWORD],
+    )?;
+    let token = token_of(&cli(binary, url, secret, &["create-token", "bench"])?)?;
+    let staff_token = token_of(&cli(binary, url, secret, &["create-token", "staff"])?)?;
+    let store = Store::connect(url).await?;
+    let key = SecretKey::new(secret.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+    let bench = store
+        .user_by_username("bench")
+        .await?
+        .ok_or_else(|| anyhow!("user bench is missing"))?;
+    let login = Sessions::new(store.clone(), key)
+        .login(&bench, None)
+        .await?;
+    store.close().await;
+    Ok(Credentials {
+        token,
+        staff_token,
+        session_key: login.session_key,
+    })
+}
+
+/// Creates a fresh PostgreSQL database under `admin_url` (which names the
+/// server, e.g. `postgres://postgres@127.0.0.1:5432`); returns its URL.
+pub(crate) fn create_postgres_db(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    psql(admin_url, &format!("CREATE DATABASE {name}"))?;
+    Ok(format!("{}/{name}", admin_url.trim_end_matches('/')))
+}
+
+/// Drops a database made by [`create_postgres_db`].
+pub(crate) fn drop_postgres_db(admin_url: &str, name: &str) {
+    let _ = psql(
+        admin_url,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+}
+
+fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
+    let url = format!("{}/postgres", admin_url.trim_end_matches('/'));
+    let out = Command::new("psql")
+        .arg(&url)
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg("-qAtc")
+        .arg(sql)
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run psql")?;
+    if !out.status.success() {
+        bail!("psql: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Inserts `n` users, each with a token and a session, in one transaction
+/// (the CLI would take minutes); returns the `Authorization` values and
+/// the session cookies, one a line.
+pub(crate) async fn bulk(
+    url: &str,
+    secret: &str,
+    n: usize,
+) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    let store = SqliteStore::connect(url).await?;
+    let key = SecretKey::new(secret.as_bytes()).map_err(|e| anyhow!("{e}"))?;
+    let tokens = Tokens::new(store.clone(), key.clone());
+    let sessions = Sessions::new(store.clone(), key);
+    let ts = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let now = chrono::Utc::now();
+    let expires = now + chrono::Duration::days(14);
+    let unusable = "!bench";
+    let auth_hash = sessions.auth_hash(unusable);
+    let mut tx = store.pool().begin().await?;
+    let mut token_lines = Vec::with_capacity(n);
+    let mut cookie_lines = Vec::with_capacity(n);
+    for i in 0..n {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, \
+             last_name, email, is_staff, is_active, date_joined) \
+             VALUES (?, NULL, 0, ?, '', '', '', 0, 1, ?) RETURNING id",
+        )
+        .bind(unusable)
+        .bind(format!("mem{i}"))
+        .bind(ts(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let token = portcullis::secret::random_hex(20);
+        sqlx::query(
+            "INSERT INTO portcullis_token (user_id, digest, sealed_key, created) \
+             VALUES (?, ?, 'unsealed', ?)",
+        )
+        .bind(id)
+        .bind(tokens.digest(&token))
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        let session = portcullis::secret::random_alphanumeric(32).to_ascii_lowercase();
+        let data = serde_json::json!({
+            "_auth_user_id": id.to_string(),
+            "_auth_user_hash": auth_hash,
+        });
+        sqlx::query(
+            "INSERT INTO portcullis_session (key_digest, user_id, data, expires) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(sessions.digest(&session))
+        .bind(id)
+        .bind(data.to_string())
+        .bind(ts(expires))
+        .execute(&mut *tx)
+        .await?;
+        token_lines.push(format!("Token {token}"));
+        cookie_lines.push(format!("sessionid={session}"));
+    }
+    tx.commit().await?;
+    store.close().await;
+    Ok((token_lines, cookie_lines))
+}

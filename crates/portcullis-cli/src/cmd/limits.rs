@@ -1,0 +1,124 @@
+//! Where `serve` keeps throttle counts and login failures, from the
+//! settings: in memory and the database by default, in Redis when
+//! `PORTCULLIS_REDIS_URL` is set (so several servers share one budget and
+//! one lockout).
+//!
+//! When Redis cannot be reached, the login lockout fails closed (the login
+//! is answered `503`, as for any store failure) while the plain rate
+//! limits fail open: the request goes on and a warning is logged, since
+//! refusing every request of every client because a counter is down would
+//! turn a Redis outage into an API outage.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::anyhow;
+use async_trait::async_trait;
+use portcullis::lockout::{Lockout, LockoutStore};
+use portcullis::store::StoreError;
+use portcullis::throttle::{ClientIp, Hit, RateStore, ThrottleConfig};
+use portcullis_store::{RedisStore, Store};
+
+use crate::config::{redact_url, Settings};
+
+/// The Redis store the settings name, if any (not yet connected).
+pub fn redis(settings: &Settings) -> anyhow::Result<Option<RedisStore>> {
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let store = RedisStore::new(url)
+        .map_err(|e| anyhow!("cannot use the Redis URL {}: {e}", redact_url(url)))?
+        .with_prefix(settings.redis_prefix.clone());
+    Ok(Some(store))
+}
+
+/// Where login failures are counted: Redis when set, else the database.
+pub fn lockout_store(redis: Option<&RedisStore>, store: &Store) -> Arc<dyn LockoutStore> {
+    match redis {
+        Some(r) => Arc::new(r.clone()),
+        None => Arc::new(store.clone()),
+    }
+}
+
+/// The lockout the settings describe over `store`, or `None` when
+/// `login_throttle` is off.
+pub fn lockout(settings: &Settings, store: Arc<dyn LockoutStore>) -> Option<Lockout> {
+    settings.login_throttle.then(|| {
+        Lockout::new(store)
+            .with_failure_limit(settings.lockout_failures)
+            .with_cooloff(Duration::from_secs(settings.lockout_cooloff))
+            .with_client_ip(ClientIp::behind_proxies(settings.num_proxies))
+    })
+}
+
+/// The throttles' settings, counting in Redis (failing open) when set.
+pub fn throttle(settings: &Settings, redis: Option<&RedisStore>) -> anyhow::Result<ThrottleConfig> {
+    let config = settings.throttle_config()?;
+    Ok(match redis {
+        Some(r) => config.store(FailOpen(r.clone())),
+        None => config,
+    })
+}
+
+/// A [`RateStore`] that lets requests through (and logs a warning) when
+/// the store inside fails.
+#[derive(Clone, Debug)]
+pub struct FailOpen<R>(pub R);
+
+#[async_trait]
+impl<R: RateStore> RateStore for FailOpen<R> {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now: SystemTime,
+    ) -> Result<Hit, StoreError> {
+        match self.0.hit(key, limit, period, now).await {
+            Ok(hit) => Ok(hit),
+            Err(e) => {
+                tracing::warn!(error = %e, "the throttle store failed: request let through");
+                Ok(Hit::Allowed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Down;
+
+    #[async_trait]
+    impl RateStore for Down {
+        async fn hit(
+            &self,
+            _: &str,
+            _: u32,
+            _: Duration,
+            _: SystemTime,
+        ) -> Result<Hit, StoreError> {
+            Err(StoreError::unavailable("down"))
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limits_fail_open() {
+        let hit = FailOpen(Down)
+            .hit("k", 1, Duration::from_secs(1), SystemTime::now())
+            .await;
+        assert_eq!(hit.unwrap(), Hit::Allowed);
+    }
+
+    #[test]
+    fn login_throttle_off_means_no_lockout() {
+        let store: Arc<dyn LockoutStore> = Arc::new(portcullis::lockout::MemoryLockoutStore::new());
+        let mut settings = Settings::default();
+        let on = lockout(&settings, store.clone()).unwrap();
+        assert_eq!(on.failure_limit(), 5);
+        assert_eq!(on.cooloff(), Duration::from_secs(900));
+        settings.login_throttle = false;
+        assert!(lockout(&settings, store).is_none());
+    }
+}

@@ -1,0 +1,429 @@
+//! [`RedisStore`]: throttle counts and login lockouts in Redis, shared by
+//! every server that uses the same Redis (feature `redis`).
+//!
+//! It implements the core's [`RateStore`] (a sliding window per key, in a
+//! sorted set scored by milliseconds) and [`LockoutStore`] (a hash per key
+//! with the count, the last failure and the expiry). Every call is one Lua
+//! script or one command, so it is atomic per key however many servers
+//! share the keys. Each key gets an expiry on every write (`PEXPIRE`, the
+//! period or the cool-off), so Redis drops what is no longer needed.
+//!
+//! The times come from the caller's [`Clock`](portcullis::throttle::Clock)
+//! and are stored in the keys; Redis's own clock only schedules the clean-up.
+//! Servers sharing a Redis should keep their clocks in step (NTP).
+//!
+//! Keys are the core's keys behind a prefix, `portcullis:` unless
+//! [`with_prefix`](RedisStore::with_prefix) says otherwise, so several apps
+//! (or tests) can share one Redis.
+//!
+//! A Redis that cannot be reached answers [`StoreError::Unavailable`]
+//! within the [timeout](RedisStore::with_timeout) (two seconds by default);
+//! the connection is made again on the next call.
+//!
+//! ```no_run
+//! use std::time::{Duration, SystemTime};
+//! use portcullis::lockout::LockoutStore;
+//! use portcullis::throttle::{Hit, RateStore};
+//! use portcullis_store::RedisStore;
+//!
+//! # async fn demo() {
+//! let redis = RedisStore::connect("redis://127.0.0.1:6379").await.unwrap().with_prefix("myapp:");
+//! let now = SystemTime::now();
+//! let hit = redis.hit("throttle_anon_ip:192.0.2.1", 5, Duration::from_secs(60), now).await.unwrap();
+//! assert_eq!(hit, Hit::Allowed);
+//! let n = redis.record_failure("lockout:username:ada", now, Duration::from_secs(900)).await.unwrap();
+//! assert_eq!(n, 1);
+//! # }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use portcullis::lockout::{Failures, LockoutStore};
+use portcullis::store::{Ping, StoreError};
+use portcullis::throttle::{Hit, RateStore};
+use rand::Rng;
+use redis::aio::MultiplexedConnection;
+use redis::{ErrorKind, RedisError};
+use sha1::{Digest, Sha1};
+use tokio::sync::Mutex;
+
+use crate::millis::{expiry_millis, from_millis, millis};
+
+/// The prefix put before every key unless set otherwise.
+pub const DEFAULT_PREFIX: &str = "portcullis:";
+/// How long one call may take before Redis counts as unavailable.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One sliding-window hit (see [`RateStore`]'s semantics). Returns `-1`
+/// when allowed, else the wait in milliseconds.
+const HIT_SCRIPT: &str = r"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - period)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, period)
+  return -1
+end
+if count > 0 then
+  redis.call('PEXPIRE', key, period)
+end
+if limit == 0 then
+  return period
+end
+local t = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+local wait = tonumber(t[2]) + period - now
+if wait < 1 then wait = 1 end
+if wait > period then wait = period end
+return wait
+";
+
+/// One counted failure (see [`LockoutStore`]'s semantics): restarts the
+/// count when the stored expiry has passed; returns the new count.
+const FAILURE_SCRIPT: &str = r"
+local key = KEYS[1]
+local now = tonumber(ARGV[1])
+local exp = redis.call('HGET', key, 'exp')
+local n = 1
+if exp and tonumber(exp) > now then
+  n = (tonumber(redis.call('HGET', key, 'count')) or 0) + 1
+end
+redis.call('HSET', key, 'count', n, 'last', ARGV[1], 'exp', ARGV[3])
+redis.call('PEXPIRE', key, ARGV[2])
+return n
+";
+
+/// Throttle counts and lockouts in Redis; clones share one connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: redis::Client,
+    conn: Arc<Mutex<Option<MultiplexedConnection>>>,
+    prefix: Arc<str>,
+    timeout: Duration,
+    hit: Arc<Script>,
+    failure: Arc<Script>,
+}
+
+/// A Lua script run by its SHA-1 (`EVALSHA`), sent whole (`EVAL`) only
+/// when Redis does not know it yet.
+struct Script {
+    code: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(code: &'static str) -> Self {
+        Script {
+            code,
+            sha: hex::encode(Sha1::digest(code.as_bytes())),
+        }
+    }
+
+    /// Runs the script on one key with `args`.
+    async fn invoke<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut MultiplexedConnection,
+        key: &str,
+        args: &[String],
+    ) -> Result<T, RedisError> {
+        let call = |command: &str, script: &str| {
+            let mut cmd = redis::cmd(command);
+            cmd.arg(script).arg(1).arg(key);
+            for a in args {
+                cmd.arg(a);
+            }
+            cmd
+        };
+        match call("EVALSHA", &self.sha).query_async(conn).await {
+            Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                call("EVAL", self.code).query_async(conn).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    // Never the URL: it may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A Redis failure: connection trouble is [`StoreError::Unavailable`],
+/// anything else [`StoreError::Backend`].
+fn map_redis_error(e: RedisError) -> StoreError {
+    if is_connection_error(&e) {
+        StoreError::unavailable(e)
+    } else {
+        StoreError::backend(e)
+    }
+}
+
+fn is_connection_error(e: &RedisError) -> bool {
+    e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() || e.is_timeout()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("redis did not answer within {0:?}")]
+struct TimedOut(Duration);
+
+impl RedisStore {
+    /// A store for a `redis://` (or `rediss://`, `redis+unix://`) URL; the
+    /// connection is made on first use. A malformed URL is an error that
+    /// does not repeat the URL.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::backend(format!("invalid Redis URL ({})", e.category())))?;
+        Ok(RedisStore {
+            client,
+            conn: Arc::new(Mutex::new(None)),
+            prefix: Arc::from(DEFAULT_PREFIX),
+            timeout: DEFAULT_TIMEOUT,
+            hit: Arc::new(Script::new(HIT_SCRIPT)),
+            failure: Arc::new(Script::new(FAILURE_SCRIPT)),
+        })
+    }
+
+    /// [`new`](Self::new), then a `PING`: fails with
+    /// [`StoreError::Unavailable`] when Redis cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::new(url)?;
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Puts `prefix` before every key (default [`DEFAULT_PREFIX`]).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+
+    /// Sets how long one call may take (default [`DEFAULT_TIMEOUT`]).
+    ///
+    /// # Panics
+    ///
+    /// If `timeout` is zero.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        assert!(!timeout.is_zero(), "the Redis timeout must be positive");
+        self.timeout = timeout;
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// The shared connection, made if there is none.
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(
+                &redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout),
+            )
+            .await
+            .map_err(map_redis_error)?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs `op` on the connection within the timeout; a connection error
+    /// drops the connection so the next call makes a new one.
+    async fn run<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T, RedisError>>,
+    {
+        let attempt = async {
+            let conn = self.connection().await?;
+            match op(conn).await {
+                Ok(v) => Ok(v),
+                Err(e) => {
+                    if is_connection_error(&e) {
+                        *self.conn.lock().await = None;
+                    }
+                    Err(map_redis_error(e))
+                }
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                *self.conn.lock().await = None;
+                Err(StoreError::unavailable(TimedOut(self.timeout)))
+            }
+        }
+    }
+}
+
+fn duration_millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+#[async_trait]
+impl RateStore for RedisStore {
+    async fn hit(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now: SystemTime,
+    ) -> Result<Hit, StoreError> {
+        let key = self.key(key);
+        let now_ms = millis(now);
+        let period_ms = duration_millis(period);
+        let member = format!("{now_ms}-{:016x}", rand::thread_rng().gen::<u64>());
+        let script = self.hit.clone();
+        let answer: i64 = self
+            .run(|mut conn| async move {
+                script
+                    .invoke(
+                        &mut conn,
+                        &key,
+                        &[
+                            now_ms.to_string(),
+                            period_ms.to_string(),
+                            limit.to_string(),
+                            member,
+                        ],
+                    )
+                    .await
+            })
+            .await?;
+        Ok(if answer < 0 {
+            Hit::Allowed
+        } else {
+            let wait = Duration::from_millis(answer.unsigned_abs());
+            Hit::Limited {
+                wait: wait.clamp(Duration::from_millis(1), period),
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl LockoutStore for RedisStore {
+    async fn record_failure(
+        &self,
+        key: &str,
+        now: SystemTime,
+        cooloff: Duration,
+    ) -> Result<u32, StoreError> {
+        let key = self.key(key);
+        let now_ms = millis(now);
+        let expires_ms = expiry_millis(now, cooloff);
+        let cooloff_ms = duration_millis(cooloff);
+        let script = self.failure.clone();
+        let count: i64 = self
+            .run(|mut conn| async move {
+                script
+                    .invoke(
+                        &mut conn,
+                        &key,
+                        &[
+                            now_ms.to_string(),
+                            cooloff_ms.to_string(),
+                            expires_ms.to_string(),
+                        ],
+                    )
+                    .await
+            })
+            .await?;
+        Ok(u32::try_from(count.max(0)).unwrap_or(u32::MAX))
+    }
+
+    async fn failures(&self, key: &str, now: SystemTime) -> Result<Option<Failures>, StoreError> {
+        let key = self.key(key);
+        let (count, last, exp): (Option<i64>, Option<i64>, Option<i64>) = self
+            .run(|mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("count")
+                    .arg("last")
+                    .arg("exp")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(match (count, last, exp) {
+            (Some(count), Some(last), Some(exp)) if exp > millis(now) => Some(Failures {
+                count: u32::try_from(count.max(0)).unwrap_or(u32::MAX),
+                last_failure: from_millis(last),
+            }),
+            _ => None,
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.key(key);
+        self.run(|mut conn| async move {
+            redis::cmd("DEL")
+                .arg(&key)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Ping for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        let e = RedisStore::new("nope://user:hunter2@host").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_no_url() {
+        let s = RedisStore::new("redis://:hunter2@127.0.0.1:6379").unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert_eq!(s.prefix(), DEFAULT_PREFIX);
+        assert_eq!(s.with_prefix("t:").key("k"), "t:k");
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_is_down_is_unavailable_quickly() {
+        let s = RedisStore::new("redis://127.0.0.1:1")
+            .unwrap()
+            .with_timeout(Duration::from_millis(500));
+        let started = std::time::Instant::now();
+        let e = s.ping().await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+}
