@@ -16,12 +16,19 @@
 //!   locked-out usernames and addresses before looking anything up, counts
 //!   failures and clears them on success. DRF does not throttle its login
 //!   endpoints at all; portcullis does, on every path that calls
-//!   `authenticate_from`.
+//!   `authenticate_from`;
+//! - with a [`CredentialCache`] ([`PasswordBackend::with_credential_cache`]),
+//!   credentials verified once are accepted again from a keyed hash (never
+//!   the plaintext) until its time to live runs out, so HTTP Basic does not
+//!   pay PBKDF2 on every request. The user row is still read every time, so
+//!   a deactivated user is refused at once, and the current password hash
+//!   is part of the key, so a password change invalidates every entry.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::cache::CredentialCache;
 use crate::identity::AuthUser;
 use crate::lockout::Lockout;
 use crate::password::{self, PasswordHasher, Verification};
@@ -33,6 +40,7 @@ pub struct PasswordBackend<S> {
     store: S,
     hasher: PasswordHasher,
     lockout: Option<Lockout>,
+    credentials: CredentialCache,
 }
 
 /// What [`PasswordBackend::authenticate_from`] found.
@@ -83,7 +91,15 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             store,
             hasher,
             lockout: None,
+            credentials: CredentialCache::disabled(),
         }
+    }
+
+    /// Remembers verified credentials in `cache` (off by default); see the
+    /// [module docs](self) for the trade-off.
+    pub fn with_credential_cache(mut self, cache: CredentialCache) -> Self {
+        self.credentials = cache;
+        self
     }
 
     /// Puts a [`Lockout`] in front of
@@ -161,15 +177,24 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             self.hasher.dummy_verify(password).await;
             return Ok(None);
         }
+        if self.credentials.check(username, password, encoded) {
+            return Ok(user.is_active().then_some(user));
+        }
         match self.hasher.verify(password, encoded).await {
             Verification::Invalid => Ok(None),
             Verification::Valid { needs_upgrade } => {
+                let mut current = None;
                 if needs_upgrade {
                     match self.hasher.hash(password).await {
-                        Ok(h) => self.store.set_password_hash(user.id(), &h).await?,
+                        Ok(h) => {
+                            self.store.set_password_hash(user.id(), &h).await?;
+                            current = Some(h);
+                        }
                         Err(e) => tracing::warn!(error = %e, "could not upgrade a password hash"),
                     }
                 }
+                let current = current.as_deref().unwrap_or(encoded);
+                self.credentials.remember(username, password, current);
                 Ok(user.is_active().then_some(user))
             }
         }
@@ -251,6 +276,30 @@ mod tests {
             u.password
         );
         assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn cached_credentials_skip_the_hash_but_not_the_rules() {
+        use crate::secret::SecretKey;
+        use std::time::Duration;
+        let h = hasher(1000);
+        let store = store_with("ada", h.hash("pw").await.unwrap(), true).await;
+        let cache = CredentialCache::new(&SecretKey::new([5u8; 32]).unwrap(), Duration::from_secs(60));
+        let b = PasswordBackend::new(store.clone(), h.clone()).with_credential_cache(cache.clone());
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        let hash = store.user_by_username("ada").await.unwrap().unwrap().password;
+        assert!(cache.check("ada", "pw", &hash), "remembered after a good check");
+        assert!(!cache.check("ada", "nope", &hash));
+        assert!(b.authenticate("ada", "nope").await.unwrap().is_none());
+        // Deactivation is seen at once, cache or not.
+        let id = store.user_by_username("ada").await.unwrap().unwrap().id;
+        store.set_active(id, false).await.unwrap();
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
+        store.set_active(id, true).await.unwrap();
+        // A password change makes the old entry unreachable.
+        store.set_password_hash(id, &h.hash("new").await.unwrap()).await.unwrap();
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
+        assert!(b.authenticate("ada", "new").await.unwrap().is_some());
     }
 
     #[tokio::test]

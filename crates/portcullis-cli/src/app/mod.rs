@@ -245,13 +245,11 @@ where
         CredentialCache::disabled()
     };
     let hasher = PasswordHasher::new(config.hasher.clone());
-    let mut backend = PasswordBackend::new(store.clone(), hasher);
+    let mut backend =
+        PasswordBackend::new(store.clone(), hasher).with_credential_cache(credentials);
     if let Some(lockout) = &config.lockout {
         backend = backend.with_lockout(lockout.clone());
     }
-    // TODO(backend.rs owner): `.with_credential_cache(credentials)` once
-    // PasswordBackend takes one (see portcullis::cache::CredentialCache).
-    let _ = credentials;
     let tokens = Tokens::new(store.clone(), config.secret.clone());
     let csrf = CsrfConfig {
         trusted_origins: config.csrf_trusted_origins.clone(),

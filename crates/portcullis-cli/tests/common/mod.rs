@@ -372,6 +372,24 @@ pub(crate) async fn send(rb: RequestBuilder) -> Res {
     }
 }
 
+/// Sends the request built by `make` until it answers `status`, for at most
+/// the one second within which REFERENCE-APP.md promises that a change made
+/// behind the app's back (straight in the store, or by the CLI) is honoured,
+/// whatever the app caches. Returns the last answer.
+pub(crate) async fn within_a_second(
+    status: StatusCode,
+    make: impl Fn() -> RequestBuilder,
+) -> Res {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let res = send(make()).await;
+        if res.status == status || std::time::Instant::now() >= deadline {
+            return res;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `Basic` credentials.
 pub(crate) fn basic(user: &str, pw: &str) -> String {
     format!("Basic {}", b64(format!("{user}:{pw}").as_bytes()))
