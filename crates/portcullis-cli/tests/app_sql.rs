@@ -9,7 +9,9 @@ mod common;
 use portcullis_store::{testing, Store};
 
 async fn migrated(url: String) -> Store {
-    let store = Store::connect(&url).await.expect("connect to the test database");
+    let store = Store::connect(&url)
+        .await
+        .expect("connect to the test database");
     store.migrate().await.expect("migrate the test database");
     store
 }

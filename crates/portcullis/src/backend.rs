@@ -145,12 +145,16 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
                 None => LoginOutcome::Invalid,
             });
         };
-        if let Some(wait) = lockout.locked_for(username, client).await? {
+        let status = lockout.status(username, client).await?;
+        if let Some(wait) = status.wait {
             return Ok(LoginOutcome::LockedOut { wait });
         }
         match self.authenticate(username, password).await? {
             Some(user) => {
-                lockout.record_success(username).await?;
+                // Nothing to clear is the common case: skip the write.
+                if status.username_has_failures {
+                    lockout.record_success(username).await?;
+                }
                 Ok(LoginOutcome::Authenticated(user))
             }
             None => {
@@ -284,11 +288,20 @@ mod tests {
         use std::time::Duration;
         let h = hasher(1000);
         let store = store_with("ada", h.hash("pw").await.unwrap(), true).await;
-        let cache = CredentialCache::new(&SecretKey::new([5u8; 32]).unwrap(), Duration::from_secs(60));
+        let cache =
+            CredentialCache::new(&SecretKey::new([5u8; 32]).unwrap(), Duration::from_secs(60));
         let b = PasswordBackend::new(store.clone(), h.clone()).with_credential_cache(cache.clone());
         assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
-        let hash = store.user_by_username("ada").await.unwrap().unwrap().password;
-        assert!(cache.check("ada", "pw", &hash), "remembered after a good check");
+        let hash = store
+            .user_by_username("ada")
+            .await
+            .unwrap()
+            .unwrap()
+            .password;
+        assert!(
+            cache.check("ada", "pw", &hash),
+            "remembered after a good check"
+        );
         assert!(!cache.check("ada", "nope", &hash));
         assert!(b.authenticate("ada", "nope").await.unwrap().is_none());
         // Deactivation is seen at once, cache or not.
@@ -297,7 +310,10 @@ mod tests {
         assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
         store.set_active(id, true).await.unwrap();
         // A password change makes the old entry unreachable.
-        store.set_password_hash(id, &h.hash("new").await.unwrap()).await.unwrap();
+        store
+            .set_password_hash(id, &h.hash("new").await.unwrap())
+            .await
+            .unwrap();
         assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
         assert!(b.authenticate("ada", "new").await.unwrap().is_some());
     }

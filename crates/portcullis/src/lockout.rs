@@ -390,12 +390,26 @@ impl Lockout {
         username: &str,
         addr: Option<IpAddr>,
     ) -> Result<Option<Duration>, StoreError> {
+        Ok(self.status(username, addr).await?.wait)
+    }
+
+    /// What [`locked_for`](Lockout::locked_for) answers, and whether the
+    /// username has failures counted at all (so that a success need not
+    /// write to the store when there is nothing to clear).
+    pub async fn status(
+        &self,
+        username: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<LockStatus, StoreError> {
         let now = self.clock.now();
-        let mut wait: Option<Duration> = None;
-        for key in Self::keys(username, addr) {
+        let mut status = LockStatus::default();
+        for (i, key) in Self::keys(username, addr).enumerate() {
             let Some(f) = self.store.failures(&key, now).await? else {
                 continue;
             };
+            if i == 0 && f.count > 0 {
+                status.username_has_failures = true;
+            }
             if f.count < self.failure_limit {
                 continue;
             }
@@ -404,10 +418,10 @@ impl Lockout {
                 .unwrap_or(Duration::ZERO)
                 .min(self.cooloff);
             if !left.is_zero() {
-                wait = wait.max(Some(left));
+                status.wait = status.wait.max(Some(left));
             }
         }
-        Ok(wait)
+        Ok(status)
     }
 
     /// Counts a failed login for `username` and, when known, `addr`.
@@ -441,6 +455,16 @@ impl Lockout {
         }
         Ok(())
     }
+}
+
+/// What [`Lockout::status`] found for a login attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LockStatus {
+    /// How long the attempt must wait, if the username or address is
+    /// locked out.
+    pub wait: Option<Duration>,
+    /// Whether any failure is counted against the username.
+    pub username_has_failures: bool,
 }
 
 #[cfg(test)]

@@ -376,10 +376,7 @@ pub(crate) async fn send(rb: RequestBuilder) -> Res {
 /// the one second within which REFERENCE-APP.md promises that a change made
 /// behind the app's back (straight in the store, or by the CLI) is honoured,
 /// whatever the app caches. Returns the last answer.
-pub(crate) async fn within_a_second(
-    status: StatusCode,
-    make: impl Fn() -> RequestBuilder,
-) -> Res {
+pub(crate) async fn within_a_second(status: StatusCode, make: impl Fn() -> RequestBuilder) -> Res {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
     loop {
         let res = send(make()).await;
