@@ -91,6 +91,12 @@ fn scenarios(c: &Credentials) -> Vec<Scenario> {
             goals: (Some(0.95), Some(0.95)),
         },
         Scenario {
+            name: "throttled anonymous",
+            path: "/throttled/",
+            headers: vec![],
+            goals: (Some(0.90), Some(0.90)),
+        },
+        Scenario {
             name: "Token",
             path: "/token/",
             headers: h("Authorization", format!("Token {}", c.token)),
@@ -162,7 +168,15 @@ impl Bench {
     }
 
     fn server(&self, url: &str, caches_on: bool, extra: &[(&str, &str)]) -> anyhow::Result<Server> {
-        let mut env = vec![("PORTCULLIS_SECRET_KEY".to_owned(), self.secret.clone())];
+        let mut env = vec![
+            ("PORTCULLIS_SECRET_KEY".to_owned(), self.secret.clone()),
+            // High enough that /throttled/ never answers 429 here: the
+            // scenario measures what the throttle check costs.
+            (
+                "PORTCULLIS_THROTTLE_RATES".to_owned(),
+                "anon=100000/sec,user=100000/sec,burst=100000/sec".to_owned(),
+            ),
+        ];
         if !caches_on {
             env.push(("PORTCULLIS_CACHE_TTL_MS".into(), "0".into()));
             env.push(("PORTCULLIS_BASIC_CACHE".into(), "off".into()));

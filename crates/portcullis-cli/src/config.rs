@@ -27,7 +27,9 @@
 //! | `lockout_failures` | `PORTCULLIS_LOCKOUT_FAILURES` | `5` | failed logins per username or client address before logins are refused with `429` |
 //! | `lockout_cooloff` | `PORTCULLIS_LOCKOUT_COOLOFF` | `900` | seconds a lockout lasts after the last counted failure |
 //! | `login_throttle` | `PORTCULLIS_LOGIN_THROTTLE` | `on` | the login lockout; `off` turns it off (the throttled routes keep their rates) |
-//! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts in memory, lockout counts in the database; set: both in this Redis, shared by every server using it. Redis down: the lockout fails closed (`503`), the plain rate limits fail open (logged) |
+//! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts in memory, lockout counts in the database; set: both in this Redis, shared by every server using it. What happens when Redis is down: the next two settings |
+//! | `redis_throttle_fail_open` | `PORTCULLIS_REDIS_THROTTLE_FAIL_OPEN` | `true` | Redis down: plain rate limits let requests through (logged); `false` answers `503` |
+//! | `redis_lockout_fail_open` | `PORTCULLIS_REDIS_LOCKOUT_FAIL_OPEN` | `false` | Redis down: logins are answered `503` (fail closed); `true` lets them proceed without a lockout (logged) |
 //! | `redis_prefix` | `PORTCULLIS_REDIS_PREFIX` | `portcullis:` | put before every Redis key, so several apps (or test runs) can share one Redis |
 //! | `log` | `PORTCULLIS_LOG`, then `RUST_LOG` | `info` for `serve`, `warn` for the other commands | a tracing filter, e.g. `info,sqlx=warn` |
 //! | `jwt_access_token_lifetime` | `PORTCULLIS_JWT_ACCESS_TOKEN_LIFETIME` | `300` | JWT access token lifetime in seconds (simplejwt's `ACCESS_TOKEN_LIFETIME`) |
@@ -168,6 +170,10 @@ pub struct Settings {
     pub secure_proxy_ssl_header: Option<(String, String)>,
     /// Whether cookies are `Secure`. Default `false`.
     pub cookie_secure: bool,
+    /// Redis down: let rate-limited requests through. Default `true`.
+    pub redis_throttle_fail_open: bool,
+    /// Redis down: let logins proceed without a lockout. Default `false`.
+    pub redis_lockout_fail_open: bool,
     /// Session lifetime in seconds. Default [`DEFAULT_SESSION_AGE`].
     pub session_age: i64,
     /// The largest request body accepted, in bytes. Default
@@ -220,6 +226,8 @@ impl fmt::Debug for Settings {
             .field("csrf_trusted_origins", &self.csrf_trusted_origins)
             .field("secure_proxy_ssl_header", &self.secure_proxy_ssl_header)
             .field("cookie_secure", &self.cookie_secure)
+            .field("redis_throttle_fail_open", &self.redis_throttle_fail_open)
+            .field("redis_lockout_fail_open", &self.redis_lockout_fail_open)
             .field("session_age", &self.session_age)
             .field("form_limit", &self.form_limit)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
@@ -250,6 +258,8 @@ impl Default for Settings {
             csrf_trusted_origins: Vec::new(),
             secure_proxy_ssl_header: None,
             cookie_secure: false,
+            redis_throttle_fail_open: true,
+            redis_lockout_fail_open: false,
             session_age: DEFAULT_SESSION_AGE,
             form_limit: DEFAULT_FORM_LIMIT,
             cache_ttl_ms: DEFAULT_CACHE_TTL_MS,
@@ -289,6 +299,8 @@ struct FileSettings {
     csrf_trusted_origins: Option<ListOrString>,
     secure_proxy_ssl_header: Option<ListOrString>,
     cookie_secure: Option<bool>,
+    redis_throttle_fail_open: Option<bool>,
+    redis_lockout_fail_open: Option<bool>,
     session_age: Option<i64>,
     form_limit: Option<usize>,
     cache_ttl_ms: Option<u64>,
@@ -399,6 +411,11 @@ impl Settings {
             };
         }
         set(&mut self.cookie_secure, f.cookie_secure);
+        set(
+            &mut self.redis_throttle_fail_open,
+            f.redis_throttle_fail_open,
+        );
+        set(&mut self.redis_lockout_fail_open, f.redis_lockout_fail_open);
         set(&mut self.session_age, f.session_age);
         set(&mut self.form_limit, f.form_limit);
         set(&mut self.cache_ttl_ms, f.cache_ttl_ms);
@@ -451,6 +468,14 @@ impl Settings {
         }
         if let Some(v) = var("cookie_secure") {
             self.cookie_secure = parse_bool(&v).context("PORTCULLIS_COOKIE_SECURE")?;
+        }
+        if let Some(v) = var("redis_throttle_fail_open") {
+            self.redis_throttle_fail_open =
+                parse_bool(&v).context("PORTCULLIS_REDIS_THROTTLE_FAIL_OPEN")?;
+        }
+        if let Some(v) = var("redis_lockout_fail_open") {
+            self.redis_lockout_fail_open =
+                parse_bool(&v).context("PORTCULLIS_REDIS_LOCKOUT_FAIL_OPEN")?;
         }
         if let Some(v) = var("session_age") {
             self.session_age = v.trim().parse().map_err(|_| {

@@ -102,7 +102,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     config.throttle = super::limits::throttle(settings, redis.as_ref())?;
     config.lockout = super::limits::lockout(
         settings,
-        super::limits::lockout_store(redis.as_ref(), &store),
+        super::limits::lockout_store(settings, redis.as_ref(), &store),
     );
     if config.lockout.is_none() {
         tracing::warn!("the login lockout is off (PORTCULLIS_LOGIN_THROTTLE=off)");

@@ -18,8 +18,11 @@ pub async fn run(settings: &Settings, target: &str) -> anyhow::Result<()> {
     // The database is opened (and migrated) either way, so a mistyped
     // database URL is reported rather than silently ignored.
     let store = super::open(settings).await?;
-    let lockout =
-        portcullis::lockout::Lockout::new(super::limits::lockout_store(redis.as_ref(), &store));
+    let lockout = portcullis::lockout::Lockout::new(super::limits::lockout_store(
+        settings,
+        redis.as_ref(),
+        &store,
+    ));
     lockout.unlock(target).await.map_err(|e| {
         let place = if redis.is_some() {
             "Redis"
