@@ -640,9 +640,9 @@ fn basic_status(server: &Server, user: &str, password: &str) -> u16 {
 }
 
 /// Polls until `f` gives `want`; the reference app promises changes made
-/// by the CLI are honoured within 1 second (2 s here, for a loaded machine).
+/// by the CLI are honoured within 1 second.
 fn eventually(want: u16, mut f: impl FnMut() -> u16) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(1);
     loop {
         let got = f();
         if got == want || Instant::now() > deadline {
@@ -688,10 +688,11 @@ fn serve_end_to_end_on_sqlite_then_sigterm() {
         &format!("{new_password}\n"),
     );
     ok(out, &["changepassword"]);
-    assert_eq!(
-        eventually(200, || basic_status(&server, "ada", new_password)),
-        200
-    );
+    // Not polled: until the server sees the change, each try with the new
+    // password is a failed login that the lockout counts. The contract
+    // promises the change within one second.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(basic_status(&server, "ada", new_password), 200);
     assert_eq!(basic_status(&server, "ada", password), 401);
 
     let regenerated = env.token("ada", true);
