@@ -50,7 +50,7 @@ use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::scheme::csrf::{self, CsrfConfig, FormToken};
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
-use crate::secret::{random_alphanumeric, SecretKey};
+use crate::secret::{random_alphanumeric, SecretKey, Subkey};
 use crate::store::{SessionRecord, SessionStore, StoreError, UserStore};
 
 const KEY_PURPOSE: &str = "session-key-v1";
@@ -111,7 +111,8 @@ impl fmt::Debug for Login {
 #[derive(Clone)]
 pub struct Sessions<S> {
     store: S,
-    secret: SecretKey,
+    key_mac: Subkey,
+    auth_hash_mac: Subkey,
     config: SessionConfig,
 }
 
@@ -128,7 +129,8 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
     pub fn new(store: S, secret: SecretKey) -> Self {
         Sessions {
             store,
-            secret,
+            key_mac: secret.subkey(KEY_PURPOSE),
+            auth_hash_mac: secret.subkey(AUTH_HASH_PURPOSE),
             config: SessionConfig::default(),
         }
     }
@@ -151,15 +153,12 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
 
     /// The keyed hash a session key is stored under.
     pub fn digest(&self, key: &str) -> String {
-        format!(
-            "v1${}",
-            hex::encode(self.secret.mac(KEY_PURPOSE, key.as_bytes()))
-        )
+        format!("v1${}", hex::encode(self.key_mac.mac(key.as_bytes())))
     }
 
     /// Django's session auth hash: a keyed hash of the password hash.
     pub fn auth_hash(&self, password_hash: &str) -> String {
-        hex::encode(self.secret.mac(AUTH_HASH_PURPOSE, password_hash.as_bytes()))
+        hex::encode(self.auth_hash_mac.mac(password_hash.as_bytes()))
     }
 
     /// Logs `user` in: ends the session `old_key` (if any) and creates a new

@@ -51,7 +51,7 @@ use subtle::ConstantTimeEq;
 use crate::error::AuthError;
 use crate::identity::{AuthInfo, AuthUser};
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
-use crate::secret::{random_hex, SecretKey};
+use crate::secret::{random_hex, SecretKey, Subkey};
 use crate::store::{StoreError, TokenRecord, TokenStore, UserStore};
 
 const LOOKUP_PURPOSE: &str = "token-lookup-v1";
@@ -76,6 +76,7 @@ pub struct TokenInfo {
 pub struct Tokens<S> {
     store: S,
     secret: SecretKey,
+    lookup: Subkey,
 }
 
 impl<S> fmt::Debug for Tokens<S> {
@@ -87,7 +88,11 @@ impl<S> fmt::Debug for Tokens<S> {
 impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// Tokens kept in `store`, hashed and sealed with `secret`.
     pub fn new(store: S, secret: SecretKey) -> Self {
-        Tokens { store, secret }
+        Tokens {
+            lookup: secret.subkey(LOOKUP_PURPOSE),
+            store,
+            secret,
+        }
     }
 
     /// The store.
@@ -97,10 +102,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The look-up digest of a key: `v1$` and the hex HMAC.
     pub fn digest(&self, key: &str) -> String {
-        format!(
-            "v1${}",
-            hex::encode(self.secret.mac(LOOKUP_PURPOSE, key.as_bytes()))
-        )
+        format!("v1${}", hex::encode(self.lookup.mac(key.as_bytes())))
     }
 
     fn record(&self, user_id: i64, key: &str) -> TokenRecord {
