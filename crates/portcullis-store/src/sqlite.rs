@@ -67,6 +67,11 @@ pub(crate) fn ts(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
 }
 
+/// Whether a SQLite URL names an in-memory database.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 impl SqliteStore {
     /// Opens (creating it if missing) the database at a `sqlite://PATH` or
     /// `sqlite:PATH` URL; `sqlite::memory:` gives a private in-memory
@@ -81,6 +86,17 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // Create the file and switch it to WAL over one connection first:
+        // pooled connections opening a brand-new file at once can find the
+        // journal-mode switch locked (SQLITE_BUSY without the busy handler).
+        // Once the file is in WAL mode the switch is a no-op.
+        if !is_in_memory(url) {
+            use sqlx::ConnectOptions;
+            let conn = options.connect().await.map_err(map_sqlx_error)?;
+            sqlx::Connection::close(conn)
+                .await
+                .map_err(map_sqlx_error)?;
+        }
         // One connection stays open for good, so an in-memory database is
         // never dropped between two uses.
         let pool = SqlitePoolOptions::new()
