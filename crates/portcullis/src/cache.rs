@@ -79,12 +79,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
 use moka::sync::Cache;
-use sha2::Sha256;
 
 use crate::identity::{AuthUser, User};
-use crate::secret::SecretKey;
+use crate::secret::{SecretKey, Subkey};
 use crate::store::{
     NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
     UserStore,
@@ -439,8 +437,6 @@ impl<S: UserStore + Ping> Ping for CachedStore<S> {
     }
 }
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// Remembers verified Basic credentials by a keyed hash, never the
 /// password; see the [module docs](self).
 ///
@@ -456,7 +452,7 @@ pub struct CredentialCache {
 
 struct CredentialInner {
     /// HMAC-SHA256 keyed with the `basic-cache-v1` subkey, ready to clone.
-    mac: HmacSha256,
+    mac: Subkey,
     ttl: Duration,
     /// Keyed hash -> username (to forget a user's entries).
     entries: Cache<[u8; 32], Arc<str>>,
@@ -482,8 +478,7 @@ impl CredentialCache {
         if ttl.is_zero() || capacity == 0 {
             return Self::disabled();
         }
-        let mac = <HmacSha256 as Mac>::new_from_slice(&secret.derive(CREDENTIAL_PURPOSE))
-            .expect("HMAC takes any key length");
+        let mac = secret.subkey(CREDENTIAL_PURPOSE);
         CredentialCache {
             inner: Some(Arc::new(CredentialInner {
                 mac,
@@ -514,12 +509,15 @@ impl CredentialCache {
     /// as 8 big-endian bytes (so no two triples share a key).
     pub fn key(&self, username: &str, password: &str, password_hash: &str) -> Option<[u8; 32]> {
         let inner = self.inner.as_ref()?;
-        let mut mac = inner.mac.clone();
-        for part in [username, password, password_hash] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part.as_bytes());
-        }
-        Some(mac.finalize().into_bytes().into())
+        let lens = [username, password, password_hash].map(|p| (p.len() as u64).to_be_bytes());
+        Some(inner.mac.mac_parts([
+            &lens[0][..],
+            username.as_bytes(),
+            &lens[1][..],
+            password.as_bytes(),
+            &lens[2][..],
+            password_hash.as_bytes(),
+        ]))
     }
 
     /// Whether these credentials were verified against exactly this

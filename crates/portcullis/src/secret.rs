@@ -134,8 +134,16 @@ impl Subkey {
     /// HMAC-SHA256 of `data` under this subkey (the same value as
     /// [`SecretKey::mac`] with the subkey's purpose).
     pub fn mac(&self, data: &[u8]) -> [u8; 32] {
+        self.mac_parts([data])
+    }
+
+    /// HMAC-SHA256 of the concatenation of `parts`, without copying them
+    /// into one buffer.
+    pub fn mac_parts<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
         let mut mac = self.keyed.clone();
-        mac.update(data);
+        for part in parts {
+            mac.update(part);
+        }
         mac.finalize().into_bytes().into()
     }
 }
