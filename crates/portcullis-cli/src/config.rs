@@ -27,7 +27,7 @@
 //! | `lockout_failures` | `PORTCULLIS_LOCKOUT_FAILURES` | `5` | failed logins per username or client address before logins are refused with `429` |
 //! | `lockout_cooloff` | `PORTCULLIS_LOCKOUT_COOLOFF` | `900` | seconds a lockout lasts after the last counted failure |
 //! | `login_throttle` | `PORTCULLIS_LOGIN_THROTTLE` | `on` | the login lockout; `off` turns it off (the throttled routes keep their rates) |
-//! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts in memory, lockout counts in the database; set: both in this Redis, shared by every server using it. What happens when Redis is down: the next two settings |
+//! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts and signed-request nonces in memory, lockout counts in the database; set: all three in this Redis, shared by every server using it (a Redis that is down refuses signed requests). What happens when Redis is down: the next two settings |
 //! | `redis_throttle_fail_open` | `PORTCULLIS_REDIS_THROTTLE_FAIL_OPEN` | `true` | Redis down: plain rate limits let requests through (logged); `false` answers `503` |
 //! | `redis_lockout_fail_open` | `PORTCULLIS_REDIS_LOCKOUT_FAIL_OPEN` | `false` | Redis down: logins are answered `503` (fail closed); `true` lets them proceed without a lockout (logged) |
 //! | `redis_prefix` | `PORTCULLIS_REDIS_PREFIX` | `portcullis:` | put before every Redis key, so several apps (or test runs) can share one Redis |

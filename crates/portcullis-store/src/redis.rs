@@ -1,9 +1,11 @@
-//! [`RedisStore`]: throttle counts and login lockouts in Redis, shared by
-//! every server that uses the same Redis (feature `redis`).
+//! [`RedisStore`]: throttle counts, login lockouts and replay-cache nonces
+//! in Redis, shared by every server that uses the same Redis (feature
+//! `redis`).
 //!
 //! It implements the core's [`RateStore`] (a sliding window per key, in a
 //! sorted set scored by milliseconds) and [`LockoutStore`] (a hash per key
-//! with the count, the last failure and the expiry). Every call is one Lua
+//! with the count, the last failure and the expiry) and [`ReplayCache`]
+//! (`SET NX PX`: a nonce seen by one server is refused by all). Every call is one Lua
 //! script or one command, so it is atomic per key however many servers
 //! share the keys. Each key gets an expiry on every write (`PEXPIRE`, the
 //! period or the cool-off), so Redis drops what is no longer needed.
@@ -42,6 +44,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use portcullis::lockout::{Failures, LockoutStore};
+use portcullis::replay::ReplayCache;
 use portcullis::store::{Ping, StoreError};
 use portcullis::throttle::{Hit, RateStore};
 use rand::Rng;
@@ -384,6 +387,34 @@ impl LockoutStore for RedisStore {
         })
         .await?;
         Ok(())
+    }
+}
+
+/// Nonces for the signed-request schemes: one `SET key 1 NX PX ttl`, so
+/// a nonce used through any server sharing this Redis is refused by all.
+#[async_trait]
+impl ReplayCache for RedisStore {
+    async fn first_use(
+        &self,
+        key: &str,
+        ttl: Duration,
+        _now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(key);
+        let ttl_ms = duration_millis(ttl);
+        let set: Option<String> = self
+            .run(|mut conn| async move {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(1)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
     }
 }
 

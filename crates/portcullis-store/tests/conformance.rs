@@ -1246,3 +1246,60 @@ mod lockout_and_rate {
         assert_eq!(a.failures("f", t(2)).await.unwrap(), None);
     }
 }
+
+// ----- replay caches -----
+
+/// The core's `ReplayCache` on memory and on Redis (a key prefix per test),
+/// and two Redis clients refusing each other's nonces.
+mod replay {
+    use std::time::{Duration, SystemTime};
+
+    use portcullis::replay::{MemoryReplayCache, ReplayCache};
+    use portcullis_store::{testing, RedisStore};
+
+    async fn redis() -> RedisStore {
+        RedisStore::connect(&testing::redis_url())
+            .await
+            .unwrap_or_else(|e| panic!("the Redis test server is unreachable ({e})"))
+            .with_prefix(testing::fresh_redis_prefix())
+    }
+
+    async fn once_then_refused(cache: &dyn ReplayCache) {
+        let now = SystemTime::now();
+        let ttl = Duration::from_secs(30);
+        assert!(cache.first_use("n:1", ttl, now).await.unwrap());
+        assert!(!cache.first_use("n:1", ttl, now).await.unwrap());
+        assert!(cache.first_use("n:2", ttl, now).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn memory_accepts_a_nonce_once() {
+        once_then_refused(&MemoryReplayCache::new()).await;
+    }
+
+    #[tokio::test]
+    async fn redis_accepts_a_nonce_once() {
+        once_then_refused(&redis().await).await;
+    }
+
+    #[tokio::test]
+    async fn redis_forgets_a_nonce_after_its_ttl() {
+        let cache = redis().await;
+        let ttl = Duration::from_millis(50);
+        assert!(cache.first_use("n", ttl, SystemTime::now()).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(cache.first_use("n", ttl, SystemTime::now()).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn two_redis_clients_share_their_nonces() {
+        let a = redis().await;
+        let b = RedisStore::connect(&testing::redis_url())
+            .await
+            .unwrap()
+            .with_prefix(a.prefix().to_owned());
+        let ttl = Duration::from_secs(30);
+        assert!(a.first_use("n", ttl, SystemTime::now()).await.unwrap());
+        assert!(!b.first_use("n", ttl, SystemTime::now()).await.unwrap());
+    }
+}

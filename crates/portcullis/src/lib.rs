@@ -65,6 +65,7 @@
 //! | [`backend`] | [`PasswordBackend`]: Django's `authenticate(username, password)` |
 //! | [`cache`] | [`CachedStore`](cache::CachedStore): short-TTL read caches over any store, invalidated by writes; [`CredentialCache`](cache::CredentialCache) for verified Basic credentials |
 //! | [`throttle`] | [`Throttle`]s: DRF's anon, user and scoped rate throttles, [`ClientIp`], rate stores |
+//! | [`replay`] | [`ReplayCache`](replay::ReplayCache): nonces remembered by the signed-request schemes, in memory or shared |
 //! | [`lockout`] | [`Lockout`]: django-axes' failed-login lockout per username and address |
 //! | [`secret`] | the secret key and the subkeys derived from it |
 //! | [`error`] | [`AuthError`], rendered as DRF does |
@@ -91,6 +92,7 @@ pub mod layer;
 pub mod lockout;
 pub mod password;
 pub mod permission;
+pub mod replay;
 pub mod scheme;
 pub mod secret;
 pub mod store;

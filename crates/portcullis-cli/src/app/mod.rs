@@ -61,6 +61,7 @@ use portcullis::cache::{CachedStore, CredentialCache, DEFAULT_CREDENTIAL_TTL, DE
 use portcullis::layer::DEFAULT_FORM_LIMIT;
 use portcullis::lockout::Lockout;
 use portcullis::password::{HasherConfig, PasswordHasher};
+use portcullis::replay::{MemoryReplayCache, ReplayCache};
 use portcullis::scheme::basic::Basic;
 use portcullis::scheme::csrf::CsrfConfig;
 use portcullis::scheme::remote_user::RemoteUser;
@@ -148,6 +149,12 @@ pub struct AppConfig {
     /// `None`: in memory, for this router only (`serve` uses the
     /// database).
     pub jwt_blacklist: Option<SharedBlacklist>,
+    /// Where the signed-request schemes (Digest, Hawk, HTTP Message
+    /// Signatures, OAuth 1.0a) remember the nonces they have seen; default
+    /// in memory, for this router only (`serve` uses Redis when
+    /// `PORTCULLIS_REDIS_URL` is set, so several servers refuse the same
+    /// nonce).
+    pub replay: Arc<dyn ReplayCache>,
 }
 
 impl AppConfig {
@@ -172,6 +179,7 @@ impl AppConfig {
             lockout: Some(Lockout::memory()),
             jwt: portcullis::jwt::JwtSettings::default(),
             jwt_blacklist: None,
+            replay: Arc::new(MemoryReplayCache::new()),
         }
     }
 }

@@ -100,6 +100,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         }
     }
     config.throttle = super::limits::throttle(settings, redis.as_ref())?;
+    // Nonces of the signed-request schemes: shared through Redis when set.
+    // A Redis that is down refuses signed requests (fail closed).
+    if let Some(r) = &redis {
+        config.replay = std::sync::Arc::new(r.clone());
+    }
     config.lockout = super::limits::lockout(
         settings,
         super::limits::lockout_store(settings, redis.as_ref(), &store),
