@@ -10,7 +10,7 @@ use axum::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// How long a handler waits for a request body before answering `408`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,8 +21,8 @@ pub(crate) const TOO_LARGE: &str = "Request body too large.";
 /// The methods a protected route answers.
 pub(crate) const PROTECTED_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE";
 
-/// A JSON response.
-pub(crate) fn json(status: StatusCode, body: Value) -> Response {
+/// A JSON response (a typed body serialises without building a `Value`).
+pub(crate) fn json(status: StatusCode, body: impl serde::Serialize) -> Response {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut res = Response::new(Body::from(bytes));
     *res.status_mut() = status;

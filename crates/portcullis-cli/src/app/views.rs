@@ -41,13 +41,35 @@ pub(crate) fn metadata(info: ViewInfo, allow: &'static str) -> Response {
 
 /// `{"user": ..., "auth": ...}`: the identity as the protected routes show
 /// it. `auth` is the scheme's non-secret description, never a secret.
+/// The body of a protected route.
+#[derive(serde::Serialize)]
+struct Shown<'a> {
+    // Alphabetical, as the `json!` maps these replaced wrote them.
+    auth: Option<&'a str>,
+    user: Option<&'a str>,
+}
+
+/// The body of `/api/whoami/`.
+#[derive(serde::Serialize)]
+struct WhoAmI<'a> {
+    auth: Option<&'a str>,
+    is_authenticated: bool,
+    user: Option<&'a str>,
+}
+
+/// The body of `/health/` and `/ready/`.
+#[derive(serde::Serialize)]
+struct Status {
+    status: &'static str,
+}
+
 async fn show(id: Identity<User>) -> Response {
     json(
         StatusCode::OK,
-        json!({
-            "user": id.username(),
-            "auth": id.auth().map(|a| a.description()),
-        }),
+        Shown {
+            user: id.username(),
+            auth: id.auth().map(|a| a.description()),
+        },
     )
 }
 
@@ -56,11 +78,11 @@ async fn show(id: Identity<User>) -> Response {
 async fn whoami(id: Identity<User>) -> Response {
     json(
         StatusCode::OK,
-        json!({
-            "user": id.username(),
-            "auth": id.auth().map(|a| a.description()),
-            "is_authenticated": id.is_authenticated(),
-        }),
+        WhoAmI {
+            user: id.username(),
+            auth: id.auth().map(|a| a.description()),
+            is_authenticated: id.is_authenticated(),
+        },
     )
 }
 
@@ -97,7 +119,7 @@ where
 /// `/health/`: `200 {"status": "ok"}` while the process serves.
 pub(crate) fn health_route() -> MethodRouter {
     MethodRouter::new()
-        .get(|| std::future::ready(json(StatusCode::OK, json!({ "status": "ok" }))))
+        .get(|| std::future::ready(json(StatusCode::OK, Status { status: "ok" })))
         .fallback(not_allowed_handler("GET, HEAD"))
 }
 
@@ -109,7 +131,7 @@ pub(crate) fn ready_route<P: portcullis::store::Ping + Clone>(store: P) -> Metho
             let store = store.clone();
             async move {
                 match store.ping().await {
-                    Ok(()) => json(StatusCode::OK, json!({ "status": "ok" })),
+                    Ok(()) => json(StatusCode::OK, Status { status: "ok" }),
                     Err(e) => {
                         tracing::error!(error = %e, "readiness check: the store is unreachable");
                         json(

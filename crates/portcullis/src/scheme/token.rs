@@ -102,7 +102,13 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The look-up digest of a key: `v1$` and the hex HMAC.
     pub fn digest(&self, key: &str) -> String {
-        format!("v1${}", hex::encode(self.lookup.mac(key.as_bytes())))
+        // "v1$" and 64 hex digits, written into one buffer (this runs on
+        // every token request).
+        let mut buf = [0u8; 67];
+        buf[..3].copy_from_slice(b"v1$");
+        hex::encode_to_slice(self.lookup.mac(key.as_bytes()), &mut buf[3..])
+            .expect("a 32-byte MAC fills 64 hex digits");
+        String::from_utf8(buf.to_vec()).expect("hex is ASCII")
     }
 
     fn record(&self, user_id: i64, key: &str) -> TokenRecord {
@@ -256,7 +262,9 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
             "{} token of user {}, created {}",
             self.keyword,
             user.id(),
-            token.created.format("%Y-%m-%dT%H:%M:%SZ")
+            token
+                .created
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ))
         .with_data(TokenInfo {
             user_id: token.user_id,

@@ -411,7 +411,11 @@ impl SimpleRate {
 
     /// Counts a request for `ident` (`user:<id>` or `ip:<address>`).
     async fn hit(&self, ident: &str) -> Result<Decision, AuthError> {
-        let key = format!("throttle_{}_{}", self.scope, ident);
+        let mut key = String::with_capacity(10 + self.scope.len() + ident.len());
+        key.push_str("throttle_");
+        key.push_str(&self.scope);
+        key.push('_');
+        key.push_str(ident);
         let now = self.config.clock.now();
         let hit = self
             .config
