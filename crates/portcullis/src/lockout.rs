@@ -287,7 +287,26 @@ pub struct Lockout {
     client_ip: ClientIp,
     failure_limit: u32,
     cooloff: Duration,
+    clear: Option<ClearCache>,
 }
+
+/// Keys last read from the store with no failures, remembered briefly so
+/// that a stream of good logins does not read the store twice each
+/// (see [`Lockout::with_clear_cache`]).
+#[derive(Clone)]
+struct ClearCache {
+    ttl: Duration,
+    keys: Arc<Mutex<BoundedMap<()>>>,
+}
+
+impl ClearCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoundedMap<()>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The most keys a clear cache holds.
+const CLEAR_CACHE_KEYS: usize = 100_000;
 
 impl fmt::Debug for Lockout {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -315,6 +334,7 @@ impl Lockout {
             client_ip: ClientIp::new(),
             failure_limit: DEFAULT_FAILURE_LIMIT,
             cooloff: DEFAULT_COOLOFF,
+            clear: None,
         }
     }
 
@@ -342,6 +362,27 @@ impl Lockout {
     pub fn with_cooloff(mut self, cooloff: Duration) -> Self {
         assert!(!cooloff.is_zero(), "the lockout cool-off must be positive");
         self.cooloff = cooloff;
+        self
+    }
+
+    /// Remembers, for `ttl`, the usernames and addresses the store last
+    /// showed with no failures, so logins that keep succeeding do not read
+    /// the store on every attempt (Basic sends the password with every
+    /// request). Off by default; a zero `ttl` turns it off.
+    ///
+    /// Every failure counted through this lockout forgets its keys at once,
+    /// so attempts through this server are checked against the store as
+    /// before. What the cache delays is failures counted by *another*
+    /// server sharing the store: this server sees them after at most `ttl`
+    /// or at its own next failure for that key, whichever comes first, so
+    /// a shared lockout may let through one extra attempt per server per
+    /// `ttl`. `unlock` only removes failures, so it is never delayed. At
+    /// most 100,000 keys are held.
+    pub fn with_clear_cache(mut self, ttl: Duration) -> Self {
+        self.clear = (!ttl.is_zero()).then(|| ClearCache {
+            ttl,
+            keys: Arc::new(Mutex::new(BoundedMap::new(CLEAR_CACHE_KEYS))),
+        });
         self
     }
 
@@ -404,7 +445,17 @@ impl Lockout {
         let now = self.clock.now();
         let mut status = LockStatus::default();
         for (i, key) in Self::keys(username, addr).enumerate() {
+            if let Some(clear) = &self.clear {
+                if clear.lock().get(&key, now).is_some() {
+                    continue;
+                }
+            }
             let Some(f) = self.store.failures(&key, now).await? else {
+                if let Some(clear) = &self.clear {
+                    clear
+                        .lock()
+                        .update(&key, now, |_| (Some(((), now + clear.ttl)), ()));
+                }
                 continue;
             };
             if i == 0 && f.count > 0 {
@@ -432,6 +483,9 @@ impl Lockout {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         for key in Self::keys(username, addr) {
+            if let Some(clear) = &self.clear {
+                clear.lock().remove(&key);
+            }
             let count = self.store.record_failure(&key, now, self.cooloff).await?;
             if count == self.failure_limit {
                 tracing::warn!(%key, failures = count, "login locked out");
@@ -694,6 +748,94 @@ mod tests {
             (l.failure_limit(), l.cooloff()),
             (2, Duration::from_secs(30))
         );
+    }
+
+    /// Counts the reads that reach the store.
+    #[derive(Clone, Default)]
+    struct Counting {
+        inner: MemoryLockoutStore,
+        reads: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl LockoutStore for Counting {
+        async fn record_failure(
+            &self,
+            key: &str,
+            now: SystemTime,
+            cooloff: Duration,
+        ) -> Result<u32, StoreError> {
+            self.inner.record_failure(key, now, cooloff).await
+        }
+        async fn failures(
+            &self,
+            key: &str,
+            now: SystemTime,
+        ) -> Result<Option<Failures>, StoreError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.failures(key, now).await
+        }
+        async fn clear(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.clear(key).await
+        }
+    }
+
+    impl Counting {
+        fn reads(&self) -> usize {
+            self.reads.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_clear_cache_spares_reads_and_sees_local_failures_at_once() {
+        let store = Counting::default();
+        let clock = ManualClock::new();
+        let l = Lockout::new(store.clone())
+            .with_failure_limit(2)
+            .with_clock(clock.clone())
+            .with_clear_cache(Duration::from_millis(500));
+        let addr = ip(A);
+        assert_eq!(l.locked_for("ada", addr).await.unwrap(), None);
+        assert_eq!(store.reads(), 2, "username and address read once");
+        assert_eq!(l.locked_for("ada", addr).await.unwrap(), None);
+        assert_eq!(store.reads(), 2, "both remembered as clear");
+        // Failures through this lockout forget the keys at once.
+        l.record_failure("ada", addr).await.unwrap();
+        l.record_failure("ada", addr).await.unwrap();
+        assert!(l.locked_for("ada", addr).await.unwrap().is_some());
+        assert!(l.locked_for("bob", addr).await.unwrap().is_some());
+        // Without the cache every check reads the store.
+        let plain = Lockout::new(store.clone());
+        let before = store.reads();
+        plain.locked_for("carol", None).await.unwrap();
+        plain.locked_for("carol", None).await.unwrap();
+        assert_eq!(store.reads(), before + 2);
+        let off = Lockout::new(store.clone()).with_clear_cache(Duration::ZERO);
+        off.locked_for("carol", None).await.unwrap();
+        off.locked_for("carol", None).await.unwrap();
+        assert_eq!(store.reads(), before + 4);
+    }
+
+    #[tokio::test]
+    async fn another_servers_failures_are_seen_within_the_ttl() {
+        let store = MemoryLockoutStore::new();
+        let clock = ManualClock::new();
+        let ttl = Duration::from_millis(500);
+        let here = Lockout::new(store.clone())
+            .with_failure_limit(2)
+            .with_clock(clock.clone())
+            .with_clear_cache(ttl);
+        let there = Lockout::new(store.clone())
+            .with_failure_limit(2)
+            .with_clock(clock.clone());
+        assert_eq!(here.locked_for("ada", None).await.unwrap(), None);
+        there.record_failure("ada", None).await.unwrap();
+        there.record_failure("ada", None).await.unwrap();
+        // Still remembered as clear here...
+        assert_eq!(here.locked_for("ada", None).await.unwrap(), None);
+        // ...until the TTL has passed.
+        clock.advance(ttl);
+        assert!(here.locked_for("ada", None).await.unwrap().is_some());
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub fn lockout(settings: &Settings, store: Arc<dyn LockoutStore>) -> Option<Lock
             .with_failure_limit(settings.lockout_failures)
             .with_cooloff(Duration::from_secs(settings.lockout_cooloff))
             .with_client_ip(ClientIp::behind_proxies(settings.num_proxies))
+            // A clean record is remembered as long as users and tokens are.
+            .with_clear_cache(Duration::from_millis(settings.cache_ttl_ms))
     })
 }
 
