@@ -115,6 +115,12 @@ fn scenarios(c: &Credentials) -> Vec<Scenario> {
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
+            name: "JWT",
+            path: "/jwt/",
+            headers: h("Authorization", format!("Bearer {}", c.jwt_access)),
+            goals: (Some(0.90), Some(0.60)),
+        },
+        Scenario {
             name: "admin-only, staff token",
             path: "/admin-only/",
             headers: h("Authorization", format!("Token {}", c.staff_token)),

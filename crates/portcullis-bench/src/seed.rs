@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
+use portcullis::jwt::{Jwt, JwtSettings};
 use portcullis::scheme::session::Sessions;
 use portcullis::scheme::token::Tokens;
 use portcullis::store::UserStore;
@@ -22,6 +23,9 @@ pub(crate) struct Credentials {
     pub(crate) staff_token: String,
     /// A plain user's session key.
     pub(crate) session_key: String,
+    /// A JWT access token for the plain user, valid for a day (longer than
+    /// any run; the server checks only its signature and expiry).
+    pub(crate) jwt_access: String,
 }
 
 /// Runs a `portcullis` command with the database and secret set.
@@ -77,14 +81,23 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
         .user_by_username("bench")
         .await?
         .ok_or_else(|| anyhow!("user bench is missing"))?;
-    let login = Sessions::new(store.clone(), key)
+    let login = Sessions::new(store.clone(), key.clone())
         .login(&bench, None)
         .await?;
+    let mut settings = JwtSettings::default();
+    settings.access_token_lifetime = std::time::Duration::from_secs(86_400);
+    let jwt = Jwt::new(settings, &key).map_err(|e| anyhow!("JWT settings: {e}"))?;
+    let jwt_access = jwt
+        .for_user(&bench)
+        .await
+        .map_err(|e| anyhow!("cannot issue a JWT: {e}"))?
+        .access;
     store.close().await;
     Ok(Credentials {
         token,
         staff_token,
         session_key: login.session_key,
+        jwt_access,
     })
 }
 
