@@ -3,7 +3,7 @@
 //! Every login path (Basic, the login form, `/auth-token/`) checks a
 //! password through here, so the rules hold everywhere:
 //!
-//! - hashing runs on the blocking pool, never on the async runtime;
+//! - hashing runs on threads of its own, never on the async runtime;
 //! - an unknown username, or a user without a usable password, costs one
 //!   full hash like a wrong password, so timing does not reveal which
 //!   usernames exist;

@@ -17,8 +17,10 @@
 //! Django's `set_unusable_password`) never verify.
 //!
 //! Hashing is deliberately slow, so [`PasswordHasher`]'s async methods run it
-//! on tokio's blocking pool, at most [`HasherConfig::max_concurrent`] at a
-//! time; the `*_sync` methods are for code that is already off the runtime.
+//! off the async runtime, each on a thread of its own at a lower scheduling
+//! priority ([`HasherConfig::hashing_nice`]), at most
+//! [`HasherConfig::max_concurrent`] at a time; the `*_sync` methods are for
+//! code that is already off the runtime.
 //! Stored hashes whose work factor exceeds the configured caps are refused
 //! instead of verified, so a planted hash cannot be used to burn CPU or
 //! memory.
@@ -145,6 +147,13 @@ pub struct HasherConfig {
     /// Most hashes computed at once by the async methods; further calls wait
     /// for a slot. Default: the number of CPUs, at least 1.
     pub max_concurrent: usize,
+    /// How much lower than the rest of the process the threads that hash
+    /// run, in nice levels (Linux only; ignored elsewhere). Default 10:
+    /// when the CPU is contended, the scheduler gives such a thread about a
+    /// tenth of the share of a request-serving thread, so a flood of
+    /// password checks (say, wrong Basic passwords) slows the logins down
+    /// rather than every other request. `0` keeps the process's priority.
+    pub hashing_nice: u8,
 }
 
 impl Default for HasherConfig {
@@ -170,6 +179,7 @@ impl Default for HasherConfig {
                 .map(usize::from)
                 .unwrap_or(1)
                 .max(1),
+            hashing_nice: 10,
         }
     }
 }
@@ -456,7 +466,7 @@ impl PasswordHasher {
         }
     }
 
-    /// [`hash_sync`](Self::hash_sync) on tokio's blocking pool, once one of
+    /// [`hash_sync`](Self::hash_sync) on a hashing thread, once one of
     /// the [`max_concurrent`](HasherConfig::max_concurrent) slots is free.
     ///
     /// Must be called within a tokio runtime.
@@ -467,7 +477,7 @@ impl PasswordHasher {
             .ok_or(HashError::TaskFailed)
     }
 
-    /// [`verify_sync`](Self::verify_sync) on tokio's blocking pool, once one
+    /// [`verify_sync`](Self::verify_sync) on a hashing thread, once one
     /// of the [`max_concurrent`](HasherConfig::max_concurrent) slots is free.
     /// [`Verification::Invalid`] if the task panics or is cancelled.
     ///
@@ -480,8 +490,8 @@ impl PasswordHasher {
             .unwrap_or(Verification::Invalid)
     }
 
-    /// [`dummy_verify_sync`](Self::dummy_verify_sync) on tokio's blocking
-    /// pool, once one of the [`max_concurrent`](HasherConfig::max_concurrent)
+    /// [`dummy_verify_sync`](Self::dummy_verify_sync) on a hashing thread,
+    /// once one of the [`max_concurrent`](HasherConfig::max_concurrent)
     /// slots is free.
     ///
     /// Must be called within a tokio runtime.
@@ -493,9 +503,16 @@ impl PasswordHasher {
             .await;
     }
 
-    /// Runs `f` on the blocking pool while holding a concurrency permit.
-    /// The permit moves into the task, so it stays taken until the
-    /// computation ends even if the caller's future is dropped.
+    /// Runs `f` on a thread of its own, at the configured lower priority,
+    /// while holding a concurrency permit. The permit moves into the
+    /// thread, so it stays taken until the computation ends even if the
+    /// caller's future is dropped. `None` if the thread cannot start or `f`
+    /// panics.
+    ///
+    /// A fresh thread per hash (not tokio's blocking pool) because a
+    /// thread's priority can be lowered but, without privileges, not raised
+    /// again: a pooled thread would stay low for whatever ran on it next.
+    /// Starting a thread costs microseconds; a hash costs milliseconds.
     async fn run_blocking<T, F>(&self, f: F) -> Option<T>
     where
         T: Send + 'static,
@@ -506,14 +523,39 @@ impl PasswordHasher {
             .await
             .ok()?;
         let hasher = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            f(&hasher)
-        })
-        .await
-        .ok()
+        let nice = self.inner.config.hashing_nice;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("portcullis-hash".into())
+            .spawn(move || {
+                let _permit = permit;
+                lower_priority(nice);
+                // The receiver may be gone (the caller gave up); nothing to do.
+                let _ = tx.send(f(&hasher));
+            })
+            .map_err(|e| tracing::error!(error = %e, "cannot start a password hashing thread"))
+            .ok()?;
+        rx.await.ok()
     }
 }
+
+/// Lowers the calling thread's scheduling priority by `nice` levels. On
+/// Linux the nice value belongs to the thread, so only this one moves.
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: u8) {
+    use rustix::process::{getpriority_process, setpriority_process};
+    if nice == 0 {
+        return;
+    }
+    let current = getpriority_process(None).unwrap_or(0);
+    let target = (current + i32::from(nice)).min(19);
+    if let Err(e) = setpriority_process(None, target) {
+        tracing::debug!(error = %e, "cannot lower the hashing thread's priority");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_nice: u8) {}
 
 /// A new unusable password, as Django's `set_unusable_password` stores it:
 /// `!` followed by 40 random characters of `[a-zA-Z0-9]`.
@@ -952,6 +994,40 @@ impl Parsed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn hashing_threads_run_at_a_lower_priority() {
+        use rustix::process::getpriority_process;
+        let here = getpriority_process(None).unwrap();
+        let hasher = PasswordHasher::new(HasherConfig::fast_for_tests());
+        assert_eq!(hasher.config().hashing_nice, 10);
+        let there = hasher
+            .run_blocking(|_| getpriority_process(None).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(there, (here + 10).min(19));
+        // This thread (and so the runtime) keeps its priority.
+        assert_eq!(getpriority_process(None).unwrap(), here);
+        let same = PasswordHasher::new(HasherConfig {
+            hashing_nice: 0,
+            ..HasherConfig::fast_for_tests()
+        });
+        let there = same
+            .run_blocking(|_| getpriority_process(None).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(there, here);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_hash_is_reported_as_none() {
+        let hasher = PasswordHasher::new(HasherConfig::fast_for_tests());
+        let out: Option<()> = hasher.run_blocking(|_| panic!("boom")).await;
+        assert!(out.is_none());
+        // The slot was given back.
+        assert!(hasher.run_blocking(|_| 1).await.is_some());
+    }
 
     const VECTORS: &str = include_str!("../tests/data/django_hash_vectors.json");
 
