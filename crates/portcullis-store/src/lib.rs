@@ -47,6 +47,9 @@
 //! (and [`Store`]) is also a [`JwtBlacklist`](portcullis::jwt::JwtBlacklist):
 //! simplejwt's outstanding and blacklisted refresh tokens, by `jti` only
 //! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`).
+//! Each is also an [`OAuth2Store`](portcullis::oauth2::OAuth2Store):
+//! clients, tokens and codes by keyed digest (`portcullis_oauth2_client`,
+//! `portcullis_oauth2_token`).
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -92,6 +95,8 @@ mod any;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod oauth2;
 #[cfg(any(
     feature = "sqlite",
     feature = "postgres",

@@ -622,13 +622,6 @@ impl OAuth2 {
                 "a client needs at least one grant".into(),
             ));
         }
-        if new.public && new.grant_types.contains(&GrantType::ClientCredentials) {
-            // A public client cannot authenticate, so it cannot use a
-            // grant that rests on client authentication alone.
-            return Err(OAuth2Error::InvalidRequest(
-                "a public client cannot use the client-credentials grant".into(),
-            ));
-        }
         let client_id = random_alphanumeric(CLIENT_ID_LEN);
         let secret = (!new.public).then(|| random_alphanumeric(CLIENT_SECRET_LEN));
         let mut grants = new.grant_types.clone();
