@@ -987,22 +987,36 @@ impl OAuth2 {
         if row.kind != TokenKind::Refresh || row.client_id != client.client_id {
             return Err(bad());
         }
-        if !self.store.consume_token(&digest).await? {
-            let n = self.store.revoke_family(&row.family).await?;
-            tracing::warn!(
-                client_id = %client.client_id,
-                revoked = n,
-                "refresh token reused; its family is revoked"
-            );
-            return Err(bad());
+        if row.revoked {
+            return Err(self.reused(client, &row.family).await);
         }
+        // A bad scope leaves the token usable.
         let scopes = self.resolve_scopes(scope, &row.scopes)?;
+        if !self.store.consume_token(&digest).await? {
+            return Err(self.reused(client, &row.family).await);
+        }
         // The old access tokens go with the rotation.
         self.store.revoke_family(&row.family).await?;
         let issued = self
             .issue(client, row.user_id, &scopes, Some(&row.family))
             .await?;
         Ok((issued, row.user_id))
+    }
+
+    /// A spent refresh token came back: the family goes (RFC 9700
+    /// §4.14.2).
+    async fn reused(&self, client: &Client, family: &str) -> OAuth2Error {
+        match self.store.revoke_family(family).await {
+            Ok(n) => {
+                tracing::warn!(
+                    client_id = %client.client_id,
+                    revoked = n,
+                    "refresh token reused; its family is revoked"
+                );
+                OAuth2Error::InvalidGrant("Invalid refresh token.".into())
+            }
+            Err(e) => OAuth2Error::Store(e),
+        }
     }
 
     /// The active access token with this text, if any.
