@@ -67,10 +67,12 @@ use serde::Deserialize;
 
 mod jwt;
 mod oauth2;
-pub use oauth2::{OAuth2Config, DEFAULT_OAUTH2_ACCESS_TOKEN_LIFETIME, DEFAULT_OAUTH2_CODE_LIFETIME};
 pub use jwt::{
     is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME,
+};
+pub use oauth2::{
+    OAuth2Config, DEFAULT_OAUTH2_ACCESS_TOKEN_LIFETIME, DEFAULT_OAUTH2_CODE_LIFETIME,
 };
 
 /// The embedded default database: a SQLite file in the working directory.

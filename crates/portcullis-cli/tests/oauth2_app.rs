@@ -231,7 +231,10 @@ async fn token_endpoint_client_errors<S: common::Store>(store: S) {
         fx.app
             .post("/oauth2/token/")
             .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials"), ("client_secret", &secret)]),
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_secret", &secret),
+            ]),
     )
     .await;
     assert_eq!(error_of(&res), "invalid_request");
@@ -450,7 +453,10 @@ async fn authorize_page_errors<S: common::Store>(store: S) {
     let res = send(fx.app.get(&format!("/oauth2/authorize/?{query}"))).await;
     assert_eq!(res.status, StatusCode::FOUND);
     let loc = res.header("location").unwrap();
-    assert!(loc.starts_with("/auth/login/?next=%2Foauth2%2Fauthorize%2F%3F"), "{loc}");
+    assert!(
+        loc.starts_with("/auth/login/?next=%2Foauth2%2Fauthorize%2F%3F"),
+        "{loc}"
+    );
 
     let cookies = fx.app.login("ada", "pw-ada").await;
     let get = |pairs: Vec<(&str, &str)>| {
@@ -461,14 +467,23 @@ async fn authorize_page_errors<S: common::Store>(store: S) {
         send(rb)
     };
     // A public client without PKCE, or with `plain`: back with an error.
-    for extra in [vec![], vec![("code_challenge", VERIFIER), ("code_challenge_method", "plain")]] {
+    for extra in [
+        vec![],
+        vec![
+            ("code_challenge", VERIFIER),
+            ("code_challenge_method", "plain"),
+        ],
+    ] {
         let mut pairs = vec![("client_id", public.as_str()), ("response_type", "code")];
         pairs.extend(extra);
         let res = get(pairs).await;
         assert_eq!(res.status, StatusCode::FOUND);
         let loc = res.header("location").unwrap();
         assert!(loc.starts_with(REDIRECT), "{loc}");
-        assert_eq!(query_param(loc, "error").as_deref(), Some("invalid_request"));
+        assert_eq!(
+            query_param(loc, "error").as_deref(),
+            Some("invalid_request")
+        );
     }
     // An unregistered redirect URI or unknown client: shown, never followed.
     for pairs in [
@@ -485,7 +500,11 @@ async fn authorize_page_errors<S: common::Store>(store: S) {
         assert!(!error_of(&res).is_empty());
     }
     // A trusted client skips the consent page.
-    let res = get(vec![("client_id", skip.as_str()), ("response_type", "code")]).await;
+    let res = get(vec![
+        ("client_id", skip.as_str()),
+        ("response_type", "code"),
+    ])
+    .await;
     assert_eq!(res.status, StatusCode::FOUND);
     assert!(query_param(res.header("location").unwrap(), "code").is_some());
     // Consent POST without its CSRF token: 403; "Cancel": access_denied.
@@ -561,18 +580,27 @@ async fn refresh_rotation_and_family_revocation<S: common::Store>(store: S) {
         }
     };
     // A wider scope than granted: refused.
-    assert_eq!(error_of(&refresh(r1.clone(), "read write admin").await), "invalid_scope");
+    assert_eq!(
+        error_of(&refresh(r1.clone(), "read write admin").await),
+        "invalid_scope"
+    );
     let res = refresh(r1.clone(), "read").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let second = res.json();
     assert_eq!(second["scope"], "read");
     let a1 = first["access_token"].as_str().unwrap();
     let a2 = second["access_token"].as_str().unwrap();
-    assert_eq!(fx.bearer("/oauth2/", a1).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        fx.bearer("/oauth2/", a1).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(fx.bearer("/oauth2/", a2).await.status, StatusCode::OK);
     // The rotated token comes back: the whole family goes.
     assert_eq!(error_of(&refresh(r1, "").await), "invalid_grant");
-    assert_eq!(fx.bearer("/oauth2/", a2).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        fx.bearer("/oauth2/", a2).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     let r2 = second["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(error_of(&refresh(r2, "").await), "invalid_grant");
 }
@@ -615,7 +643,10 @@ async fn bearer_routes_and_challenges<S: common::Store>(store: S) {
     .await;
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     let long = "a".repeat(10_000);
-    assert_eq!(fx.bearer("/oauth2/", &long).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        fx.bearer("/oauth2/", &long).await.status,
+        StatusCode::UNAUTHORIZED
+    );
     // The query form is off by default.
     let read = fx.password_token(&id, &secret, "read").await;
     let token = read["access_token"].as_str().unwrap();
@@ -745,7 +776,12 @@ async fn introspect_and_revoke<S: common::Store>(store: S) {
     );
     let res = introspect(other, Some(other_secret), access).await;
     assert_eq!(res.json(), json!({"active": false}));
-    let res = send(fx.app.post("/oauth2/revoke/").form(&[("client_id", id.as_str()), ("client_secret", &secret)])).await;
+    let res = send(
+        fx.app
+            .post("/oauth2/revoke/")
+            .form(&[("client_id", id.as_str()), ("client_secret", &secret)]),
+    )
+    .await;
     assert_eq!(error_of(&res), "invalid_request");
 }
 
@@ -757,8 +793,14 @@ async fn metadata_names_the_endpoints<S: common::Store>(store: S) {
     let issuer = m["issuer"].as_str().unwrap().to_owned();
     assert_eq!(issuer, fx.app.base);
     assert_eq!(m["token_endpoint"], format!("{issuer}/oauth2/token/"));
-    assert_eq!(m["authorization_endpoint"], format!("{issuer}/oauth2/authorize/"));
-    assert_eq!(m["introspection_endpoint"], format!("{issuer}/oauth2/introspect/"));
+    assert_eq!(
+        m["authorization_endpoint"],
+        format!("{issuer}/oauth2/authorize/")
+    );
+    assert_eq!(
+        m["introspection_endpoint"],
+        format!("{issuer}/oauth2/introspect/")
+    );
     assert_eq!(m["revocation_endpoint"], format!("{issuer}/oauth2/revoke/"));
     assert_eq!(m["response_types_supported"], json!(["code"]));
     assert!(m["code_challenge_methods_supported"]

@@ -390,7 +390,9 @@ fn the_seeds_curl_walkthrough_works_verbatim() {
         "-X",
         "POST",
         "-d",
-        &format!("client_id={id}&client_secret={secret}&grant_type=password&username=ada&password=nope"),
+        &format!(
+            "client_id={id}&client_secret={secret}&grant_type=password&username=ada&password=nope"
+        ),
         &format!("http://localhost:{port}/oauth2/access_token/"),
     ]);
     assert_eq!(status, 400);
@@ -421,7 +423,10 @@ fn client_commands() {
     let db = std::fs::read(env.dir.path().join("portcullis.db")).unwrap();
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
-    assert_eq!(env.ok(&["cleartokens"]).trim(), "Removed 0 expired OAuth2 tokens");
+    assert_eq!(
+        env.ok(&["cleartokens"]).trim(),
+        "Removed 0 expired OAuth2 tokens"
+    );
     assert_eq!(
         env.ok(&["deleteclient", &id]).trim(),
         format!("Deleted client {id}")
@@ -434,7 +439,13 @@ fn client_commands() {
 
     for bad in [
         vec!["createclient", "x", "--grant", "implicit"],
-        vec!["createclient", "x", "--public", "--grant", "client-credentials"],
+        vec![
+            "createclient",
+            "x",
+            "--public",
+            "--grant",
+            "client-credentials",
+        ],
         vec!["createclient", "x", "--grant", "authorization-code"],
         vec!["createclient", "x", "--redirect-uri", "not a uri"],
     ] {

@@ -95,8 +95,6 @@ mod any;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-mod oauth2;
 #[cfg(any(
     feature = "sqlite",
     feature = "postgres",
@@ -106,6 +104,8 @@ mod oauth2;
 mod millis;
 #[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod oauth2;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]

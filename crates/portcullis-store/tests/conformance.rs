@@ -1313,8 +1313,8 @@ mod oauth2 {
 
     use chrono::{Duration, TimeZone, Utc};
     use portcullis::oauth2::{
-        GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Error, OAuth2Settings,
-        OAuth2Store, OAuth2Token, TokenKind,
+        GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Error, OAuth2Settings, OAuth2Store,
+        OAuth2Token, TokenKind,
     };
     use portcullis::store::{MemoryStore, StoreError, UserAdmin};
     use portcullis::SecretKey;
@@ -1392,7 +1392,11 @@ mod oauth2 {
             c.client_id.to_uppercase()
         };
         assert!(store.client(&other_case).await.unwrap().is_none());
-        assert!(store.client(&format!("{} ", c.client_id)).await.unwrap().is_none());
+        assert!(store
+            .client(&format!("{} ", c.client_id))
+            .await
+            .unwrap()
+            .is_none());
         assert!(store.client("é").await.unwrap().is_none());
         assert!(store.token("é").await.unwrap().is_none());
     }
@@ -1448,13 +1452,25 @@ mod oauth2 {
         let r1 = first.refresh_token.clone().unwrap();
         let (second, _) = o.refresh(&c, &r1, Some("read")).await.unwrap();
         assert_eq!(second.scope, "read");
-        assert!(o.validate_access(&first.access_token).await.unwrap().is_none());
-        assert!(o.validate_access(&second.access_token).await.unwrap().is_some());
+        assert!(o
+            .validate_access(&first.access_token)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(o
+            .validate_access(&second.access_token)
+            .await
+            .unwrap()
+            .is_some());
         assert!(matches!(
             o.refresh(&c, &r1, None).await,
             Err(OAuth2Error::InvalidGrant(_))
         ));
-        assert!(o.validate_access(&second.access_token).await.unwrap().is_none());
+        assert!(o
+            .validate_access(&second.access_token)
+            .await
+            .unwrap()
+            .is_none());
     }
 
     async fn delete_client_removes_its_tokens<U: UserAdmin, O: OAuth2Store + Clone>(
@@ -1561,9 +1577,25 @@ mod oauth2 {
 
     oauth2_suite!(memory_store, super::memory);
     oauth2_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
-    oauth2_suite!(postgres_store, super::postgres, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        postgres_store,
+        super::postgres,
+        delete_user_removes_its_tokens
+    );
     oauth2_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
-    oauth2_suite!(store_enum_sqlite, super::store_sqlite, delete_user_removes_its_tokens);
-    oauth2_suite!(store_enum_postgres, super::store_postgres, delete_user_removes_its_tokens);
-    oauth2_suite!(store_enum_mysql, super::store_mysql, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        store_enum_sqlite,
+        super::store_sqlite,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_postgres,
+        super::store_postgres,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_mysql,
+        super::store_mysql,
+        delete_user_removes_its_tokens
+    );
 }

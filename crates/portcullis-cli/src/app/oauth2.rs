@@ -38,8 +38,8 @@ use axum::routing::MethodRouter;
 use axum::Router;
 use portcullis::backend::LoginOutcome;
 use portcullis::oauth2::{
-    AuthorizationRequest, AuthorizeError, Client, GrantType, MemoryOAuth2Store, OAuth2,
-    OAuth2Auth, OAuth2Error, OAuth2Settings, OAuth2Store, TokenHasScope, TokenKind,
+    AuthorizationRequest, AuthorizeError, Client, GrantType, MemoryOAuth2Store, OAuth2, OAuth2Auth,
+    OAuth2Error, OAuth2Settings, OAuth2Store, TokenHasScope, TokenKind,
 };
 use portcullis::scheme::csrf;
 use portcullis::scheme::{RequestHead, Scheme};
@@ -222,8 +222,10 @@ fn no_store(status: StatusCode, body: Value) -> Response {
     let mut res = json(status, body);
     res.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut()
-        .insert(HeaderName::from_static("pragma"), HeaderValue::from_static("no-cache"));
+    res.headers_mut().insert(
+        HeaderName::from_static("pragma"),
+        HeaderValue::from_static("no-cache"),
+    );
     res
 }
 
@@ -283,8 +285,7 @@ fn client_credentials(
         .get(AUTHORIZATION)
         .map(|v| portcullis::scheme::split_ascii_whitespace(v.as_bytes()))
         .unwrap_or_default();
-    let basic =
-        portcullis::scheme::basic::parse(&words).map_err(|_| OAuth2Error::InvalidClient)?;
+    let basic = portcullis::scheme::basic::parse(&words).map_err(|_| OAuth2Error::InvalidClient)?;
     if let Some((id, secret)) = basic {
         if body_secret.is_some() {
             return Err(OAuth2Error::InvalidRequest(
@@ -373,7 +374,11 @@ where
             let (issued, user_id) = o.refresh(&client, refresh, scope).await?;
             if let Some(id) = user_id {
                 // A user deactivated or deleted since gets nothing more.
-                let active = state.store.user_by_id(id).await?.is_some_and(|u| u.is_active());
+                let active = state
+                    .store
+                    .user_by_id(id)
+                    .await?
+                    .is_some_and(|u| u.is_active());
                 if !active {
                     o.revoke(&client, &issued.access_token).await?;
                     if let Some(r) = &issued.refresh_token {
@@ -577,10 +582,7 @@ where
         }
     }
     if req.method() == Method::OPTIONS {
-        return app_views::metadata(
-            info,
-            PROTECTED_METHODS,
-        );
+        return app_views::metadata(info, PROTECTED_METHODS);
     }
     match kind {
         Kind::Scoped => json(
@@ -670,7 +672,11 @@ where
         return to_login(&req);
     };
     let realm = state.oauth2.settings().realm.clone();
-    let request = match state.oauth2.validate_authorization(&query_pairs(&req)).await {
+    let request = match state
+        .oauth2
+        .validate_authorization(&query_pairs(&req))
+        .await
+    {
         Ok(r) => r,
         Err(e) => return authorize_error(e, &realm),
     };
@@ -768,7 +774,10 @@ fn consent_page<S>(
         hidden("state", request.state.as_deref()),
         hidden("scope", Some(&scope)),
         hidden("code_challenge", request.code_challenge.as_deref()),
-        hidden("code_challenge_method", request.code_challenge_method.as_deref()),
+        hidden(
+            "code_challenge_method",
+            request.code_challenge_method.as_deref(),
+        ),
         hidden("csrfmiddlewaretoken", Some(&csrf::mask(secret))),
     ]
     .concat();

@@ -42,7 +42,8 @@ fn new_client(args: CreateClientArgs) -> anyhow::Result<NewClient> {
     } else if args.public {
         // A public client cannot authenticate, so the default leaves out
         // the grant that rests on client authentication alone.
-        new.grant_types.retain(|g| *g != GrantType::ClientCredentials);
+        new.grant_types
+            .retain(|g| *g != GrantType::ClientCredentials);
     }
     if args.public && new.grant_types.contains(&GrantType::ClientCredentials) {
         bail!("a public client cannot use the client-credentials grant");
@@ -138,6 +139,9 @@ pub async fn clear_tokens(settings: &Settings) -> anyhow::Result<()> {
         .clear_expired(chrono::Utc::now())
         .await
         .map_err(|e| super::store_error(settings, e))?;
-    println!("Removed {n} expired OAuth2 token{}", if n == 1 { "" } else { "s" });
+    println!(
+        "Removed {n} expired OAuth2 token{}",
+        if n == 1 { "" } else { "s" }
+    );
     Ok(())
 }

@@ -119,7 +119,8 @@ mod tests {
         c.apply_env(&env).unwrap();
         assert!(!c.password_grant);
         assert_eq!(c.code_lifetime, 30);
-        let bad = |k: &str| (k == "PORTCULLIS_OAUTH2_ACCESS_TOKEN_LIFETIME").then(|| "ten".to_owned());
+        let bad =
+            |k: &str| (k == "PORTCULLIS_OAUTH2_ACCESS_TOKEN_LIFETIME").then(|| "ten".to_owned());
         assert!(c.apply_env(&bad).is_err());
         c.code_lifetime = 0;
         assert!(c.validate().is_err());

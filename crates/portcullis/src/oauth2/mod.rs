@@ -671,7 +671,9 @@ impl OAuth2 {
             return Err(OAuth2Error::InvalidClient);
         };
         match (&client.secret_digest, presented) {
-            (Some(stored), Some(given)) if bool::from(stored.as_bytes().ct_eq(given.as_bytes())) => {
+            (Some(stored), Some(given))
+                if bool::from(stored.as_bytes().ct_eq(given.as_bytes())) =>
+            {
                 Ok(client)
             }
             (None, None) if client.public => Ok(client),
@@ -838,7 +840,11 @@ impl OAuth2 {
             match method.as_deref() {
                 Some("S256") => {}
                 None => return Err(invalid("Code challenge required.")),
-                Some(_) => return Err(invalid("Public clients must use code_challenge_method S256.")),
+                Some(_) => {
+                    return Err(invalid(
+                        "Public clients must use code_challenge_method S256.",
+                    ))
+                }
             }
         }
         Ok(AuthorizationRequest {
@@ -916,7 +922,7 @@ impl OAuth2 {
             );
             return Err(bad("Invalid code."));
         }
-        if !row.expires_at.is_some_and(|exp| exp > self.now()) {
+        if row.expires_at.is_none_or(|exp| exp <= self.now()) {
             return Err(bad("Code expired."));
         }
         match (&row.redirect_uri, redirect_uri) {

@@ -11,7 +11,9 @@ use crate::identity::AuthUser;
 use crate::permission::{Context, Permission};
 use crate::scheme::is_safe_method;
 
-async fn token<'a, U: AuthUser>(ctx: &Context<'a, U>) -> Result<Option<&'a AccessToken>, AuthError> {
+async fn token<'a, U: AuthUser>(
+    ctx: &Context<'a, U>,
+) -> Result<Option<&'a AccessToken>, AuthError> {
     Ok(ctx
         .identity()
         .await?
@@ -79,7 +81,11 @@ impl TokenHasReadWriteScope {
 
     /// The scopes a request with `method` needs.
     pub fn required(&self, method: &http::Method) -> Vec<String> {
-        let rw = if is_safe_method(method) { "read" } else { "write" };
+        let rw = if is_safe_method(method) {
+            "read"
+        } else {
+            "write"
+        };
         let mut v = vec![rw.to_owned()];
         v.extend(self.extra.iter().cloned());
         v

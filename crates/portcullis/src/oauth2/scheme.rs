@@ -202,7 +202,6 @@ impl<S: UserStore> Scheme<S::User> for OAuth2Auth<S> {
     }
 
     fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
-        (self.oauth2.settings().allow_form_token && !req.is_safe_method())
-            .then_some("access_token")
+        (self.oauth2.settings().allow_form_token && !req.is_safe_method()).then_some("access_token")
     }
 }

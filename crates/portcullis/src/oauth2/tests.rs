@@ -73,7 +73,10 @@ async fn client_secrets_are_stored_as_digests_and_checked() {
     let (c, secret) = client(&o, false).await;
     let secret = secret.unwrap();
     assert_ne!(c.secret_digest.as_deref(), Some(secret.as_str()));
-    assert!(o.authenticate_client(&c.client_id, Some(&secret)).await.is_ok());
+    assert!(o
+        .authenticate_client(&c.client_id, Some(&secret))
+        .await
+        .is_ok());
     for bad in [Some("wrong"), None] {
         assert!(matches!(
             o.authenticate_client(&c.client_id, bad).await,
@@ -93,7 +96,10 @@ async fn public_clients_authenticate_without_a_secret_only() {
     let (c, secret) = client(&o, true).await;
     assert!(secret.is_none());
     assert!(o.authenticate_client(&c.client_id, None).await.is_ok());
-    assert!(o.authenticate_client(&c.client_id, Some("x")).await.is_err());
+    assert!(o
+        .authenticate_client(&c.client_id, Some("x"))
+        .await
+        .is_err());
 }
 
 #[tokio::test]
@@ -132,7 +138,10 @@ async fn public_clients_need_s256() {
     let (o, _) = server();
     let (c, _) = client(&o, true).await;
     for p in [
-        vec![("client_id", c.client_id.as_str()), ("response_type", "code")],
+        vec![
+            ("client_id", c.client_id.as_str()),
+            ("response_type", "code"),
+        ],
         vec![
             ("client_id", c.client_id.as_str()),
             ("response_type", "code"),
@@ -163,7 +172,10 @@ async fn bad_client_or_redirect_uri_is_never_redirected() {
         .validate_authorization(&params(&[("client_id", "nope"), ("response_type", "code")]))
         .await
         .unwrap_err();
-    assert!(matches!(e, AuthorizeError::Fatal(OAuth2Error::InvalidClient)));
+    assert!(matches!(
+        e,
+        AuthorizeError::Fatal(OAuth2Error::InvalidClient)
+    ));
 }
 
 #[tokio::test]
@@ -210,11 +222,23 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     let (second, user) = o.refresh(&c, &r1, None).await.unwrap();
     assert_eq!(user, Some(1));
     assert_eq!(second.scope, "read");
-    assert!(o.validate_access(&first.access_token).await.unwrap().is_none());
-    assert!(o.validate_access(&second.access_token).await.unwrap().is_some());
+    assert!(o
+        .validate_access(&first.access_token)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(o
+        .validate_access(&second.access_token)
+        .await
+        .unwrap()
+        .is_some());
     // Replaying the rotated token revokes everything of the family.
     assert!(o.refresh(&c, &r1, None).await.is_err());
-    assert!(o.validate_access(&second.access_token).await.unwrap().is_none());
+    assert!(o
+        .validate_access(&second.access_token)
+        .await
+        .unwrap()
+        .is_none());
     let r2 = second.refresh_token.unwrap();
     assert!(o.refresh(&c, &r2, None).await.is_err());
 }
@@ -223,9 +247,13 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 async fn refresh_cannot_widen_scope() {
     let (o, _) = server();
     let (c, _) = client(&o, false).await;
-    let t = o.issue(&c, Some(1), &["read".to_owned()], None).await.unwrap();
+    let t = o
+        .issue(&c, Some(1), &["read".to_owned()], None)
+        .await
+        .unwrap();
     assert!(matches!(
-        o.refresh(&c, &t.refresh_token.unwrap(), Some("read write")).await,
+        o.refresh(&c, &t.refresh_token.unwrap(), Some("read write"))
+            .await,
         Err(OAuth2Error::InvalidScope)
     ));
 }
@@ -250,7 +278,10 @@ async fn revoke_and_introspect() {
     let (o, _) = server();
     let (c, _) = client(&o, false).await;
     let (other, _) = client(&o, false).await;
-    let t = o.issue(&c, Some(1), &["read".to_owned()], None).await.unwrap();
+    let t = o
+        .issue(&c, Some(1), &["read".to_owned()], None)
+        .await
+        .unwrap();
     assert!(o.introspect(&t.access_token).await.unwrap().is_some());
     // Another client's revocation is ignored.
     assert!(!o.revoke(&other, &t.access_token).await.unwrap());
@@ -271,7 +302,10 @@ async fn clear_expired_removes_old_rows() {
 #[test]
 fn scopes_and_grants_parse() {
     assert_eq!(parse_scope(" read  write read"), vec!["read", "write"]);
-    assert_eq!(GrantType::parse("refresh-token"), Some(GrantType::RefreshToken));
+    assert_eq!(
+        GrantType::parse("refresh-token"),
+        Some(GrantType::RefreshToken)
+    );
     assert_eq!(GrantType::parse("password"), Some(GrantType::Password));
     assert_eq!(GrantType::parse("implicit"), None);
     assert!(valid_pkce(VERIFIER));
