@@ -20,7 +20,7 @@
 //! never both. Errors are RFC 6749 §5.2's `{"error",
 //! "error_description"}`; `401 invalid_client` carries `WWW-Authenticate:
 //! Basic realm="api"`. The password grant goes through the app's
-//! [`PasswordBackend`], so its failures count towards the login lockout and
+//! [`PasswordBackend`](portcullis::PasswordBackend), so its failures count towards the login lockout and
 //! a locked-out login is `429` with `Retry-After`.
 
 use std::fmt;
