@@ -311,3 +311,150 @@ fn scopes_and_grants_parse() {
     assert!(valid_pkce(VERIFIER));
     assert!(!valid_pkce("short"));
 }
+
+mod over_http {
+    use ::http::{Method, Request};
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::store::{MemoryStore, NewUser, UserAdmin};
+    use crate::{IsAuthenticated, Permission, Policy, User};
+
+    async fn setup(settings: OAuth2Settings) -> (OAuth2, MemoryStore, Client, i64) {
+        let users = MemoryStore::new();
+        let ada = users
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let o = OAuth2::new(
+            MemoryOAuth2Store::new(),
+            &SecretKey::new([5u8; 32]).unwrap(),
+            settings,
+        );
+        let (c, _) = o
+            .register_client(NewClient::confidential("app"))
+            .await
+            .unwrap();
+        (o, users, c, ada.id)
+    }
+
+    fn app(o: &OAuth2, users: &MemoryStore, p: impl Permission<User>) -> Router {
+        let policy = Policy::<User>::new()
+            .scheme(OAuth2Auth::new(o.clone(), users.clone()))
+            .permission(p);
+        Router::new()
+            .route("/", get(|| async { "hi" }).post(|| async { "hi" }))
+            .layer(policy.layer())
+    }
+
+    async fn status(app: &Router, req: Request<Body>) -> (u16, Option<String>) {
+        let res = app.clone().oneshot(req).await.unwrap();
+        let c = res
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (res.status().as_u16(), c)
+    }
+
+    fn bearer(method: &str, uri: &str, token: &str) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn client_tokens_are_refused_where_a_user_is_needed() {
+        let (o, users, c, _) = setup(OAuth2Settings::default()).await;
+        let t = o.client_credentials(&c, None).await.unwrap();
+        let app = app(&o, &users, IsAuthenticated);
+        let (s, challenge) = status(&app, bearer("GET", "/", &t.access_token)).await;
+        assert_eq!((s, challenge), (403, None));
+    }
+
+    #[tokio::test]
+    async fn query_tokens_only_when_allowed_and_never_twice() {
+        let (o, users, c, ada) = setup(OAuth2Settings::default()).await;
+        let t = o.issue(&c, Some(ada), &c.scopes, None).await.unwrap();
+        let uri = format!("/?access_token={}", t.access_token);
+        let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+        let off = app(&o, &users, IsAuthenticated);
+        assert_eq!(status(&off, get(&uri)).await.0, 401);
+
+        let mut settings = OAuth2Settings::default();
+        settings.allow_query_token = true;
+        let on_server = OAuth2 {
+            settings,
+            ..o.clone()
+        };
+        let on = app(&on_server, &users, IsAuthenticated);
+        assert_eq!(status(&on, get(&uri)).await.0, 200);
+        let (s, c) = status(&on, bearer("GET", &uri, &t.access_token)).await;
+        assert_eq!(s, 401);
+        assert!(c.unwrap().contains("error=\"invalid_request\""));
+    }
+
+    #[tokio::test]
+    async fn read_write_scope_follows_the_method() {
+        let (o, users, c, ada) = setup(OAuth2Settings::default()).await;
+        let read = o
+            .issue(&c, Some(ada), &["read".to_owned()], None)
+            .await
+            .unwrap();
+        let app = app(&o, &users, TokenHasReadWriteScope::new());
+        assert_eq!(
+            status(&app, bearer("GET", "/", &read.access_token)).await.0,
+            200
+        );
+        assert_eq!(
+            status(&app, bearer("POST", "/", &read.access_token))
+                .await
+                .0,
+            403
+        );
+    }
+
+    #[tokio::test]
+    async fn oas_requirements_pick_alternatives_per_method() {
+        let (o, users, c, ada) = setup(OAuth2Settings::default()).await;
+        let read = o
+            .issue(&c, Some(ada), &["read".to_owned()], None)
+            .await
+            .unwrap();
+        let req = TokenMatchesOASRequirements::new()
+            .allow(Method::GET, ["admin"])
+            .allow(Method::GET, ["read"])
+            .allow(Method::POST, ["read", "write"]);
+        let app = app(&o, &users, req);
+        assert_eq!(
+            status(&app, bearer("GET", "/", &read.access_token)).await.0,
+            200
+        );
+        assert_eq!(
+            status(&app, bearer("POST", "/", &read.access_token))
+                .await
+                .0,
+            403
+        );
+        let scoped = app_with_scope(&o, &users);
+        assert_eq!(
+            status(&scoped, bearer("GET", "/", &read.access_token))
+                .await
+                .0,
+            403
+        );
+    }
+
+    fn app_with_scope(o: &OAuth2, users: &MemoryStore) -> Router {
+        app(o, users, TokenHasScope::new(["write"]))
+    }
+}
