@@ -390,8 +390,10 @@ mod over_http {
         let off = app(&o, &users, IsAuthenticated);
         assert_eq!(status(&off, get(&uri)).await.0, 401);
 
-        let mut settings = OAuth2Settings::default();
-        settings.allow_query_token = true;
+        let settings = OAuth2Settings {
+            allow_query_token: true,
+            ..OAuth2Settings::default()
+        };
         let on_server = OAuth2 {
             settings,
             ..o.clone()
