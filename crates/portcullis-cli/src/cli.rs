@@ -90,6 +90,60 @@ pub enum Command {
     /// (simplejwt's flushexpiredtokens).
     #[command(name = "flush-expired-tokens")]
     FlushExpiredTokens,
+
+    /// Register an OAuth2 client; prints its id (and secret, once).
+    #[command(name = "createclient")]
+    CreateClient(CreateClientArgs),
+
+    /// List the OAuth2 clients.
+    #[command(name = "listclients")]
+    ListClients,
+
+    /// Delete an OAuth2 client with its tokens.
+    #[command(name = "deleteclient")]
+    DeleteClient(DeleteClientArgs),
+
+    /// Delete expired OAuth2 tokens and authorization codes
+    /// (django-oauth-toolkit's cleartokens).
+    #[command(name = "cleartokens")]
+    ClearTokens,
+}
+
+/// `createclient`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateClientArgs {
+    /// The client's name, shown on the consent page.
+    pub name: String,
+
+    /// A public client (no secret; PKCE with S256 required).
+    #[arg(long)]
+    pub public: bool,
+
+    /// A grant the client may use: authorization-code, client-credentials,
+    /// password or refresh-token; repeat for more [default:
+    /// authorization-code, client-credentials, refresh-token].
+    #[arg(long = "grant", value_name = "GRANT")]
+    pub grants: Vec<String>,
+
+    /// A redirect URI for the authorization-code grant; repeat for more.
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+
+    /// A scope the client may ask for; repeat for more [default: read,
+    /// write].
+    #[arg(long = "scope", value_name = "SCOPE")]
+    pub scopes: Vec<String>,
+
+    /// Skip the consent page for this client.
+    #[arg(long)]
+    pub skip_authorization: bool,
+}
+
+/// `deleteclient`'s arguments.
+#[derive(Debug, Args)]
+pub struct DeleteClientArgs {
+    /// The client's id.
+    pub client_id: String,
 }
 
 /// `createuser`'s arguments.

@@ -42,6 +42,9 @@
 //! | `jwt_audience` | `PORTCULLIS_JWT_AUDIENCE` | none | written as `aud` and required in incoming JWTs |
 //! | `jwt_issuer` | `PORTCULLIS_JWT_ISSUER` | none | written as `iss` and required in incoming JWTs |
 //! | `jwt_leeway` | `PORTCULLIS_JWT_LEEWAY` | `0` | seconds of clock skew allowed for a JWT's `exp`, `nbf` and `iat` |
+//! | `oauth2_access_token_lifetime` | `PORTCULLIS_OAUTH2_ACCESS_TOKEN_LIFETIME` | `36000` | OAuth2 access token lifetime in seconds (django-oauth-toolkit's `ACCESS_TOKEN_EXPIRE_SECONDS`) |
+//! | `oauth2_code_lifetime` | `PORTCULLIS_OAUTH2_CODE_LIFETIME` | `60` | OAuth2 authorization code lifetime in seconds |
+//! | `oauth2_password_grant` | `PORTCULLIS_OAUTH2_PASSWORD_GRANT` | `true` | whether `/oauth2/token/` serves the legacy `password` grant (clients must also be allowed it) |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -63,9 +66,13 @@ use portcullis::SecretKey;
 use serde::Deserialize;
 
 mod jwt;
+mod oauth2;
 pub use jwt::{
     is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME,
+};
+pub use oauth2::{
+    OAuth2Config, DEFAULT_OAUTH2_ACCESS_TOKEN_LIFETIME, DEFAULT_OAUTH2_CODE_LIFETIME,
 };
 
 /// The embedded default database: a SQLite file in the working directory.
@@ -202,6 +209,8 @@ pub struct Settings {
     pub redis_prefix: String,
     /// The JWT settings (`jwt_*`, [`JwtConfig`]).
     pub jwt: JwtConfig,
+    /// The OAuth2 settings (`oauth2_*`, [`OAuth2Config`]).
+    pub oauth2: OAuth2Config,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -241,6 +250,7 @@ impl fmt::Debug for Settings {
             .field("redis_prefix", &self.redis_prefix)
             .field("log", &self.log)
             .field("jwt", &self.jwt)
+            .field("oauth2", &self.oauth2)
             .finish()
     }
 }
@@ -273,6 +283,7 @@ impl Default for Settings {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             log: None,
             jwt: JwtConfig::default(),
+            oauth2: OAuth2Config::default(),
         }
     }
 }
@@ -323,6 +334,9 @@ struct FileSettings {
     jwt_audience: Option<String>,
     jwt_issuer: Option<String>,
     jwt_leeway: Option<u64>,
+    oauth2_access_token_lifetime: Option<u64>,
+    oauth2_code_lifetime: Option<u64>,
+    oauth2_password_grant: Option<bool>,
 }
 
 /// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
@@ -385,6 +399,7 @@ impl Settings {
 
     fn apply_file(&mut self, f: FileSettings) -> anyhow::Result<()> {
         self.jwt.apply_file(&f)?;
+        self.oauth2.apply_file(&f);
         set(&mut self.secret_key, f.secret_key.map(Some));
         set(&mut self.database_url, f.database_url);
         set(&mut self.bind, f.bind);
@@ -438,6 +453,7 @@ impl Settings {
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         self.jwt.apply_env(env)?;
+        self.oauth2.apply_env(env)?;
         let var = |name: &str| env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase()));
         set(&mut self.secret_key, var("secret_key").map(Some));
         set(
@@ -562,6 +578,7 @@ impl Settings {
                 .map_err(|e| anyhow!("secret_key (PORTCULLIS_SECRET_KEY): {e}"))?;
         }
         self.jwt.validate()?;
+        self.oauth2.validate()?;
         DbKind::of_url(&self.database_url)?;
         Ok(())
     }

@@ -47,6 +47,9 @@
 //! (and [`Store`]) is also a [`JwtBlacklist`](portcullis::jwt::JwtBlacklist):
 //! simplejwt's outstanding and blacklisted refresh tokens, by `jti` only
 //! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`).
+//! Each is also an [`OAuth2Store`](portcullis::oauth2::OAuth2Store):
+//! clients, tokens and codes by keyed digest (`portcullis_oauth2_client`,
+//! `portcullis_oauth2_token`).
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -101,6 +104,8 @@ mod jwt;
 mod millis;
 #[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod oauth2;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]

@@ -1303,3 +1303,299 @@ mod replay {
         assert!(!b.first_use("n", ttl, SystemTime::now()).await.unwrap());
     }
 }
+
+// ----- OAuth2 clients, tokens and codes (django-oauth-toolkit's tables) -----
+
+mod oauth2 {
+    //! [`OAuth2Store`] on the core's [`MemoryOAuth2Store`] and on every SQL
+    //! engine, directly and through [`Store`], driven through the
+    //! [`OAuth2`] server as the app drives it.
+
+    use chrono::{Duration, TimeZone, Utc};
+    use portcullis::oauth2::{
+        GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Error, OAuth2Settings, OAuth2Store,
+        OAuth2Token, TokenKind,
+    };
+    use portcullis::store::{MemoryStore, StoreError, UserAdmin};
+    use portcullis::SecretKey;
+    use portcullis_store::{MySqlStore, PostgresStore, SqliteStore, Store};
+
+    use super::Fixture;
+
+    fn server<O: OAuth2Store + Clone>(store: &O) -> OAuth2 {
+        OAuth2::new(
+            store.clone(),
+            &SecretKey::new([3u8; 32]).unwrap(),
+            OAuth2Settings::default(),
+        )
+    }
+
+    fn new_client() -> NewClient {
+        let mut c = NewClient::confidential("Ünïcode app");
+        c.redirect_uris = vec![
+            "https://app.example/cb".into(),
+            "http://127.0.0.1:9/cb?x=1".into(),
+        ];
+        c.grant_types.push(GrantType::Password);
+        c.skip_authorization = true;
+        c
+    }
+
+    fn row(client_id: &str, digest: &str, family: &str, user_id: Option<i64>) -> OAuth2Token {
+        OAuth2Token {
+            digest: digest.into(),
+            kind: TokenKind::Code,
+            client_id: client_id.into(),
+            user_id,
+            scopes: vec!["read".into()],
+            family: family.into(),
+            revoked: false,
+            expires_at: Some(Utc.timestamp_opt(2_000_000_000, 0).unwrap()),
+            redirect_uri: Some("https://app.example/cb".into()),
+            code_challenge: Some("c".repeat(43)),
+            code_challenge_method: Some("S256".into()),
+            created: Utc.timestamp_opt(1_700_000_000, 0).unwrap(),
+        }
+    }
+
+    async fn clients_round_trip<U: UserAdmin, O: OAuth2Store + Clone>(_users: &U, store: &O) {
+        let o = server(store);
+        let (c, secret) = o.register_client(new_client()).await.unwrap();
+        let secret = secret.unwrap();
+        let back = store.client(&c.client_id).await.unwrap().unwrap();
+        assert_eq!(back.name, "Ünïcode app");
+        assert_eq!(back.redirect_uris, c.redirect_uris);
+        assert_eq!(back.grant_types, c.grant_types);
+        assert_eq!(back.scopes, vec!["read", "write"]);
+        assert!(back.skip_authorization && !back.public);
+        assert_eq!(back.secret_digest, c.secret_digest);
+        assert_ne!(back.secret_digest.as_deref(), Some(secret.as_str()));
+        assert!(o
+            .authenticate_client(&c.client_id, Some(&secret))
+            .await
+            .is_ok());
+        assert!(matches!(
+            store.create_client(&back).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let (p, none) = o.register_client(NewClient::public("p")).await.unwrap();
+        assert!(none.is_none() && p.public && p.secret_digest.is_none());
+        assert_eq!(store.clients().await.unwrap().len(), 2);
+    }
+
+    async fn client_ids_compare_exactly<U: UserAdmin, O: OAuth2Store + Clone>(_u: &U, store: &O) {
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let other_case = if c.client_id.to_lowercase() != c.client_id {
+            c.client_id.to_lowercase()
+        } else {
+            c.client_id.to_uppercase()
+        };
+        assert!(store.client(&other_case).await.unwrap().is_none());
+        assert!(store
+            .client(&format!("{} ", c.client_id))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(store.client("é").await.unwrap().is_none());
+        assert!(store.token("é").await.unwrap().is_none());
+    }
+
+    async fn tokens_round_trip_and_consume_once<U: UserAdmin, O: OAuth2Store + Clone>(
+        users: &U,
+        store: &O,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let t = row(&c.client_id, "d1", "fam", Some(ada.id));
+        store.insert_token(&t).await.unwrap();
+        assert_eq!(store.token("d1").await.unwrap().unwrap(), t);
+        assert!(matches!(
+            store.insert_token(&t).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.consume_token("d1").await.unwrap());
+        assert!(!store.consume_token("d1").await.unwrap());
+        assert!(!store.consume_token("missing").await.unwrap());
+        assert!(store.token("d1").await.unwrap().unwrap().revoked);
+    }
+
+    async fn family_revocation_counts<U: UserAdmin, O: OAuth2Store + Clone>(users: &U, store: &O) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        for d in ["a", "b", "c"] {
+            store
+                .insert_token(&row(&c.client_id, d, "f1", Some(ada.id)))
+                .await
+                .unwrap();
+        }
+        store
+            .insert_token(&row(&c.client_id, "z", "f2", None))
+            .await
+            .unwrap();
+        store.consume_token("a").await.unwrap();
+        assert_eq!(store.revoke_family("f1").await.unwrap(), 2);
+        assert_eq!(store.revoke_family("f1").await.unwrap(), 0);
+        assert!(!store.token("z").await.unwrap().unwrap().revoked);
+    }
+
+    async fn refresh_reuse_revokes_the_family<U: UserAdmin, O: OAuth2Store + Clone>(
+        users: &U,
+        store: &O,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let first = o.issue(&c, Some(ada.id), &c.scopes, None).await.unwrap();
+        let r1 = first.refresh_token.clone().unwrap();
+        let (second, _) = o.refresh(&c, &r1, Some("read")).await.unwrap();
+        assert_eq!(second.scope, "read");
+        assert!(o
+            .validate_access(&first.access_token)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(o
+            .validate_access(&second.access_token)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(matches!(
+            o.refresh(&c, &r1, None).await,
+            Err(OAuth2Error::InvalidGrant(_))
+        ));
+        assert!(o
+            .validate_access(&second.access_token)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    async fn delete_client_removes_its_tokens<U: UserAdmin, O: OAuth2Store + Clone>(
+        _u: &U,
+        store: &O,
+    ) {
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let t = o.client_credentials(&c, None).await.unwrap();
+        assert!(store.delete_client(&c.client_id).await.unwrap());
+        assert!(!store.delete_client(&c.client_id).await.unwrap());
+        assert!(o.validate_access(&t.access_token).await.unwrap().is_none());
+        assert!(store.client(&c.client_id).await.unwrap().is_none());
+    }
+
+    async fn clear_expired_keeps_live_rows<U: UserAdmin, O: OAuth2Store + Clone>(
+        _u: &U,
+        store: &O,
+    ) {
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let mut old = row(&c.client_id, "old", "f", None);
+        old.expires_at = Some(Utc::now() - Duration::seconds(5));
+        store.insert_token(&old).await.unwrap();
+        let mut refresh = row(&c.client_id, "refresh", "f", None);
+        refresh.kind = TokenKind::Refresh;
+        refresh.expires_at = None;
+        store.insert_token(&refresh).await.unwrap();
+        store
+            .insert_token(&row(&c.client_id, "live", "f", None))
+            .await
+            .unwrap();
+        assert_eq!(store.clear_expired(Utc::now()).await.unwrap(), 1);
+        assert!(store.token("old").await.unwrap().is_none());
+        assert!(store.token("refresh").await.unwrap().is_some());
+        assert!(store.token("live").await.unwrap().is_some());
+    }
+
+    async fn delete_user_removes_its_tokens<U: UserAdmin, O: OAuth2Store + Clone>(
+        users: &U,
+        store: &O,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let t = o.issue(&c, Some(ada.id), &c.scopes, None).await.unwrap();
+        users.delete_user(ada.id).await.unwrap();
+        assert!(o.validate_access(&t.access_token).await.unwrap().is_none());
+    }
+
+    fn both<S: Clone>(f: Fixture<S>) -> (Fixture<S>, S) {
+        let s = f.store.clone();
+        (f, s)
+    }
+
+    async fn memory() -> (Fixture<MemoryStore>, MemoryOAuth2Store) {
+        (super::memory().await, MemoryOAuth2Store::new())
+    }
+    async fn sqlite() -> (Fixture<SqliteStore>, SqliteStore) {
+        both(super::sqlite().await)
+    }
+    async fn postgres() -> (Fixture<PostgresStore>, PostgresStore) {
+        both(super::postgres().await)
+    }
+    async fn mysql() -> (Fixture<MySqlStore>, MySqlStore) {
+        both(super::mysql().await)
+    }
+    async fn store_sqlite() -> (Fixture<Store>, Store) {
+        both(super::store_sqlite().await)
+    }
+    async fn store_postgres() -> (Fixture<Store>, Store) {
+        both(super::store_postgres().await)
+    }
+    async fn store_mysql() -> (Fixture<Store>, Store) {
+        both(super::store_mysql().await)
+    }
+
+    /// One `#[tokio::test]` a behaviour, for one backend's set-up.
+    macro_rules! oauth2_suite {
+        ($backend:ident, $setup:path $(, $extra:ident)*) => {
+            mod $backend {
+                oauth2_suite!(@tests $setup;
+                    clients_round_trip,
+                    client_ids_compare_exactly,
+                    tokens_round_trip_and_consume_once,
+                    family_revocation_counts,
+                    refresh_reuse_revokes_the_family,
+                    delete_client_removes_its_tokens,
+                    clear_expired_keeps_live_rows,
+                    $($extra,)*
+                );
+            }
+        };
+        (@tests $setup:path; $($test:ident,)*) => {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (fixture, store) = $setup().await;
+                    super::$test(&fixture.store, &store).await;
+                }
+            )*
+        };
+    }
+
+    oauth2_suite!(memory_store, super::memory);
+    oauth2_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        postgres_store,
+        super::postgres,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        store_enum_sqlite,
+        super::store_sqlite,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_postgres,
+        super::store_postgres,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_mysql,
+        super::store_mysql,
+        delete_user_removes_its_tokens
+    );
+}

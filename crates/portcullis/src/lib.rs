@@ -70,6 +70,7 @@
 //! | [`secret`] | the secret key and the subkeys derived from it |
 //! | [`error`] | [`AuthError`], rendered as DRF does |
 //! | [`jwt`] | djangorestframework-simplejwt: [`JwtAuth`](jwt::JwtAuth) scheme, token pairs, rotation, blacklist, JWKS (feature `jwt`) |
+//! | [`oauth2`] | an OAuth2 authorization server (django-oauth-toolkit's): clients, grants, PKCE, refresh rotation, introspection, revocation, the Bearer scheme and scope permissions (feature `oauth2`) |
 //!
 //! ## Features
 //!
@@ -77,6 +78,7 @@
 //! |---|---|---|
 //! | `axum` | yes | the [`extract`] module, `IntoResponse` for rejections, and the `axum` re-export |
 //! | `jwt` | yes | the [`jwt`] module (jsonwebtoken, RustCrypto key generation) |
+//! | `oauth2` | yes | the [`oauth2`] module |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
@@ -90,6 +92,8 @@ pub mod identity;
 pub mod jwt;
 pub mod layer;
 pub mod lockout;
+#[cfg(feature = "oauth2")]
+pub mod oauth2;
 pub mod password;
 pub mod permission;
 pub mod replay;

@@ -20,6 +20,8 @@
 //! | `/jwt/` | JWT (`Bearer`, simplejwt's `JWTAuthentication`) | IsAuthenticated |
 //! | `/api/token/`, `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/` | none; POST only | simplejwt's token views ([`jwt`]) |
 //! | `/.well-known/jwks.json` | none | the JWT verification keys |
+//! | `/oauth2/`, `/oauth2/scoped/`, `/oauth2/client/` | OAuth2 Bearer | IsAuthenticated; TokenHasScope `write`; client tokens welcome ([`oauth2`]) |
+//! | `/oauth2/token/`, `/oauth2/authorize/`, `/oauth2/introspect/`, `/oauth2/revoke/`, `/.well-known/oauth-authorization-server` | client authentication; session for `authorize` | django-oauth-toolkit's endpoints ([`oauth2`]) |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -82,10 +84,12 @@ mod auth_token;
 mod forms;
 pub mod jwt;
 mod login;
+pub mod oauth2;
 mod respond;
 mod views;
 
 pub use jwt::SharedBlacklist;
+pub use oauth2::SharedOAuth2Store;
 
 use views::ViewInfo;
 
@@ -155,6 +159,13 @@ pub struct AppConfig {
     /// `PORTCULLIS_REDIS_URL` is set, so several servers refuse the same
     /// nonce).
     pub replay: Arc<dyn ReplayCache>,
+    /// django-oauth-toolkit's `OAUTH2_PROVIDER` settings for `/oauth2/...`;
+    /// default access tokens 36000 s, codes 60 s, the password grant on,
+    /// Bearer tokens in the `Authorization` header only.
+    pub oauth2: portcullis::oauth2::OAuth2Settings,
+    /// Where OAuth2 clients and tokens are kept; default `None`: in
+    /// memory, for this router only (`serve` uses the database).
+    pub oauth2_store: Option<SharedOAuth2Store>,
 }
 
 impl AppConfig {
@@ -180,6 +191,8 @@ impl AppConfig {
             jwt: portcullis::jwt::JwtSettings::default(),
             jwt_blacklist: None,
             replay: Arc::new(MemoryReplayCache::new()),
+            oauth2: portcullis::oauth2::OAuth2Settings::default(),
+            oauth2_store: None,
         }
     }
 }
@@ -414,6 +427,13 @@ where
             store.clone(),
             shared.backend.clone(),
             &defaults,
+        ))
+        .merge(oauth2::routes(
+            oauth2::service(&config.oauth2, &config.secret, config.oauth2_store.as_ref()),
+            store.clone(),
+            shared.clone(),
+            &defaults,
+            session.clone(),
         ))
         .route("/auth-token/", auth_token_route(shared.clone()))
         .route("/auth/login/", login_route(shared.clone()))

@@ -10,6 +10,7 @@ pub mod createuser;
 pub mod jwt;
 pub mod limits;
 pub mod migrate;
+pub mod oauth2;
 pub mod serve;
 pub mod unlock;
 pub mod users;
@@ -38,6 +39,10 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Serve(_) => serve::run(&settings).await,
         Command::CreateJwtKey(args) => jwt::create_key(&args),
         Command::FlushExpiredTokens => jwt::flush_expired(&settings).await,
+        Command::CreateClient(args) => oauth2::create_client(&settings, args).await,
+        Command::ListClients => oauth2::list_clients(&settings).await,
+        Command::DeleteClient(args) => oauth2::delete_client(&settings, &args.client_id).await,
+        Command::ClearTokens => oauth2::clear_tokens(&settings).await,
     }
 }
 

@@ -24,7 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::app::{router, AppConfig, SharedBlacklist};
+use crate::app::{router, AppConfig, SharedBlacklist, SharedOAuth2Store};
 use crate::config::Settings;
 
 /// How often expired sessions are deleted.
@@ -86,6 +86,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let mut config = app_config(settings, secret);
     config.jwt = jwt_settings;
     config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
+    config.oauth2 = settings.oauth2.settings();
+    config.oauth2_store = Some(SharedOAuth2Store::new(store.clone()));
     // Throttle counts and login failures: in Redis when set (shared by
     // every server using it), else in memory and in the database, where
     // `portcullis unlock` reaches them.

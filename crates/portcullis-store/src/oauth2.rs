@@ -1,0 +1,428 @@
+//! [`OAuth2Store`] on every SQL store (migration `0004_oauth2`).
+//!
+//! | table | columns |
+//! |---|---|
+//! | `portcullis_oauth2_client` | `client_id` (primary key), `name`, `is_public`, `secret_digest` (keyed digest, confidential clients only), `redirect_uris`, `grant_types`, `scope` (space-separated), `skip_authorization`, `created` |
+//! | `portcullis_oauth2_token` | `digest` (keyed digest of the token or code: the primary key), `kind` (`access`, `refresh`, `code`), `client_id` (goes with its client), `user_id` (nullable, goes with its user), `scope`, `family`, `revoked`, `expires` (nullable), `redirect_uri`, `code_challenge`, `code_challenge_method`, `created` |
+//!
+//! Times are seconds since the Unix epoch. Ids and digests that are not
+//! short printable ASCII are refused before any SQL runs (no such row can
+//! exist).
+//!
+//! ```
+//! use portcullis::oauth2::{NewClient, OAuth2, OAuth2Settings, OAuth2Store};
+//! use portcullis::SecretKey;
+//! use portcullis_store::Store;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = Store::connect("sqlite::memory:").await.unwrap();
+//! store.migrate().await.unwrap();
+//! let oauth2 = OAuth2::new(store.clone(), &SecretKey::new([1u8; 32]).unwrap(), OAuth2Settings::default());
+//! let (client, secret) = oauth2.register_client(NewClient::confidential("app")).await.unwrap();
+//! assert!(oauth2.authenticate_client(&client.client_id, secret.as_deref()).await.is_ok());
+//! let issued = oauth2.client_credentials(&client, None).await.unwrap();
+//! assert!(oauth2.validate_access(&issued.access_token).await.unwrap().is_some());
+//! assert_eq!(store.clients().await.unwrap().len(), 1);
+//! # });
+//! ```
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use portcullis::oauth2::{Client, GrantType, OAuth2Store, OAuth2Token, TokenKind};
+use portcullis::store::StoreError;
+use sqlx::Row;
+
+use crate::error::map_sqlx_error;
+#[cfg(feature = "mysql")]
+use crate::MySqlStore;
+#[cfg(feature = "postgres")]
+use crate::PostgresStore;
+#[cfg(feature = "sqlite")]
+use crate::SqliteStore;
+use crate::Store;
+
+/// The longest id or digest the key columns hold.
+const MAX_KEY: usize = 100;
+
+/// Whether `s` can be a stored id or digest: short printable ASCII.
+fn plain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_KEY && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn ts(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn from_ts(t: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(t, 0).single().unwrap_or_default()
+}
+
+fn split(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|w| !w.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn grants_text(c: &Client) -> String {
+    c.grant_types
+        .iter()
+        .map(|g| g.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn check_client(c: &Client) -> Result<(), StoreError> {
+    if !plain(&c.client_id) || c.secret_digest.as_deref().is_some_and(|d| !plain(d)) {
+        return Err(StoreError::backend(
+            "a client id or secret digest must be 1 to 100 printable ASCII characters",
+        ));
+    }
+    if c.redirect_uris.iter().any(|u| u.contains(' ')) {
+        return Err(StoreError::backend("a redirect URI cannot contain a space"));
+    }
+    Ok(())
+}
+
+fn check_token(t: &OAuth2Token) -> Result<(), StoreError> {
+    if !plain(&t.digest) || !plain(&t.client_id) || !plain(&t.family) {
+        return Err(StoreError::backend(
+            "token digests, client ids and families must be 1 to 100 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL.
+#[cfg(feature = "postgres")]
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+const CLIENT_COLUMNS: &str = "client_id, name, is_public, secret_digest, redirect_uris, \
+     grant_types, scope, skip_authorization, created";
+const TOKEN_COLUMNS: &str = "digest, kind, client_id, user_id, scope, family, revoked, expires, \
+     redirect_uri, code_challenge, code_challenge_method, created";
+
+/// Implements [`OAuth2Store`] for one dialect: `$sql` turns the
+/// `?`-placeholder text into the dialect's.
+macro_rules! oauth2_store {
+    ($store:ty, $db:ty, $sql:expr) => {
+        impl $store {
+            /// A text column; MariaDB reports binary-collated text as
+            /// VARBINARY, so bytes are accepted too.
+            fn oauth2_text(
+                row: &<$db as sqlx::Database>::Row,
+                name: &str,
+            ) -> Result<String, sqlx::Error> {
+                Ok(Self::oauth2_opt_text(row, name)?.unwrap_or_default())
+            }
+
+            fn oauth2_opt_text(
+                row: &<$db as sqlx::Database>::Row,
+                name: &str,
+            ) -> Result<Option<String>, sqlx::Error> {
+                match row.try_get::<Option<String>, _>(name) {
+                    Ok(v) => Ok(v),
+                    Err(sqlx::Error::ColumnDecode { .. }) => {
+                        let bytes: Option<Vec<u8>> = row.try_get(name)?;
+                        bytes
+                            .map(|b| {
+                                String::from_utf8(b).map_err(|e| sqlx::Error::ColumnDecode {
+                                    index: name.to_owned(),
+                                    source: Box::new(e),
+                                })
+                            })
+                            .transpose()
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+
+            fn oauth2_client_row(row: &<$db as sqlx::Database>::Row) -> Result<Client, sqlx::Error> {
+                Ok(Client {
+                    client_id: Self::oauth2_text(row, "client_id")?,
+                    name: Self::oauth2_text(row, "name")?,
+                    public: row.try_get::<i32, _>("is_public")? != 0,
+                    secret_digest: Self::oauth2_opt_text(row, "secret_digest")?,
+                    redirect_uris: split(&Self::oauth2_text(row, "redirect_uris")?),
+                    grant_types: split(&Self::oauth2_text(row, "grant_types")?)
+                        .iter()
+                        .filter_map(|g| GrantType::parse(g))
+                        .collect(),
+                    scopes: split(&Self::oauth2_text(row, "scope")?),
+                    skip_authorization: row.try_get::<i32, _>("skip_authorization")? != 0,
+                    created: from_ts(row.try_get("created")?),
+                })
+            }
+
+            fn oauth2_token_row(
+                row: &<$db as sqlx::Database>::Row,
+            ) -> Result<Option<OAuth2Token>, sqlx::Error> {
+                let kind = Self::oauth2_text(row, "kind")?;
+                let Some(kind) = TokenKind::parse(&kind) else {
+                    return Ok(None);
+                };
+                Ok(Some(OAuth2Token {
+                    digest: Self::oauth2_text(row, "digest")?,
+                    kind,
+                    client_id: Self::oauth2_text(row, "client_id")?,
+                    user_id: row.try_get("user_id")?,
+                    scopes: split(&Self::oauth2_text(row, "scope")?),
+                    family: Self::oauth2_text(row, "family")?,
+                    revoked: row.try_get::<i32, _>("revoked")? != 0,
+                    expires_at: row.try_get::<Option<i64>, _>("expires")?.map(from_ts),
+                    redirect_uri: Self::oauth2_opt_text(row, "redirect_uri")?,
+                    code_challenge: Self::oauth2_opt_text(row, "code_challenge")?,
+                    code_challenge_method: Self::oauth2_opt_text(row, "code_challenge_method")?,
+                    created: from_ts(row.try_get("created")?),
+                }))
+            }
+        }
+
+        #[async_trait]
+        impl OAuth2Store for $store {
+            async fn create_client(&self, c: &Client) -> Result<(), StoreError> {
+                check_client(c)?;
+                let sql = $sql(&format!(
+                    "INSERT INTO portcullis_oauth2_client ({CLIENT_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ));
+                sqlx::query(&sql)
+                    .bind(&c.client_id)
+                    .bind(&c.name)
+                    .bind(i32::from(c.public))
+                    .bind(&c.secret_digest)
+                    .bind(c.redirect_uris.join(" "))
+                    .bind(grants_text(c))
+                    .bind(c.scopes.join(" "))
+                    .bind(i32::from(c.skip_authorization))
+                    .bind(ts(c.created))
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx_error)?;
+                Ok(())
+            }
+
+            async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+                if !plain(client_id) {
+                    return Ok(None);
+                }
+                let sql = $sql(&format!(
+                    "SELECT {CLIENT_COLUMNS} FROM portcullis_oauth2_client WHERE client_id = ?"
+                ));
+                let row = sqlx::query(&sql)
+                    .bind(client_id)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_sqlx_error)?;
+                row.map(|r| Self::oauth2_client_row(&r))
+                    .transpose()
+                    .map_err(map_sqlx_error)
+            }
+
+            async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+                let sql = format!(
+                    "SELECT {CLIENT_COLUMNS} FROM portcullis_oauth2_client ORDER BY client_id"
+                );
+                let rows = sqlx::query(&sql)
+                    .fetch_all(self.pool())
+                    .await
+                    .map_err(map_sqlx_error)?;
+                rows.iter()
+                    .map(Self::oauth2_client_row)
+                    .collect::<Result<_, _>>()
+                    .map_err(map_sqlx_error)
+            }
+
+            async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+                if !plain(client_id) {
+                    return Ok(false);
+                }
+                let mut tx = self.pool().begin().await.map_err(map_sqlx_error)?;
+                sqlx::query(&$sql("DELETE FROM portcullis_oauth2_token WHERE client_id = ?"))
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                let done =
+                    sqlx::query(&$sql("DELETE FROM portcullis_oauth2_client WHERE client_id = ?"))
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_sqlx_error)?;
+                tx.commit().await.map_err(map_sqlx_error)?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn insert_token(&self, t: &OAuth2Token) -> Result<(), StoreError> {
+                check_token(t)?;
+                let sql = $sql(&format!(
+                    "INSERT INTO portcullis_oauth2_token ({TOKEN_COLUMNS}) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ));
+                sqlx::query(&sql)
+                    .bind(&t.digest)
+                    .bind(t.kind.as_str())
+                    .bind(&t.client_id)
+                    .bind(t.user_id)
+                    .bind(t.scopes.join(" "))
+                    .bind(&t.family)
+                    .bind(i32::from(t.revoked))
+                    .bind(t.expires_at.map(ts))
+                    .bind(&t.redirect_uri)
+                    .bind(&t.code_challenge)
+                    .bind(&t.code_challenge_method)
+                    .bind(ts(t.created))
+                    .execute(self.pool())
+                    .await
+                    .map_err(map_sqlx_error)?;
+                Ok(())
+            }
+
+            async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
+                if !plain(digest) {
+                    return Ok(None);
+                }
+                let sql = $sql(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM portcullis_oauth2_token WHERE digest = ?"
+                ));
+                let row = sqlx::query(&sql)
+                    .bind(digest)
+                    .fetch_optional(self.pool())
+                    .await
+                    .map_err(map_sqlx_error)?;
+                match row {
+                    Some(r) => Self::oauth2_token_row(&r).map_err(map_sqlx_error),
+                    None => Ok(None),
+                }
+            }
+
+            async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
+                if !plain(digest) {
+                    return Ok(false);
+                }
+                let done = sqlx::query(&$sql(
+                    "UPDATE portcullis_oauth2_token SET revoked = 1 WHERE digest = ? AND revoked = 0",
+                ))
+                .bind(digest)
+                .execute(self.pool())
+                .await
+                .map_err(map_sqlx_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_family(&self, family: &str) -> Result<u64, StoreError> {
+                if !plain(family) {
+                    return Ok(0);
+                }
+                let done = sqlx::query(&$sql(
+                    "UPDATE portcullis_oauth2_token SET revoked = 1 WHERE family = ? AND revoked = 0",
+                ))
+                .bind(family)
+                .execute(self.pool())
+                .await
+                .map_err(map_sqlx_error)?;
+                Ok(done.rows_affected())
+            }
+
+            async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+                let done = sqlx::query(&$sql(
+                    "DELETE FROM portcullis_oauth2_token WHERE expires IS NOT NULL AND expires <= ?",
+                ))
+                .bind(ts(now))
+                .execute(self.pool())
+                .await
+                .map_err(map_sqlx_error)?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
+fn same(sql: &str) -> String {
+    sql.to_owned()
+}
+
+#[cfg(feature = "sqlite")]
+oauth2_store!(SqliteStore, sqlx::Sqlite, same);
+#[cfg(feature = "postgres")]
+oauth2_store!(PostgresStore, sqlx::Postgres, numbered);
+#[cfg(feature = "mysql")]
+oauth2_store!(MySqlStore, sqlx::MySql, same);
+
+macro_rules! dispatch {
+    ($store:expr, $s:ident => $body:expr) => {
+        match $store {
+            #[cfg(feature = "sqlite")]
+            Store::Sqlite($s) => $body,
+            #[cfg(feature = "postgres")]
+            Store::Postgres($s) => $body,
+            #[cfg(feature = "mysql")]
+            Store::MySql($s) => $body,
+        }
+    };
+}
+
+#[async_trait]
+impl OAuth2Store for Store {
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        dispatch!(self, s => s.create_client(client).await)
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        dispatch!(self, s => s.client(client_id).await)
+    }
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        dispatch!(self, s => s.clients().await)
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.delete_client(client_id).await)
+    }
+    async fn insert_token(&self, token: &OAuth2Token) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_token(token).await)
+    }
+    async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
+        dispatch!(self, s => s.token(digest).await)
+    }
+    async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.consume_token(digest).await)
+    }
+    async fn revoke_family(&self, family: &str) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.revoke_family(family).await)
+    }
+    async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.clear_expired(now).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_must_be_short_printable_ascii() {
+        assert!(plain("abc123"));
+        assert!(!plain(""));
+        assert!(!plain("é"));
+        assert!(!plain("a b"));
+        assert!(!plain(&"a".repeat(101)));
+    }
+
+    #[cfg(feature = "postgres")]
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+    }
+}

@@ -1,0 +1,207 @@
+//! [`OAuth2Auth`]: RFC 6750 Bearer tokens (django-oauth-toolkit's
+//! `OAuth2Authentication`).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use http::HeaderValue;
+
+use super::{AccessToken, OAuth2, OAuth2Token};
+use crate::error::{AuthError, Failure};
+use crate::identity::{AuthInfo, AuthUser};
+use crate::scheme::csrf::FormToken;
+use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
+use crate::store::UserStore;
+
+/// The `detail` for a bad, expired or revoked token.
+pub const INVALID_TOKEN: &str = "Invalid token.";
+/// The `detail` (`403`) for a client-credentials token on a route that
+/// needs a user.
+pub const CLIENT_TOKEN_NO_USER: &str = "This token was issued to a client, not a user.";
+
+/// OAuth2 Bearer authentication (RFC 6750): `Authorization: Bearer
+/// <token>` (keyword matched case-insensitively), and only when switched on
+/// in [`OAuth2Settings`](super::OAuth2Settings), the form-body and query
+/// forms.
+///
+/// | request | answer |
+/// |---|---|
+/// | no token | `Ok(None)`: the next scheme runs; `401` challenge `Bearer realm="api"` |
+/// | keyword without exactly one value, or a token in two places | `401`, `error="invalid_request"` |
+/// | unknown, expired or revoked token; its user gone or inactive | `401`, `error="invalid_token"` |
+/// | a client-credentials token (no user) | `403` [`CLIENT_TOKEN_NO_USER`]; use [`OAuth2Auth::token_for`] where such tokens are welcome |
+///
+/// On success the [`AuthInfo`] reads `oauth2 client=<client_id>
+/// scope=<scope>` and carries the [`AccessToken`] for the scope
+/// permissions.
+#[derive(Clone)]
+pub struct OAuth2Auth<S> {
+    oauth2: OAuth2,
+    store: S,
+    challenge: HeaderValue,
+    invalid_token: HeaderValue,
+    invalid_request: HeaderValue,
+}
+
+impl<S> fmt::Debug for OAuth2Auth<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuth2Auth").finish_non_exhaustive()
+    }
+}
+
+/// What [`OAuth2Auth::token_for`] found: the token, and its user if it
+/// has one.
+#[derive(Clone, Debug)]
+pub struct BearerToken<U> {
+    /// The token's details.
+    pub token: AccessToken,
+    /// The user; `None` for client-credentials tokens.
+    pub user: Option<U>,
+}
+
+impl<U> BearerToken<U> {
+    /// The non-secret description used as `auth`.
+    pub fn description(&self) -> String {
+        format!(
+            "oauth2 client={} scope={}",
+            self.token.client_id,
+            self.token.scope()
+        )
+    }
+}
+
+impl<S: UserStore> OAuth2Auth<S> {
+    /// The scheme, looking users up in `store`.
+    ///
+    /// # Panics
+    ///
+    /// If the realm cannot be a header value.
+    pub fn new(oauth2: OAuth2, store: S) -> Self {
+        let realm = &oauth2.settings().realm;
+        let h = |s: String| HeaderValue::from_str(&s).expect("the realm is a valid header value");
+        OAuth2Auth {
+            challenge: h(format!("Bearer realm=\"{realm}\"")),
+            invalid_token: h(format!("Bearer realm=\"{realm}\", error=\"invalid_token\"")),
+            invalid_request: h(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_request\""
+            )),
+            oauth2,
+            store,
+        }
+    }
+
+    /// The server.
+    pub fn oauth2(&self) -> &OAuth2 {
+        &self.oauth2
+    }
+
+    fn fail(&self, challenge: &HeaderValue, detail: &'static str) -> AuthError {
+        AuthError::Failed(Failure::new(detail).with_challenge(challenge.clone()))
+    }
+
+    /// The raw token of the request, wherever the settings allow it.
+    fn raw_token<'a>(&self, req: &RequestHead<'a>) -> Result<Option<String>, AuthError> {
+        let mut found: Vec<String> = Vec::new();
+        let words = req.authorization_words();
+        if let Some(first) = words.first() {
+            if first.eq_ignore_ascii_case(b"bearer") {
+                if words.len() != 2 {
+                    return Err(self.fail(
+                        &self.invalid_request,
+                        "Invalid bearer header. Expected one token.",
+                    ));
+                }
+                let t = std::str::from_utf8(words[1])
+                    .map_err(|_| self.fail(&self.invalid_token, INVALID_TOKEN))?;
+                found.push(t.to_owned());
+            }
+        }
+        let settings = self.oauth2.settings();
+        if settings.allow_query_token {
+            if let Some(q) = req.uri.query() {
+                for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+                    if k == "access_token" {
+                        found.push(v.into_owned());
+                    }
+                }
+            }
+        }
+        if settings.allow_form_token {
+            if let Some(FormToken(t)) = req.extensions.get::<FormToken>() {
+                found.push(t.clone());
+            }
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            // RFC 6750 §2: one method per request.
+            _ => Err(self.fail(
+                &self.invalid_request,
+                "Use one way of sending the access token.",
+            )),
+        }
+    }
+
+    /// Authenticates the request's token, accepting client-credentials
+    /// tokens too: `Ok(None)` without a token, the token and its user (if
+    /// any) otherwise. For routes such as `/oauth2/client/`, where a
+    /// client acting for itself is welcome.
+    pub async fn token_for(
+        &self,
+        req: &RequestHead<'_>,
+    ) -> Result<Option<BearerToken<S::User>>, AuthError> {
+        let Some(raw) = self.raw_token(req)? else {
+            return Ok(None);
+        };
+        let row: OAuth2Token = match self.oauth2.validate_access(&raw).await? {
+            Some(r) => r,
+            None => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
+        };
+        let user = match row.user_id {
+            None => None,
+            Some(id) => match self.store.user_by_id(id).await? {
+                Some(u) if u.is_active() => Some(u),
+                _ => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
+            },
+        };
+        Ok(Some(BearerToken {
+            token: AccessToken {
+                client_id: row.client_id,
+                user_id: row.user_id,
+                scopes: row.scopes,
+                expires_at: row.expires_at,
+            },
+            user,
+        }))
+    }
+}
+
+#[async_trait]
+impl<S: UserStore> Scheme<S::User> for OAuth2Auth<S> {
+    fn name(&self) -> &'static str {
+        "oauth2"
+    }
+
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
+        let Some(found) = self.token_for(req).await? else {
+            return Ok(None);
+        };
+        let info = AuthInfo::new(found.description());
+        let Some(user) = found.user else {
+            // DRF with django-oauth-toolkit: `request.user` is None, so a
+            // permission that needs a user is refused with 403.
+            return Err(AuthError::denied(CLIENT_TOKEN_NO_USER));
+        };
+        Ok(Some(
+            Authenticated::new(user, "oauth2").with_auth(info.with_data(found.token)),
+        ))
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(self.challenge.clone())
+    }
+
+    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
+        (self.oauth2.settings().allow_form_token && !req.is_safe_method()).then_some("access_token")
+    }
+}
