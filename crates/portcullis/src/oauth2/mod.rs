@@ -609,6 +609,11 @@ impl OAuth2 {
         &self,
         new: NewClient,
     ) -> Result<(Client, Option<String>), OAuth2Error> {
+        if new.name.trim().is_empty() || new.name.chars().count() > 255 {
+            return Err(OAuth2Error::InvalidRequest(
+                "a client name must be 1 to 255 characters".into(),
+            ));
+        }
         for s in &new.scopes {
             if !valid_scope_token(s) {
                 return Err(OAuth2Error::InvalidRequest(format!("invalid scope {s:?}")));
@@ -1076,12 +1081,27 @@ impl OAuth2 {
 }
 
 /// A redirect URI must be absolute, without a fragment (RFC 6749
-/// §3.1.2).
+/// §3.1.2): `http`/`https` with a host, or a private-use scheme for
+/// native apps (RFC 8252 §7.1, `com.example.app:/callback`); printable
+/// ASCII without spaces.
 fn check_redirect_uri(uri: &str) -> Result<(), OAuth2Error> {
     let bad = || OAuth2Error::InvalidRequest(format!("invalid redirect URI {uri:?}"));
-    let parsed: http::Uri = uri.parse().map_err(|_| bad())?;
-    if parsed.scheme().is_none() || parsed.authority().is_none() || uri.contains('#') {
+    if uri.len() > 2000 || uri.contains('#') || !uri.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
+    }
+    let (scheme, rest) = uri.split_once(':').ok_or_else(bad)?;
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || rest.is_empty() {
+        return Err(bad());
+    }
+    if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") {
+        let parsed: http::Uri = uri.parse().map_err(|_| bad())?;
+        if parsed.host().is_none_or(str::is_empty) {
+            return Err(bad());
+        }
     }
     Ok(())
 }

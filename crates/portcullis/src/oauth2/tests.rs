@@ -300,6 +300,27 @@ async fn clear_expired_removes_old_rows() {
 }
 
 #[test]
+fn redirect_uris_are_checked() {
+    for good in [
+        "https://app.example/cb",
+        "http://127.0.0.1:9/cb?x=1",
+        "com.example.app:/callback",
+    ] {
+        assert!(check_redirect_uri(good).is_ok(), "{good}");
+    }
+    for bad in [
+        "not a uri",
+        "/relative",
+        "https://app.example/cb#frag",
+        "https:///nohost",
+        "cb",
+        "1x:/y",
+    ] {
+        assert!(check_redirect_uri(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
 fn scopes_and_grants_parse() {
     assert_eq!(parse_scope(" read  write read"), vec!["read", "write"]);
     assert_eq!(
