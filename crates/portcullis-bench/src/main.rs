@@ -121,6 +121,12 @@ fn scenarios(c: &Credentials) -> Vec<Scenario> {
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
+            name: "OAuth2 Bearer",
+            path: "/oauth2/",
+            headers: h("Authorization", format!("Bearer {}", c.oauth2_access)),
+            goals: (Some(0.90), Some(0.60)),
+        },
+        Scenario {
             name: "admin-only, staff token",
             path: "/admin-only/",
             headers: h("Authorization", format!("Token {}", c.staff_token)),

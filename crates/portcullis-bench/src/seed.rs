@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
 use portcullis::jwt::{Jwt, JwtSettings};
+use portcullis::oauth2::{NewClient, OAuth2, OAuth2Settings};
 use portcullis::scheme::session::Sessions;
 use portcullis::scheme::token::Tokens;
 use portcullis::store::UserStore;
@@ -26,6 +27,9 @@ pub(crate) struct Credentials {
     /// A JWT access token for the plain user, valid for a day (longer than
     /// any run; the server checks only its signature and expiry).
     pub(crate) jwt_access: String,
+    /// An OAuth2 access token for the plain user (scopes `read write`),
+    /// issued to a confidential client registered for the run.
+    pub(crate) oauth2_access: String,
 }
 
 /// Runs a `portcullis` command with the database and secret set.
@@ -92,12 +96,23 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
         .await
         .map_err(|e| anyhow!("cannot issue a JWT: {e}"))?
         .access;
+    let oauth2 = OAuth2::new(store.clone(), &key, OAuth2Settings::default());
+    let (client, _) = oauth2
+        .register_client(NewClient::confidential("bench"))
+        .await
+        .map_err(|e| anyhow!("cannot register an OAuth2 client: {e}"))?;
+    let oauth2_access = oauth2
+        .issue(&client, Some(bench.id), &client.scopes, None)
+        .await
+        .map_err(|e| anyhow!("cannot issue an OAuth2 token: {e}"))?
+        .access_token;
     store.close().await;
     Ok(Credentials {
         token,
         staff_token,
         session_key: login.session_key,
         jwt_access,
+        oauth2_access,
     })
 }
 
