@@ -89,6 +89,8 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod any;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod digest_hawk;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
