@@ -42,6 +42,8 @@
 //! | `jwt_audience` | `PORTCULLIS_JWT_AUDIENCE` | none | written as `aud` and required in incoming JWTs |
 //! | `jwt_issuer` | `PORTCULLIS_JWT_ISSUER` | none | written as `iss` and required in incoming JWTs |
 //! | `jwt_leeway` | `PORTCULLIS_JWT_LEEWAY` | `0` | seconds of clock skew allowed for a JWT's `exp`, `nbf` and `iat` |
+//! | `digest_nonce_lifetime` | `PORTCULLIS_DIGEST_NONCE_LIFETIME` | `300` | seconds a Digest nonce is accepted on `/digest/`; older nonces get the challenge again with `stale=true` |
+//! | `hawk_skew` | `PORTCULLIS_HAWK_SKEW` | `60` | seconds a Hawk timestamp may differ from the server's clock on `/hawk/`; outside it the answer carries `ts`/`tsm` |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -93,6 +95,10 @@ pub const DEFAULT_LOCKOUT_FAILURES: u32 = 5;
 pub const DEFAULT_LOCKOUT_COOLOFF: u64 = 900;
 /// The Redis key prefix by default.
 pub const DEFAULT_REDIS_PREFIX: &str = "portcullis:";
+/// Digest nonce lifetime by default, in seconds.
+pub const DEFAULT_DIGEST_NONCE_LIFETIME: u64 = 300;
+/// Hawk timestamp skew by default, in seconds.
+pub const DEFAULT_HAWK_SKEW: u64 = 60;
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -202,6 +208,11 @@ pub struct Settings {
     pub redis_prefix: String,
     /// The JWT settings (`jwt_*`, [`JwtConfig`]).
     pub jwt: JwtConfig,
+    /// Seconds a Digest nonce is accepted. Default
+    /// [`DEFAULT_DIGEST_NONCE_LIFETIME`].
+    pub digest_nonce_lifetime: u64,
+    /// Seconds of Hawk timestamp skew allowed. Default [`DEFAULT_HAWK_SKEW`].
+    pub hawk_skew: u64,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -241,6 +252,8 @@ impl fmt::Debug for Settings {
             .field("redis_prefix", &self.redis_prefix)
             .field("log", &self.log)
             .field("jwt", &self.jwt)
+            .field("digest_nonce_lifetime", &self.digest_nonce_lifetime)
+            .field("hawk_skew", &self.hawk_skew)
             .finish()
     }
 }
@@ -273,6 +286,8 @@ impl Default for Settings {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             log: None,
             jwt: JwtConfig::default(),
+            digest_nonce_lifetime: DEFAULT_DIGEST_NONCE_LIFETIME,
+            hawk_skew: DEFAULT_HAWK_SKEW,
         }
     }
 }
@@ -323,6 +338,8 @@ struct FileSettings {
     jwt_audience: Option<String>,
     jwt_issuer: Option<String>,
     jwt_leeway: Option<u64>,
+    digest_nonce_lifetime: Option<u64>,
+    hawk_skew: Option<u64>,
 }
 
 /// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
@@ -433,6 +450,8 @@ impl Settings {
         set(&mut self.redis_url, f.redis_url.map(Some));
         set(&mut self.redis_prefix, f.redis_prefix);
         set(&mut self.log, f.log.map(Some));
+        set(&mut self.digest_nonce_lifetime, f.digest_nonce_lifetime);
+        set(&mut self.hawk_skew, f.hawk_skew);
         Ok(())
     }
 
@@ -517,6 +536,18 @@ impl Settings {
         }
         set(&mut self.redis_url, var("redis_url").map(Some));
         set(&mut self.redis_prefix, var("redis_prefix"));
+        if let Some(v) = var("digest_nonce_lifetime") {
+            self.digest_nonce_lifetime = v.trim().parse().map_err(|_| {
+                anyhow!(
+                    "PORTCULLIS_DIGEST_NONCE_LIFETIME must be a whole number of seconds, not {v:?}"
+                )
+            })?;
+        }
+        if let Some(v) = var("hawk_skew") {
+            self.hawk_skew = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_HAWK_SKEW must be a whole number of seconds, not {v:?}")
+            })?;
+        }
         set(
             &mut self.log,
             var("log").or_else(|| env("RUST_LOG")).map(Some),
@@ -539,6 +570,12 @@ impl Settings {
         }
         if self.lockout_cooloff == 0 {
             bail!("lockout_cooloff must be at least 1 second (PORTCULLIS_LOCKOUT_COOLOFF)");
+        }
+        if self.digest_nonce_lifetime == 0 {
+            bail!("digest_nonce_lifetime must be at least 1 second (PORTCULLIS_DIGEST_NONCE_LIFETIME)");
+        }
+        if self.hawk_skew == 0 {
+            bail!("hawk_skew must be at least 1 second (PORTCULLIS_HAWK_SKEW)");
         }
         self.throttle_config()?;
         if let Some(url) = &self.redis_url {

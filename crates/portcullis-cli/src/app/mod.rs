@@ -20,6 +20,8 @@
 //! | `/jwt/` | JWT (`Bearer`, simplejwt's `JWTAuthentication`) | IsAuthenticated |
 //! | `/api/token/`, `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/` | none; POST only | simplejwt's token views ([`jwt`]) |
 //! | `/.well-known/jwks.json` | none | the JWT verification keys |
+//! | `/digest/` | HTTP Digest, RFC 7616 (SHA-256 and MD5 challenges) | IsAuthenticated |
+//! | `/hawk/` | Hawk (`Server-Authorization` on answers) | IsAuthenticated |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -64,6 +66,8 @@ use portcullis::password::{HasherConfig, PasswordHasher};
 use portcullis::replay::{MemoryReplayCache, ReplayCache};
 use portcullis::scheme::basic::Basic;
 use portcullis::scheme::csrf::CsrfConfig;
+use portcullis::scheme::digest::DigestStore;
+use portcullis::scheme::hawk::HawkStore;
 use portcullis::scheme::remote_user::RemoteUser;
 use portcullis::scheme::session::{SessionAuth, SessionConfig, Sessions};
 use portcullis::scheme::token::{TokenAuth, Tokens};
@@ -79,6 +83,7 @@ use tower_http::sensitive_headers::{
 };
 
 mod auth_token;
+mod digest_hawk;
 mod forms;
 pub mod jwt;
 mod login;
@@ -155,6 +160,10 @@ pub struct AppConfig {
     /// `PORTCULLIS_REDIS_URL` is set, so several servers refuse the same
     /// nonce).
     pub replay: Arc<dyn ReplayCache>,
+    /// How long a Digest nonce is accepted on `/digest/`; default 300 s.
+    pub digest_nonce_lifetime: Duration,
+    /// The Hawk timestamp skew window on `/hawk/`; default 60 s.
+    pub hawk_skew: Duration,
 }
 
 impl AppConfig {
@@ -180,6 +189,8 @@ impl AppConfig {
             jwt: portcullis::jwt::JwtSettings::default(),
             jwt_blacklist: None,
             replay: Arc::new(MemoryReplayCache::new()),
+            digest_nonce_lifetime: portcullis::scheme::digest::DEFAULT_NONCE_LIFETIME,
+            hawk_skew: portcullis::scheme::hawk::DEFAULT_SKEW,
         }
     }
 }
@@ -241,9 +252,11 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 /// [`AppConfig::throttle`] has no rate for `anon`, `user` or `burst`.
 pub fn router<S>(store: S, config: AppConfig) -> Router
 where
-    S: UserAdmin + TokenStore + SessionStore + Ping + Clone,
+    S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
 {
     assert!(config.form_limit > 0, "the form limit must be positive");
+    // Digest and Hawk read their credentials uncached.
+    let raw_store = store.clone();
     // Every read below goes through the cache; every write through it
     // invalidates what it touches.
     let store = CachedStore::new(store, config.cache_ttl);
@@ -415,6 +428,7 @@ where
             shared.backend.clone(),
             &defaults,
         ))
+        .merge(digest_hawk::routes(raw_store, &config, &defaults))
         .route("/auth-token/", auth_token_route(shared.clone()))
         .route("/auth/login/", login_route(shared.clone()))
         .route(
