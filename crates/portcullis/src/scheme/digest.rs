@@ -770,15 +770,17 @@ impl<S: UserStore + DigestStore + Clone> Digest<S> {
         // Unknown users read a row, unseal and hash like known ones.
         let user_id = user.as_ref().map_or(0, |u| u.id());
         let sealed = inner.store.realm_digest(user_id).await?;
-        let digests = match (&user, &sealed) {
+        let opened = match (&user, &sealed) {
             (Some(u), Some(s)) => RealmDigests::open(&inner.secret, u.id(), u.password_hash(), s),
-            _ => {
-                let _ = RealmDigests::open(&inner.secret, 0, "", &inner.dummy);
-                None
-            }
+            _ => None,
         };
-        let known = digests.is_some();
-        let digests = digests.unwrap_or_else(|| RealmDigests::compute("", "", ""));
+        let known = opened.is_some();
+        let digests = match opened {
+            Some(d) => d,
+            // The same unsealing for users without digests (or unknown).
+            None => RealmDigests::open(&inner.secret, 0, "", &inner.dummy)
+                .expect("the dummy was sealed with this key"),
+        };
         let expected = expected_response(
             &digests.ha1_hex(c.algorithm),
             &c,
@@ -798,7 +800,9 @@ impl<S: UserStore + DigestStore + Clone> Digest<S> {
         if state == NonceState::Stale {
             return Err(AuthError::Failed(Failure::new(STALE_NONCE)));
         }
-        let key = format!("digest:{}:{}:{}", c.nonce, c.nc, c.username);
+        // The username is unbounded; its hash keeps the key short.
+        let who = hex::encode(&Sha256::digest(c.username.as_bytes())[..16]);
+        let key = format!("digest:{}:{}:{who}", c.nonce, c.nc);
         if !inner
             .replay
             .first_use(&key, inner.lifetime, SystemTime::now())

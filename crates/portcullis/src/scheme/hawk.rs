@@ -225,6 +225,9 @@ impl fmt::Debug for Header {
     }
 }
 
+/// The longest nonce accepted (mohawk sends 6 characters).
+const MAX_NONCE: usize = 128;
+
 const KEYS: [&str; 8] = ["id", "ts", "nonce", "hash", "ext", "mac", "app", "dlg"];
 
 /// mohawk's value alphabet: printable ASCII without `"` and `\`.
@@ -270,6 +273,9 @@ pub fn parse(value: &HeaderValue) -> Result<Option<Header>, AuthError> {
     else {
         return Err(fail(MISSING));
     };
+    if id.is_empty() || nonce.is_empty() || nonce.len() > MAX_NONCE {
+        return Err(fail(BAD_HEADER));
+    }
     if ts_text.is_empty() || ts_text.len() > 15 || !ts_text.bytes().all(|c| c.is_ascii_digit()) {
         return Err(fail(BAD_HEADER));
     }
