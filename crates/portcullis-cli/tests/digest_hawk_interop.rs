@@ -20,14 +20,14 @@ const SECRET: &str = "a-digest-and-hawk-test-secret-key-long-enough-0123456789";
 /// A working directory with its own SQLite database and settings.
 struct Env {
     dir: TempDir,
-    extra: Vec<(&'static str, &'static str)>,
+    extra: Vec<(&'static str, String)>,
 }
 
 impl Env {
     fn new(extra: &[(&'static str, &'static str)]) -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
-            extra: extra.to_vec(),
+            extra: extra.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
         }
     }
 
@@ -424,4 +424,46 @@ fn malformed_signed_headers_are_4xx_with_a_json_detail() {
         let body: serde_json::Value = res.json().unwrap();
         assert!(body["detail"].is_string(), "{header:.60}: {body}");
     }
+}
+
+const REPLAY_ACROSS: &str = r#"
+import sys, requests
+from requests.auth import HTTPDigestAuth
+a, b, user, pw = sys.argv[1:5]
+r = requests.get(a, auth=HTTPDigestAuth(user, pw))
+assert r.status_code == 200, (r.status_code, r.text)
+sent = r.request.headers["Authorization"]
+# The other server shares the secret (the nonce is valid there) and the
+# Redis replay cache (the nonce count is spent there too).
+again = requests.get(b, headers={"Authorization": sent})
+assert again.status_code == 401, again.status_code
+print("ok")
+"#;
+
+#[test]
+fn servers_sharing_redis_refuse_each_others_replays() {
+    let prefix = format!(
+        "portcullis-test-digest-{}-{}:",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let redis = std::env::var("PORTCULLIS_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let mut env = digest_env(&[]);
+    env.extra.push(("PORTCULLIS_REDIS_URL", redis));
+    env.extra.push(("PORTCULLIS_REDIS_PREFIX", prefix));
+    let a = Server::start(&env);
+    let b = Server::start(&env);
+    let out = python(
+        REPLAY_ACROSS,
+        &[&a.url("/digest/"), &b.url("/digest/"), "ada", "lovelace"],
+    );
+    assert_eq!(
+        out.trim(),
+        "ok",
+        "is Redis running at PORTCULLIS_TEST_REDIS_URL?"
+    );
 }
