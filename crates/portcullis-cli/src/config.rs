@@ -978,6 +978,28 @@ mod tests {
     }
 
     #[test]
+    fn digest_and_hawk_windows() {
+        let s = Settings::from_sources(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (300, 60));
+        let file = "digest_nonce_lifetime = 120\nhawk_skew = 30\n";
+        let s = Settings::from_sources(Some(("f.toml", file)), env(&[]), &Overrides::default())
+            .unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (120, 30));
+        let e = env(&[("PORTCULLIS_HAWK_SKEW", "5")]);
+        let s = Settings::from_sources(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (120, 5));
+        for bad in [
+            ("PORTCULLIS_DIGEST_NONCE_LIFETIME", "0"),
+            ("PORTCULLIS_DIGEST_NONCE_LIFETIME", "soon"),
+            ("PORTCULLIS_HAWK_SKEW", "0"),
+            ("PORTCULLIS_HAWK_SKEW", "-1"),
+        ] {
+            let err = Settings::from_sources(None, env(&[bad]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(&bad.0[11..]), "{err}");
+        }
+    }
+
+    #[test]
     fn throttle_and_lockout_settings() {
         let s = Settings::from_sources(None, env(&[]), &Overrides::default()).unwrap();
         assert_eq!(s.num_proxies, 0);

@@ -27,6 +27,9 @@
 //!   made unusable, the old digests stop working at once, and Digest
 //!   refuses the user until a password is set through [`store_password`]
 //!   again (the CLI's `createuser --password` and `changepassword` do).
+//!   That includes the re-hash [`PasswordBackend`](crate::PasswordBackend)
+//!   does after a successful login when the hasher's work factor was
+//!   raised: the new hash voids the digest.
 //!   Users who never need Digest can simply have no realm digest.
 //! - **Failures count towards the login lockout**, unknown usernames like
 //!   known ones, with the same work done for both (a store read, an
