@@ -18,7 +18,7 @@
 //!   the key itself to compute MACs, so it is stored sealed with the
 //!   [`SecretKey`], never in the clear. The id is not secret.
 //! - On success the request's [`Artifacts`] ride in the
-//!   [`AuthInfo`](crate::AuthInfo) data, so the handler can sign its
+//!   [`AuthInfo`] data, so the handler can sign its
 //!   response ([`Artifacts::server_authorization`]) for the client to
 //!   check. The description is `Hawk id <id>`; `ext` is not echoed.
 //!
