@@ -47,6 +47,12 @@
 //! (and [`Store`]) is also a [`JwtBlacklist`](portcullis::jwt::JwtBlacklist):
 //! simplejwt's outstanding and blacklisted refresh tokens, by `jti` only
 //! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`).
+//! Every SQL store is also a
+//! [`DigestStore`](portcullis::scheme::digest::DigestStore) and a
+//! [`HawkStore`](portcullis::scheme::hawk::HawkStore) (migration `0005`):
+//! realm digests for HTTP Digest (`portcullis_digest_ha1`) and Hawk
+//! credentials (`portcullis_hawk_credential`), both sealed with the secret
+//! key and gone with their user.
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
