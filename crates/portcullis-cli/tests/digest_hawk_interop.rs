@@ -210,6 +210,9 @@ fn changepassword_replaces_the_realm_digest() {
     let server = Server::start(&env);
     assert_eq!(curl("ada", "lovelace", &server.url("/digest/"), &[]).0, 401);
     assert_eq!(curl("ada", "babbage", &server.url("/digest/"), &[]).0, 200);
+    // A running server sees a deactivation at once.
+    env.ok(&["deactivate", "ada"]);
+    assert_eq!(curl("ada", "babbage", &server.url("/digest/"), &[]).0, 401);
 }
 
 #[test]
@@ -378,6 +381,23 @@ fn mohawk_signs_requests_and_checks_responses() {
     let server = Server::start(&env);
     let out = python(MOHAWK, &[&server.base, id, key]);
     assert_eq!(out.trim(), "ok");
+
+    // A running server sees a deactivation at once.
+    let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
+    let hawk_get = || {
+        let c = portcullis::scheme::hawk::Client::new(id, key, "GET", "/hawk/", "127.0.0.1", port);
+        reqwest::blocking::Client::new()
+            .get(server.url("/hawk/"))
+            .header("authorization", c.authorization())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(hawk_get().status().as_u16(), 200);
+    env.ok(&["deactivate", "ada"]);
+    let res = hawk_get();
+    assert_eq!(res.status().as_u16(), 401);
+    let body: serde_json::Value = res.json().unwrap();
+    assert_eq!(body["detail"], "User inactive or deleted.");
 }
 
 #[test]
@@ -466,4 +486,39 @@ fn servers_sharing_redis_refuse_each_others_replays() {
         "ok",
         "is Redis running at PORTCULLIS_TEST_REDIS_URL?"
     );
+}
+
+const KEEP_ALIVE: &str = r#"
+import socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+s = socket.create_connection((host, port))
+s.settimeout(10)
+# Headers first; the body only after the challenge is on its way, as a
+# slow client sends it.
+s.sendall(b"POST /digest/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n")
+time.sleep(0.3)
+s.sendall(b'{"a": 1}')
+data = b""
+while b"\r\n\r\n" not in data:
+    data += s.recv(65536)
+assert data.startswith(b"HTTP/1.1 401"), data[:40]
+assert b"connection: close" not in data.lower(), data
+head, rest = data.split(b"\r\n\r\n", 1)
+length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+while len(rest) < length:
+    rest += s.recv(65536)
+# The connection is still open for the client's retry.
+s.sendall(b"GET /health/ HTTP/1.1\r\nHost: x\r\n\r\n")
+second = s.recv(65536)
+assert second.startswith(b"HTTP/1.1 200"), second[:40]
+print("ok")
+"#;
+
+#[test]
+fn a_challenged_post_keeps_the_connection_for_the_retry() {
+    let env = Env::new(&[]);
+    let server = Server::start(&env);
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let out = python(KEEP_ALIVE, &["127.0.0.1", &port]);
+    assert_eq!(out.trim(), "ok");
 }

@@ -853,13 +853,37 @@ impl<S: UserStore + DigestStore + Clone> Scheme<S::User> for Digest<S> {
         HeaderValue::from_bytes(&v).ok()
     }
 
+    /// `auth-int` needs the body. Any other request with a body that this
+    /// scheme will answer (no credentials yet, or Digest ones) has it read
+    /// too, within the limit: Digest is challenge-response, and a `401`
+    /// sent before the body was read makes the server close the
+    /// connection, which clients retrying on it (Python requests does) can
+    /// race against.
     fn wants_body(&self, req: &RequestHead<'_>) -> bool {
-        req.headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| auth_param::strip_keyword(v, "digest"))
-            .is_some_and(|rest| rest.to_ascii_lowercase().contains("auth-int"))
+        let rest = match req.headers.get(AUTHORIZATION) {
+            None => return has_body(req),
+            Some(v) => match v
+                .to_str()
+                .ok()
+                .and_then(|v| auth_param::strip_keyword(v, "digest"))
+            {
+                None => return false,
+                Some(rest) => rest,
+            },
+        };
+        rest.to_ascii_lowercase().contains("auth-int") || has_body(req)
     }
+}
+
+/// Whether the request announces a body.
+fn has_body(req: &RequestHead<'_>) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
 }
 
 /// A Digest client, for tests, examples and benchmarks: builds the

@@ -388,7 +388,7 @@ async fn a_store_that_is_down_fails_closed() {
 }
 
 #[tokio::test]
-async fn wants_the_body_only_for_auth_int() {
+async fn wants_the_body_for_auth_int_and_for_requests_it_challenges() {
     let w = world(None).await;
     let req = |h: &str| {
         http::Request::get("/")
@@ -401,5 +401,19 @@ async fn wants_the_body_only_for_auth_int() {
     let r = req("Digest username=\"a\", qop=auth");
     assert!(!w.digest.wants_body(&RequestHead::from_request(&r)));
     let r = req("Basic x");
+    assert!(!w.digest.wants_body(&RequestHead::from_request(&r)));
+    // A request this scheme will challenge has its body read first.
+    let r = http::Request::post("/")
+        .header(http::header::CONTENT_LENGTH, "8")
+        .body(())
+        .unwrap();
+    assert!(w.digest.wants_body(&RequestHead::from_request(&r)));
+    let r = http::Request::post("/")
+        .header(AUTHORIZATION, "Basic x")
+        .header(http::header::CONTENT_LENGTH, "8")
+        .body(())
+        .unwrap();
+    assert!(!w.digest.wants_body(&RequestHead::from_request(&r)));
+    let r = http::Request::get("/").body(()).unwrap();
     assert!(!w.digest.wants_body(&RequestHead::from_request(&r)));
 }
