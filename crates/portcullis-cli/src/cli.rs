@@ -86,6 +86,10 @@ pub enum Command {
     #[command(name = "create-jwt-key")]
     CreateJwtKey(CreateJwtKeyArgs),
 
+    /// Issue Hawk credentials for a user: prints id, key and algorithm.
+    #[command(name = "create-hawk-credentials")]
+    CreateHawkCredentials(UserArg),
+
     /// Delete expired outstanding and blacklisted JWT refresh tokens
     /// (simplejwt's flushexpiredtokens).
     #[command(name = "flush-expired-tokens")]

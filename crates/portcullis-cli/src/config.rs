@@ -45,6 +45,8 @@
 //! | `oauth2_access_token_lifetime` | `PORTCULLIS_OAUTH2_ACCESS_TOKEN_LIFETIME` | `36000` | OAuth2 access token lifetime in seconds (django-oauth-toolkit's `ACCESS_TOKEN_EXPIRE_SECONDS`) |
 //! | `oauth2_code_lifetime` | `PORTCULLIS_OAUTH2_CODE_LIFETIME` | `60` | OAuth2 authorization code lifetime in seconds |
 //! | `oauth2_password_grant` | `PORTCULLIS_OAUTH2_PASSWORD_GRANT` | `true` | whether `/oauth2/token/` serves the legacy `password` grant (clients must also be allowed it) |
+//! | `digest_nonce_lifetime` | `PORTCULLIS_DIGEST_NONCE_LIFETIME` | `300` | seconds a Digest nonce is accepted on `/digest/`; older nonces get the challenge again with `stale=true` |
+//! | `hawk_skew` | `PORTCULLIS_HAWK_SKEW` | `60` | seconds a Hawk timestamp may differ from the server's clock on `/hawk/`; outside it the answer carries `ts`/`tsm` |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -100,6 +102,10 @@ pub const DEFAULT_LOCKOUT_FAILURES: u32 = 5;
 pub const DEFAULT_LOCKOUT_COOLOFF: u64 = 900;
 /// The Redis key prefix by default.
 pub const DEFAULT_REDIS_PREFIX: &str = "portcullis:";
+/// Digest nonce lifetime by default, in seconds.
+pub const DEFAULT_DIGEST_NONCE_LIFETIME: u64 = 300;
+/// Hawk timestamp skew by default, in seconds.
+pub const DEFAULT_HAWK_SKEW: u64 = 60;
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -211,6 +217,11 @@ pub struct Settings {
     pub jwt: JwtConfig,
     /// The OAuth2 settings (`oauth2_*`, [`OAuth2Config`]).
     pub oauth2: OAuth2Config,
+    /// Seconds a Digest nonce is accepted. Default
+    /// [`DEFAULT_DIGEST_NONCE_LIFETIME`].
+    pub digest_nonce_lifetime: u64,
+    /// Seconds of Hawk timestamp skew allowed. Default [`DEFAULT_HAWK_SKEW`].
+    pub hawk_skew: u64,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -251,6 +262,8 @@ impl fmt::Debug for Settings {
             .field("log", &self.log)
             .field("jwt", &self.jwt)
             .field("oauth2", &self.oauth2)
+            .field("digest_nonce_lifetime", &self.digest_nonce_lifetime)
+            .field("hawk_skew", &self.hawk_skew)
             .finish()
     }
 }
@@ -284,6 +297,8 @@ impl Default for Settings {
             log: None,
             jwt: JwtConfig::default(),
             oauth2: OAuth2Config::default(),
+            digest_nonce_lifetime: DEFAULT_DIGEST_NONCE_LIFETIME,
+            hawk_skew: DEFAULT_HAWK_SKEW,
         }
     }
 }
@@ -337,6 +352,8 @@ struct FileSettings {
     oauth2_access_token_lifetime: Option<u64>,
     oauth2_code_lifetime: Option<u64>,
     oauth2_password_grant: Option<bool>,
+    digest_nonce_lifetime: Option<u64>,
+    hawk_skew: Option<u64>,
 }
 
 /// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
@@ -448,6 +465,8 @@ impl Settings {
         set(&mut self.redis_url, f.redis_url.map(Some));
         set(&mut self.redis_prefix, f.redis_prefix);
         set(&mut self.log, f.log.map(Some));
+        set(&mut self.digest_nonce_lifetime, f.digest_nonce_lifetime);
+        set(&mut self.hawk_skew, f.hawk_skew);
         Ok(())
     }
 
@@ -533,6 +552,18 @@ impl Settings {
         }
         set(&mut self.redis_url, var("redis_url").map(Some));
         set(&mut self.redis_prefix, var("redis_prefix"));
+        if let Some(v) = var("digest_nonce_lifetime") {
+            self.digest_nonce_lifetime = v.trim().parse().map_err(|_| {
+                anyhow!(
+                    "PORTCULLIS_DIGEST_NONCE_LIFETIME must be a whole number of seconds, not {v:?}"
+                )
+            })?;
+        }
+        if let Some(v) = var("hawk_skew") {
+            self.hawk_skew = v.trim().parse().map_err(|_| {
+                anyhow!("PORTCULLIS_HAWK_SKEW must be a whole number of seconds, not {v:?}")
+            })?;
+        }
         set(
             &mut self.log,
             var("log").or_else(|| env("RUST_LOG")).map(Some),
@@ -555,6 +586,12 @@ impl Settings {
         }
         if self.lockout_cooloff == 0 {
             bail!("lockout_cooloff must be at least 1 second (PORTCULLIS_LOCKOUT_COOLOFF)");
+        }
+        if self.digest_nonce_lifetime == 0 {
+            bail!("digest_nonce_lifetime must be at least 1 second (PORTCULLIS_DIGEST_NONCE_LIFETIME)");
+        }
+        if self.hawk_skew == 0 {
+            bail!("hawk_skew must be at least 1 second (PORTCULLIS_HAWK_SKEW)");
         }
         self.throttle_config()?;
         if let Some(url) = &self.redis_url {
@@ -955,6 +992,28 @@ mod tests {
         assert_eq!((s.cache_ttl_ms, s.basic_cache), (0, true));
         let bad = env(&[("PORTCULLIS_CACHE_TTL_MS", "soon")]);
         assert!(Settings::from_sources(None, bad, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn digest_and_hawk_windows() {
+        let s = Settings::from_sources(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (300, 60));
+        let file = "digest_nonce_lifetime = 120\nhawk_skew = 30\n";
+        let s = Settings::from_sources(Some(("f.toml", file)), env(&[]), &Overrides::default())
+            .unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (120, 30));
+        let e = env(&[("PORTCULLIS_HAWK_SKEW", "5")]);
+        let s = Settings::from_sources(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
+        assert_eq!((s.digest_nonce_lifetime, s.hawk_skew), (120, 5));
+        for bad in [
+            ("PORTCULLIS_DIGEST_NONCE_LIFETIME", "0"),
+            ("PORTCULLIS_DIGEST_NONCE_LIFETIME", "soon"),
+            ("PORTCULLIS_HAWK_SKEW", "0"),
+            ("PORTCULLIS_HAWK_SKEW", "-1"),
+        ] {
+            let err = Settings::from_sources(None, env(&[bad]), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains(&bad.0[11..]), "{err}");
+        }
     }
 
     #[test]

@@ -50,6 +50,12 @@
 //! Each is also an [`OAuth2Store`](portcullis::oauth2::OAuth2Store):
 //! clients, tokens and codes by keyed digest (`portcullis_oauth2_client`,
 //! `portcullis_oauth2_token`).
+//! Every SQL store is also a
+//! [`DigestStore`](portcullis::scheme::digest::DigestStore) and a
+//! [`HawkStore`](portcullis::scheme::hawk::HawkStore) (migration `0005`):
+//! realm digests for HTTP Digest (`portcullis_digest_ha1`) and Hawk
+//! credentials (`portcullis_hawk_credential`), both sealed with the secret
+//! key and gone with their user.
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -92,6 +98,8 @@
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod any;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod digest_hawk;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;

@@ -1561,6 +1561,93 @@ mod oauth2 {
                     delete_client_removes_its_tokens,
                     clear_expired_keeps_live_rows,
                     $($extra,)*
+// ----- Digest realm digests and Hawk credentials -----
+
+/// `DigestStore` and `HawkStore` on memory and the three SQL engines
+/// (directly and through `Store`).
+mod digest_hawk {
+    use chrono::{SubsecRound, Utc};
+    use portcullis::scheme::digest::DigestStore;
+    use portcullis::scheme::hawk::{HawkCredential, HawkStore};
+    use portcullis::store::StoreError;
+
+    use super::{new_user, Backend};
+
+    trait Signed: Backend + DigestStore + HawkStore {}
+    impl<S: Backend + DigestStore + HawkStore> Signed for S {}
+
+    fn hawk(id: &str, user_id: i64) -> HawkCredential {
+        HawkCredential {
+            id: id.to_owned(),
+            user_id,
+            sealed_key: format!("sealed-{id}"),
+            created: Utc::now().trunc_subsecs(6),
+        }
+    }
+
+    async fn realm_digest_set_replace_delete(s: &impl Signed) {
+        let ada = s.create_user(new_user("ada")).await.unwrap();
+        assert_eq!(s.realm_digest(ada.id).await.unwrap(), None);
+        s.set_realm_digest(ada.id, Some("one")).await.unwrap();
+        assert_eq!(
+            s.realm_digest(ada.id).await.unwrap().as_deref(),
+            Some("one")
+        );
+        s.set_realm_digest(ada.id, Some("two")).await.unwrap();
+        assert_eq!(
+            s.realm_digest(ada.id).await.unwrap().as_deref(),
+            Some("two")
+        );
+        s.set_realm_digest(ada.id, None).await.unwrap();
+        assert_eq!(s.realm_digest(ada.id).await.unwrap(), None);
+        // Deleting what is not there is fine.
+        s.set_realm_digest(ada.id, None).await.unwrap();
+    }
+
+    async fn realm_digest_of_unknown_user_is_not_found(s: &impl Signed) {
+        assert!(matches!(
+            s.set_realm_digest(424242, Some("x")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert_eq!(s.realm_digest(0).await.unwrap(), None);
+    }
+
+    async fn hawk_credentials_round_trip(s: &impl Signed) {
+        let ada = s.create_user(new_user("ada")).await.unwrap();
+        let c = hawk("AbC123", ada.id);
+        s.insert_hawk_credential(&c).await.unwrap();
+        assert_eq!(s.hawk_credential("AbC123").await.unwrap(), Some(c.clone()));
+        // Ids compare exactly.
+        assert_eq!(s.hawk_credential("abc123").await.unwrap(), None);
+        assert_eq!(s.hawk_credential("AbC123 ").await.unwrap(), None);
+        assert_eq!(s.hawk_credential(&"x".repeat(5000)).await.unwrap(), None);
+        assert!(matches!(
+            s.insert_hawk_credential(&hawk("AbC123", ada.id)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            s.insert_hawk_credential(&hawk("other", 424242)).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    async fn delete_user_removes_its_credentials(s: &impl Signed) {
+        let ada = s.create_user(new_user("ada")).await.unwrap();
+        s.set_realm_digest(ada.id, Some("x")).await.unwrap();
+        s.insert_hawk_credential(&hawk("h1", ada.id)).await.unwrap();
+        s.delete_user(ada.id).await.unwrap();
+        assert_eq!(s.realm_digest(ada.id).await.unwrap(), None);
+        assert_eq!(s.hawk_credential("h1").await.unwrap(), None);
+    }
+
+    macro_rules! signed_suite {
+        ($backend:ident, $setup:path) => {
+            mod $backend {
+                signed_suite!(@tests $setup;
+                    realm_digest_set_replace_delete,
+                    realm_digest_of_unknown_user_is_not_found,
+                    hawk_credentials_round_trip,
+                    delete_user_removes_its_credentials,
                 );
             }
         };
@@ -1570,6 +1657,8 @@ mod oauth2 {
                 async fn $test() {
                     let (fixture, store) = $setup().await;
                     super::$test(&fixture.store, &store).await;
+                    let fixture = $setup().await;
+                    super::$test(&fixture.store).await;
                 }
             )*
         };
@@ -1598,4 +1687,11 @@ mod oauth2 {
         super::store_mysql,
         delete_user_removes_its_tokens
     );
+    signed_suite!(memory_store, super::super::memory);
+    signed_suite!(sqlite_store, super::super::sqlite);
+    signed_suite!(postgres_store, super::super::postgres);
+    signed_suite!(mysql_store, super::super::mysql);
+    signed_suite!(store_enum_sqlite, super::super::store_sqlite);
+    signed_suite!(store_enum_postgres, super::super::store_postgres);
+    signed_suite!(store_enum_mysql, super::super::store_mysql);
 }

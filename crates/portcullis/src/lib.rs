@@ -56,7 +56,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`scheme`] | the [`Scheme`] trait; Basic, Token, Session + CSRF, RemoteUser, closures |
+//! | [`scheme`] | the [`Scheme`] trait; Basic, Token, Session + CSRF, RemoteUser, Digest (RFC 7616), Hawk, closures |
 //! | [`permission`] | the [`Permission`] trait; AllowAny, IsAuthenticated, IsAdminUser, IsAuthenticatedOrReadOnly, and/or/not |
 //! | [`layer`] | [`Policy`] (a route's settings) and the tower [`AuthLayer`] |
 //! | [`extract`] | axum extractors: [`Identity`], [`CurrentUser`], [`Auth`], [`Guard`] (feature `axum`) |

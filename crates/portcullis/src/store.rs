@@ -217,6 +217,8 @@ struct MemoryInner {
     next_id: i64,
     tokens: HashMap<i64, TokenRecord>,
     sessions: HashMap<String, SessionRecord>,
+    realm_digests: HashMap<i64, String>,
+    hawk: HashMap<String, crate::scheme::hawk::HawkCredential>,
 }
 
 /// An in-memory store for tests and examples; not shared between
@@ -354,6 +356,8 @@ impl UserAdmin for MemoryStore {
             .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
         g.tokens.remove(&id);
         g.sessions.retain(|_, s| s.user_id != id);
+        g.realm_digests.remove(&id);
+        g.hawk.retain(|_, c| c.user_id != id);
         Ok(())
     }
 }
@@ -437,6 +441,54 @@ impl SessionStore for MemoryStore {
         let before = g.sessions.len();
         g.sessions.retain(|_, s| s.expires > now);
         Ok((before - g.sessions.len()) as u64)
+    }
+}
+
+#[async_trait]
+impl crate::scheme::digest::DigestStore for MemoryStore {
+    async fn realm_digest(&self, user_id: i64) -> Result<Option<String>, StoreError> {
+        Ok(self.read()?.realm_digests.get(&user_id).cloned())
+    }
+
+    async fn set_realm_digest(&self, user_id: i64, sealed: Option<&str>) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        match sealed {
+            Some(s) => {
+                if !g.users.contains_key(&user_id) {
+                    return Err(StoreError::NotFound(format!("user {user_id}")));
+                }
+                g.realm_digests.insert(user_id, s.to_owned());
+            }
+            None => {
+                g.realm_digests.remove(&user_id);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::scheme::hawk::HawkStore for MemoryStore {
+    async fn hawk_credential(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::scheme::hawk::HawkCredential>, StoreError> {
+        Ok(self.read()?.hawk.get(id).cloned())
+    }
+
+    async fn insert_hawk_credential(
+        &self,
+        credential: &crate::scheme::hawk::HawkCredential,
+    ) -> Result<(), StoreError> {
+        let mut g = self.guard()?;
+        if !g.users.contains_key(&credential.user_id) {
+            return Err(StoreError::NotFound(format!("user {}", credential.user_id)));
+        }
+        if g.hawk.contains_key(&credential.id) {
+            return Err(StoreError::Conflict(format!("Hawk id {}", credential.id)));
+        }
+        g.hawk.insert(credential.id.clone(), credential.clone());
+        Ok(())
     }
 }
 

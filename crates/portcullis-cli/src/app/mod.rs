@@ -22,6 +22,8 @@
 //! | `/.well-known/jwks.json` | none | the JWT verification keys |
 //! | `/oauth2/`, `/oauth2/scoped/`, `/oauth2/client/` | OAuth2 Bearer | IsAuthenticated; TokenHasScope `write`; client tokens welcome ([`oauth2`]) |
 //! | `/oauth2/token/`, `/oauth2/authorize/`, `/oauth2/introspect/`, `/oauth2/revoke/`, `/.well-known/oauth-authorization-server` | client authentication; session for `authorize` | django-oauth-toolkit's endpoints ([`oauth2`]) |
+//! | `/digest/` | HTTP Digest, RFC 7616 (SHA-256 and MD5 challenges) | IsAuthenticated |
+//! | `/hawk/` | Hawk (`Server-Authorization` on answers) | IsAuthenticated |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -66,6 +68,8 @@ use portcullis::password::{HasherConfig, PasswordHasher};
 use portcullis::replay::{MemoryReplayCache, ReplayCache};
 use portcullis::scheme::basic::Basic;
 use portcullis::scheme::csrf::CsrfConfig;
+use portcullis::scheme::digest::DigestStore;
+use portcullis::scheme::hawk::HawkStore;
 use portcullis::scheme::remote_user::RemoteUser;
 use portcullis::scheme::session::{SessionAuth, SessionConfig, Sessions};
 use portcullis::scheme::token::{TokenAuth, Tokens};
@@ -81,6 +85,7 @@ use tower_http::sensitive_headers::{
 };
 
 mod auth_token;
+mod digest_hawk;
 mod forms;
 pub mod jwt;
 mod login;
@@ -166,6 +171,10 @@ pub struct AppConfig {
     /// Where OAuth2 clients and tokens are kept; default `None`: in
     /// memory, for this router only (`serve` uses the database).
     pub oauth2_store: Option<SharedOAuth2Store>,
+    /// How long a Digest nonce is accepted on `/digest/`; default 300 s.
+    pub digest_nonce_lifetime: Duration,
+    /// The Hawk timestamp skew window on `/hawk/`; default 60 s.
+    pub hawk_skew: Duration,
 }
 
 impl AppConfig {
@@ -193,6 +202,8 @@ impl AppConfig {
             replay: Arc::new(MemoryReplayCache::new()),
             oauth2: portcullis::oauth2::OAuth2Settings::default(),
             oauth2_store: None,
+            digest_nonce_lifetime: portcullis::scheme::digest::DEFAULT_NONCE_LIFETIME,
+            hawk_skew: portcullis::scheme::hawk::DEFAULT_SKEW,
         }
     }
 }
@@ -254,9 +265,11 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 /// [`AppConfig::throttle`] has no rate for `anon`, `user` or `burst`.
 pub fn router<S>(store: S, config: AppConfig) -> Router
 where
-    S: UserAdmin + TokenStore + SessionStore + Ping + Clone,
+    S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
 {
     assert!(config.form_limit > 0, "the form limit must be positive");
+    // Digest and Hawk read their credentials uncached.
+    let raw_store = store.clone();
     // Every read below goes through the cache; every write through it
     // invalidates what it touches.
     let store = CachedStore::new(store, config.cache_ttl);
@@ -435,6 +448,7 @@ where
             &defaults,
             session.clone(),
         ))
+        .merge(digest_hawk::routes(raw_store, &config, &defaults))
         .route("/auth-token/", auth_token_route(shared.clone()))
         .route("/auth/login/", login_route(shared.clone()))
         .route(

@@ -39,6 +39,14 @@ pub(crate) fn metadata(info: ViewInfo, allow: &'static str) -> Response {
     res
 }
 
+/// A protected route's body: `{"user": ..., "auth": ...}`.
+pub(crate) fn show_body(id: &Identity<User>) -> serde_json::Value {
+    json!({
+        "user": id.username(),
+        "auth": id.auth().map(|a| a.description()),
+    })
+}
+
 /// `{"user": ..., "auth": ...}`: the identity as the protected routes show
 /// it. `auth` is the scheme's non-secret description, never a secret.
 /// The body of a protected route.
@@ -99,7 +107,7 @@ pub(crate) fn whoami_route(info: ViewInfo, policy: &Policy<User>) -> MethodRoute
     route_with(whoami, info, policy)
 }
 
-fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<User>) -> MethodRouter
+pub(crate) fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<User>) -> MethodRouter
 where
     H: axum::handler::Handler<T, ()> + Clone,
     T: 'static,

@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, bail};
 use portcullis::password::PasswordHasher;
+use portcullis::scheme::digest;
 use portcullis::scheme::session::Sessions;
 use portcullis::store::UserStore;
 
@@ -27,7 +28,22 @@ pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Resul
         .set_password_hash(user.id, &hash)
         .await
         .map_err(|e| super::store_error(settings, e))?;
-    Sessions::new(store, secret)
+    // The realm digest for Digest, sealed and bound to the new hash; the
+    // old one stops working with the old hash.
+    let user = portcullis::User {
+        password: hash,
+        ..user
+    };
+    digest::store_password(
+        &store,
+        &secret,
+        digest::DEFAULT_REALM,
+        &user,
+        Some(&password),
+    )
+    .await
+    .map_err(|e| super::store_error(settings, e))?;
+    Sessions::new(store, secret.clone())
         .end_sessions_of(user.id, None)
         .await
         .map_err(|e| super::store_error(settings, e))?;

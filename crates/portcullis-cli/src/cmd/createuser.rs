@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use portcullis::password::{self, PasswordHasher};
+use portcullis::scheme::digest;
 use portcullis::store::{NewUser, StoreError, UserAdmin};
 
 use crate::cli::CreateUserArgs;
@@ -37,7 +38,7 @@ pub async fn run(settings: &Settings, args: CreateUserArgs) -> anyhow::Result<()
     settings.require_secret()?;
     let store = super::open(settings).await?;
     // Read (or create) the secret exactly as `serve` does.
-    settings.secret_key()?;
+    let secret = settings.secret_key()?;
     let taken = || anyhow::anyhow!("user {} already exists", args.username);
     if super::find_user(settings, &store, &args.username)
         .await?
@@ -45,9 +46,9 @@ pub async fn run(settings: &Settings, args: CreateUserArgs) -> anyhow::Result<()
     {
         return Err(taken());
     }
-    let password_hash = match password {
+    let password_hash = match &password {
         Some(p) => PasswordHasher::new(settings.hasher_config())
-            .hash(&p)
+            .hash(p)
             .await
             .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?,
         None => password::make_unusable(),
@@ -60,10 +61,16 @@ pub async fn run(settings: &Settings, args: CreateUserArgs) -> anyhow::Result<()
         is_staff: args.staff || args.superuser,
         is_superuser: args.superuser,
     };
-    match store.create_user(new).await {
-        Ok(_) => {}
+    let user = match store.create_user(new).await {
+        Ok(user) => user,
         Err(StoreError::Conflict(_)) => return Err(taken()),
         Err(e) => return Err(super::store_error(settings, e)),
+    };
+    if let Some(p) = &password {
+        // Digest cannot use the PBKDF2 hash: keep the realm digest, sealed.
+        digest::store_password(&store, &secret, digest::DEFAULT_REALM, &user, Some(p))
+            .await
+            .map_err(|e| super::store_error(settings, e))?;
     }
     println!("Created user {}", args.username);
     Ok(())

@@ -7,6 +7,7 @@
 pub mod changepassword;
 pub mod create_token;
 pub mod createuser;
+pub mod hawk;
 pub mod jwt;
 pub mod limits;
 pub mod migrate;
@@ -38,6 +39,9 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Unlock(args) => unlock::run(&settings, &args.target).await,
         Command::Serve(_) => serve::run(&settings).await,
         Command::CreateJwtKey(args) => jwt::create_key(&args),
+        Command::CreateHawkCredentials(args) => {
+            hawk::create_credentials(&settings, &args.username).await
+        }
         Command::FlushExpiredTokens => jwt::flush_expired(&settings).await,
         Command::CreateClient(args) => oauth2::create_client(&settings, args).await,
         Command::ListClients => oauth2::list_clients(&settings).await,

@@ -48,6 +48,8 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.form_limit = settings.form_limit;
     config.cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
     config.basic_cache = settings.basic_cache;
+    config.digest_nonce_lifetime = Duration::from_secs(settings.digest_nonce_lifetime);
+    config.hawk_skew = Duration::from_secs(settings.hawk_skew);
     config
 }
 

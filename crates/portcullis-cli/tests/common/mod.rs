@@ -18,6 +18,8 @@ use std::sync::Arc;
 use portcullis::lockout::{Lockout, LockoutStore, MemoryLockoutStore};
 use portcullis::password::{HasherConfig, PasswordHasher};
 use portcullis::scheme::csrf;
+use portcullis::scheme::digest::DigestStore;
+use portcullis::scheme::hawk::HawkStore;
 use portcullis::scheme::token::Tokens;
 use portcullis::store::NewUser;
 use portcullis::store::{Ping, SessionStore, TokenStore, UserAdmin};
@@ -116,10 +118,21 @@ macro_rules! app_suite {
 
 /// What the app needs of a store.
 pub(crate) trait Store:
-    UserAdmin + TokenStore + SessionStore + Ping + Clone + LockoutSource
+    UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone + LockoutSource
 {
 }
-impl<T: UserAdmin + TokenStore + SessionStore + Ping + Clone + LockoutSource> Store for T {}
+impl<
+        T: UserAdmin
+            + TokenStore
+            + SessionStore
+            + Ping
+            + DigestStore
+            + HawkStore
+            + Clone
+            + LockoutSource,
+    > Store for T
+{
+}
 
 /// Where a store under test keeps login failures: the SQL stores in their
 /// own table, the memory store beside it in memory.

@@ -31,7 +31,10 @@
 //!
 //! 1. On an unsafe request with a form body, when a scheme asks for it (the
 //!    session scheme's CSRF field), it reads the body up to the policy's
-//!    limit and hands it on intact.
+//!    limit and hands it on intact. When a scheme signs the body (Digest's
+//!    `auth-int`, Hawk's payload hash; [`Scheme::wants_body`]), it reads
+//!    the whole body the same way and leaves a copy in the extensions as a
+//!    [`RequestBody`](crate::scheme::RequestBody).
 //! 2. It runs the permission, which resolves the identity only if it needs
 //!    it; a denial is answered DRF's way (401 with the first scheme's
 //!    challenge, 403 without one, 403 for an authenticated user).
@@ -195,8 +198,9 @@ impl<U: AuthUser> Policy<U> {
         self.edit(|p| p.anonymous.token = token.map(Arc::from))
     }
 
-    /// The largest form body read for a CSRF field (default 2.5 MiB,
-    /// Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`); larger bodies get `413`.
+    /// The largest body read for a CSRF field or for a scheme that signs
+    /// the body (default 2.5 MiB, Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`);
+    /// larger bodies get `413`.
     ///
     /// # Panics
     ///

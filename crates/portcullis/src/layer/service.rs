@@ -18,7 +18,7 @@ use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::permission::Context;
 use crate::scheme::csrf::FormToken;
-use crate::scheme::RequestHead;
+use crate::scheme::{RequestBody, RequestHead};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -124,6 +124,13 @@ where
     B::Error: Into<BoxError>,
 {
     let mut req = req;
+    let wants_body = {
+        let head = RequestHead::from_request(&req);
+        policy.inner.schemes.iter().any(|s| s.wants_body(&head))
+    };
+    if wants_body {
+        req = read_body(req, policy.inner.form_limit).await?;
+    }
     let field = if form_kind(&req).is_some() {
         let head = RequestHead::from_request(&req);
         policy
@@ -145,6 +152,38 @@ where
     }
     req.extensions_mut().insert(lazy);
     Ok(req)
+}
+
+/// Reads the whole body (up to `limit`) for a scheme that signs it, and
+/// leaves it in the extensions as a [`RequestBody`].
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Request<B>, AuthError>
+where
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let bytes = collect_limited(body, limit).await?;
+    parts.extensions.insert(RequestBody(bytes.clone()));
+    Ok(Request::from_parts(parts, B::from(bytes)))
+}
+
+/// The body up to `limit` bytes; larger is `413`, a broken body is empty.
+async fn collect_limited<B>(body: B, limit: usize) -> Result<Bytes, AuthError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(AuthError::PayloadTooLarge);
+            }
+            Ok(Bytes::new())
+        }
+    }
 }
 
 enum FormKind {

@@ -61,14 +61,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, COOKIE};
 use http::{Extensions, HeaderMap, Method, Uri};
 
 use crate::error::AuthError;
 use crate::identity::{AuthInfo, AuthUser};
 
+mod auth_param;
 pub mod basic;
 pub mod csrf;
+pub mod digest;
+pub mod hawk;
 pub mod remote_user;
 pub mod session;
 pub mod token;
@@ -152,6 +156,15 @@ pub fn split_ascii_whitespace(b: &[u8]) -> Vec<&[u8]> {
         .collect()
 }
 
+/// The request body, left in the request extensions by the layer when a
+/// scheme asked for it ([`Scheme::wants_body`]): schemes that sign the
+/// body (Digest's `auth-int`, Hawk's payload hash) read it from here. The
+/// body is read up to the policy's
+/// [`form_limit`](crate::Policy::form_limit) (larger: `413`) and handed on
+/// to the handler intact.
+#[derive(Clone, Debug, Default)]
+pub struct RequestBody(pub Bytes);
+
 /// A successful authentication: the user, what the scheme says about the
 /// credential, and the scheme's name.
 #[derive(Clone, Debug)]
@@ -212,6 +225,15 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
         let _ = req;
         None
     }
+
+    /// Whether the scheme needs the request body to authenticate this
+    /// request; the layer then reads it first and leaves it in the
+    /// extensions as a [`RequestBody`]. Ask only when the request carries
+    /// credentials of the scheme's kind that cover the body. Default `false`.
+    fn wants_body(&self, req: &RequestHead<'_>) -> bool {
+        let _ = req;
+        false
+    }
 }
 
 #[async_trait]
@@ -227,6 +249,9 @@ impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
     }
     fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
         (**self).form_field(req)
+    }
+    fn wants_body(&self, req: &RequestHead<'_>) -> bool {
+        (**self).wants_body(req)
     }
 }
 
