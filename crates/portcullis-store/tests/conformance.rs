@@ -1561,6 +1561,45 @@ mod oauth2 {
                     delete_client_removes_its_tokens,
                     clear_expired_keeps_live_rows,
                     $($extra,)*
+                );
+            }
+        };
+        (@tests $setup:path; $($test:ident,)*) => {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let (fixture, store) = $setup().await;
+                    super::$test(&fixture.store, &store).await;
+                }
+            )*
+        };
+    }
+
+    oauth2_suite!(memory_store, super::memory);
+    oauth2_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        postgres_store,
+        super::postgres,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        store_enum_sqlite,
+        super::store_sqlite,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_postgres,
+        super::store_postgres,
+        delete_user_removes_its_tokens
+    );
+    oauth2_suite!(
+        store_enum_mysql,
+        super::store_mysql,
+        delete_user_removes_its_tokens
+    );
+}
+
 // ----- Digest realm digests and Hawk credentials -----
 
 /// `DigestStore` and `HawkStore` on memory and the three SQL engines
@@ -1655,8 +1694,6 @@ mod digest_hawk {
             $(
                 #[tokio::test]
                 async fn $test() {
-                    let (fixture, store) = $setup().await;
-                    super::$test(&fixture.store, &store).await;
                     let fixture = $setup().await;
                     super::$test(&fixture.store).await;
                 }
@@ -1664,29 +1701,6 @@ mod digest_hawk {
         };
     }
 
-    oauth2_suite!(memory_store, super::memory);
-    oauth2_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
-    oauth2_suite!(
-        postgres_store,
-        super::postgres,
-        delete_user_removes_its_tokens
-    );
-    oauth2_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
-    oauth2_suite!(
-        store_enum_sqlite,
-        super::store_sqlite,
-        delete_user_removes_its_tokens
-    );
-    oauth2_suite!(
-        store_enum_postgres,
-        super::store_postgres,
-        delete_user_removes_its_tokens
-    );
-    oauth2_suite!(
-        store_enum_mysql,
-        super::store_mysql,
-        delete_user_removes_its_tokens
-    );
     signed_suite!(memory_store, super::super::memory);
     signed_suite!(sqlite_store, super::super::sqlite);
     signed_suite!(postgres_store, super::super::postgres);

@@ -528,10 +528,12 @@ impl PasswordHasher {
         std::thread::Builder::new()
             .name("portcullis-hash".into())
             .spawn(move || {
-                let _permit = permit;
                 lower_priority(nice);
+                let out = f(&hasher);
+                // The slot is free before the caller hears back.
+                drop(permit);
                 // The receiver may be gone (the caller gave up); nothing to do.
-                let _ = tx.send(f(&hasher));
+                let _ = tx.send(out);
             })
             .map_err(|e| tracing::error!(error = %e, "cannot start a password hashing thread"))
             .ok()?;
