@@ -18,7 +18,7 @@ use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::permission::Context;
 use crate::scheme::csrf::FormToken;
-use crate::scheme::RequestHead;
+use crate::scheme::{RequestBody, RequestHead};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -137,6 +137,13 @@ where
     if let Some(field) = field {
         req = read_form_token(req, &field, policy.inner.form_limit).await?;
     }
+    let wants_body = {
+        let head = RequestHead::from_request(&req);
+        policy.inner.schemes.iter().any(|s| s.wants_body(&head))
+    };
+    if wants_body {
+        req = read_body(req, policy.inner.form_limit).await?;
+    }
     let lazy = LazyIdentity::new(policy.clone());
     {
         let ctx = Context::new(RequestHead::from_request(&req), &lazy);
@@ -199,6 +206,29 @@ where
     if let Some(t) = token {
         parts.extensions.insert(FormToken(t));
     }
+    Ok(Request::from_parts(parts, B::from(bytes)))
+}
+
+/// Reads the whole body (up to `limit`) for a scheme that signs it, and
+/// leaves a copy in the extensions as a [`RequestBody`].
+async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Request<B>, AuthError>
+where
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(AuthError::PayloadTooLarge);
+            }
+            return Err(AuthError::bad_request("Malformed request body."));
+        }
+    };
+    parts.extensions.insert(RequestBody(bytes.clone()));
     Ok(Request::from_parts(parts, B::from(bytes)))
 }
 

@@ -69,6 +69,10 @@ use crate::identity::{AuthInfo, AuthUser};
 
 pub mod basic;
 pub mod csrf;
+#[cfg(feature = "httpsig")]
+pub mod httpsig;
+#[cfg(feature = "oauth1")]
+pub mod oauth1;
 pub mod remote_user;
 pub mod session;
 pub mod token;
@@ -212,7 +216,21 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
         let _ = req;
         None
     }
+
+    /// Whether the scheme needs the whole request body to authenticate
+    /// this request (a signature or MAC over the payload). The layer then
+    /// reads the body, up to the policy's limit (`413` beyond it), hands it
+    /// on intact and leaves a copy in the extensions as a [`RequestBody`].
+    fn wants_body(&self, req: &RequestHead<'_>) -> bool {
+        let _ = req;
+        false
+    }
 }
+
+/// The request body, read by the layer before authentication for a scheme
+/// whose [`Scheme::wants_body`] asked for it.
+#[derive(Clone, Debug, Default)]
+pub struct RequestBody(pub bytes::Bytes);
 
 #[async_trait]
 impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
@@ -227,6 +245,9 @@ impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
     }
     fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
         (**self).form_field(req)
+    }
+    fn wants_body(&self, req: &RequestHead<'_>) -> bool {
+        (**self).wants_body(req)
     }
 }
 
