@@ -91,6 +91,8 @@
 mod any;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod httpsig;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
 #[cfg(any(
     feature = "sqlite",

@@ -1303,3 +1303,186 @@ mod replay {
         assert!(!b.first_use("n", ttl, SystemTime::now()).await.unwrap());
     }
 }
+
+// ----- HTTP Message Signatures keys (migration 0006) -----
+
+mod signature_keys {
+    use portcullis::scheme::httpsig::{Algorithm, SignatureKeyRecord, SignatureKeyStore};
+    use portcullis::store::{StoreError, UserAdmin};
+
+    fn key(key_id: &str, user_id: i64, algorithm: Algorithm) -> SignatureKeyRecord {
+        SignatureKeyRecord {
+            key_id: key_id.into(),
+            user_id,
+            algorithm,
+            key: format!("key data of {key_id}"),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    async fn user<S: UserAdmin>(s: &S, name: &str) -> i64 {
+        s.create_user(super::new_user(name)).await.unwrap().id
+    }
+
+    pub(super) async fn add_and_look_up<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let ada = user(s, "ada").await;
+        for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+            s.add_signature_key(&key(&format!("k{i}"), ada, alg))
+                .await
+                .unwrap();
+        }
+        for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+            let got = s.signature_key(&format!("k{i}")).await.unwrap().unwrap();
+            assert_eq!(got.user_id, ada);
+            assert_eq!(got.algorithm, alg);
+            assert_eq!(got.key, format!("key data of k{i}"));
+        }
+        assert!(s.signature_key("missing").await.unwrap().is_none());
+        assert!(s.signature_key(&"x".repeat(300)).await.unwrap().is_none());
+    }
+
+    pub(super) async fn key_ids_are_unique_and_exact<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let ada = user(s, "ada").await;
+        s.add_signature_key(&key("Key", ada, Algorithm::Ed25519))
+            .await
+            .unwrap();
+        let dup = s
+            .add_signature_key(&key("Key", ada, Algorithm::HmacSha256))
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+        assert!(s.signature_key("key").await.unwrap().is_none());
+        assert!(s.signature_key("Key ").await.unwrap().is_none());
+        s.add_signature_key(&key("key", ada, Algorithm::HmacSha256))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.signature_key("key").await.unwrap().unwrap().algorithm,
+            Algorithm::HmacSha256
+        );
+        assert!(s
+            .add_signature_key(&key(&"x".repeat(300), ada, Algorithm::Ed25519))
+            .await
+            .is_err());
+    }
+
+    pub(super) async fn keys_belong_to_existing_users<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let err = s
+            .add_signature_key(&key("orphan", 424242, Algorithm::Ed25519))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        let ada = user(s, "ada").await;
+        s.add_signature_key(&key("k", ada, Algorithm::Ed25519))
+            .await
+            .unwrap();
+        s.delete_user(ada).await.unwrap();
+        assert!(s.signature_key("k").await.unwrap().is_none());
+    }
+}
+
+macro_rules! signature_key_suite {
+    ($backend:ident, $setup:path) => {
+        mod $backend {
+            #[tokio::test]
+            async fn add_and_look_up() {
+                let f = $setup().await;
+                super::signature_keys::add_and_look_up(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn key_ids_are_unique_and_exact() {
+                let f = $setup().await;
+                super::signature_keys::key_ids_are_unique_and_exact(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn keys_belong_to_existing_users() {
+                let f = $setup().await;
+                super::signature_keys::keys_belong_to_existing_users(&f.store).await;
+            }
+        }
+    };
+}
+
+signature_key_suite!(signature_keys_sqlite, super::store_sqlite);
+signature_key_suite!(signature_keys_postgres, super::store_postgres);
+signature_key_suite!(signature_keys_mysql, super::store_mysql);
+
+/// The in-memory keys keep no users, so only the key rules apply.
+mod signature_keys_memory {
+    use portcullis::scheme::httpsig::MemorySignatureKeys;
+
+    #[tokio::test]
+    async fn add_and_look_up() {
+        let users = portcullis::store::MemoryStore::new();
+        let keys = MemorySignatureKeys::new();
+        super::signature_keys::add_and_look_up(&Both(users, keys)).await;
+    }
+
+    #[tokio::test]
+    async fn key_ids_are_unique_and_exact() {
+        let users = portcullis::store::MemoryStore::new();
+        let keys = MemorySignatureKeys::new();
+        super::signature_keys::key_ids_are_unique_and_exact(&Both(users, keys)).await;
+    }
+
+    /// Users from one store, keys from the other.
+    struct Both(portcullis::store::MemoryStore, MemorySignatureKeys);
+
+    #[async_trait::async_trait]
+    impl portcullis::store::UserStore for Both {
+        type User = portcullis::User;
+        async fn user_by_id(
+            &self,
+            id: i64,
+        ) -> Result<Option<portcullis::User>, portcullis::store::StoreError> {
+            self.0.user_by_id(id).await
+        }
+        async fn user_by_username(
+            &self,
+            name: &str,
+        ) -> Result<Option<portcullis::User>, portcullis::store::StoreError> {
+            self.0.user_by_username(name).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl portcullis::store::UserAdmin for Both {
+        async fn create_user(
+            &self,
+            user: portcullis::store::NewUser,
+        ) -> Result<portcullis::User, portcullis::store::StoreError> {
+            self.0.create_user(user).await
+        }
+        async fn set_active(
+            &self,
+            id: i64,
+            active: bool,
+        ) -> Result<(), portcullis::store::StoreError> {
+            self.0.set_active(id, active).await
+        }
+        async fn delete_user(&self, id: i64) -> Result<(), portcullis::store::StoreError> {
+            self.0.delete_user(id).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl portcullis::scheme::httpsig::SignatureKeyStore for Both {
+        async fn signature_key(
+            &self,
+            key_id: &str,
+        ) -> Result<
+            Option<portcullis::scheme::httpsig::SignatureKeyRecord>,
+            portcullis::store::StoreError,
+        > {
+            self.1.signature_key(key_id).await
+        }
+        async fn add_signature_key(
+            &self,
+            key: &portcullis::scheme::httpsig::SignatureKeyRecord,
+        ) -> Result<(), portcullis::store::StoreError> {
+            self.1.add_signature_key(key).await
+        }
+    }
+}
