@@ -90,6 +90,11 @@ pub enum Command {
     /// (simplejwt's flushexpiredtokens).
     #[command(name = "flush-expired-tokens")]
     FlushExpiredTokens,
+
+    /// Register a key for HTTP Message Signatures (RFC 9421), from a public
+    /// key file or newly generated.
+    #[command(name = "add-signature-key")]
+    AddSignatureKey(AddSignatureKeyArgs),
 }
 
 /// `createuser`'s arguments.
@@ -169,6 +174,33 @@ pub struct CreateJwtKeyArgs {
     /// PREFIX-public.pem [default: jwt-ALG, e.g. jwt-es256].
     #[arg(long, value_name = "PREFIX")]
     pub out: Option<std::path::PathBuf>,
+}
+
+/// `add-signature-key`'s arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["public_key_file", "generate"])))]
+pub struct AddSignatureKeyArgs {
+    /// The user the key authenticates.
+    pub username: String,
+
+    /// The `keyid` clients will name (unique, 1 to 255 characters).
+    #[arg(long, value_name = "KID")]
+    pub key_id: String,
+
+    /// The algorithm: ed25519, ecdsa-p256-sha256, rsa-pss-sha512,
+    /// rsa-v1_5-sha256 or hmac-sha256.
+    #[arg(long, value_name = "ALG")]
+    pub alg: String,
+
+    /// The public key PEM (SubjectPublicKeyInfo; PKCS#1 also for RSA).
+    #[arg(long, value_name = "PEM")]
+    pub public_key_file: Option<std::path::PathBuf>,
+
+    /// Generate the key: prints `secret: BASE64` for hmac-sha256, else
+    /// the private key PEM; only the public key (or the sealed secret) is
+    /// stored.
+    #[arg(long)]
+    pub generate: bool,
 }
 
 /// `serve`'s arguments.

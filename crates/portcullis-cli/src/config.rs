@@ -42,6 +42,9 @@
 //! | `jwt_audience` | `PORTCULLIS_JWT_AUDIENCE` | none | written as `aud` and required in incoming JWTs |
 //! | `jwt_issuer` | `PORTCULLIS_JWT_ISSUER` | none | written as `iss` and required in incoming JWTs |
 //! | `jwt_leeway` | `PORTCULLIS_JWT_LEEWAY` | `0` | seconds of clock skew allowed for a JWT's `exp`, `nbf` and `iat` |
+//! | `httpsig_max_age` | `PORTCULLIS_HTTPSIG_MAX_AGE` | `300` | seconds an HTTP message signature's `created` may be old (`expires` is always enforced) |
+//! | `oauth1_timestamp_window` | `PORTCULLIS_OAUTH1_TIMESTAMP_WINDOW` | `300` | seconds an OAuth 1.0a `oauth_timestamp` may be off; nonces are remembered this long |
+//! | `oauth1_plaintext_over_http` | `PORTCULLIS_OAUTH1_PLAINTEXT_OVER_HTTP` | `false` | accept OAuth 1.0a `PLAINTEXT` over plain HTTP too (HTTPS only otherwise) |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -63,6 +66,8 @@ use portcullis::SecretKey;
 use serde::Deserialize;
 
 mod jwt;
+mod signed;
+pub use signed::{SignedConfig, DEFAULT_HTTPSIG_MAX_AGE, DEFAULT_OAUTH1_TIMESTAMP_WINDOW};
 pub use jwt::{
     is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME,
@@ -202,6 +207,9 @@ pub struct Settings {
     pub redis_prefix: String,
     /// The JWT settings (`jwt_*`, [`JwtConfig`]).
     pub jwt: JwtConfig,
+    /// The HTTP Message Signatures and OAuth 1.0a settings
+    /// (`httpsig_*`, `oauth1_*`, [`SignedConfig`]).
+    pub signed: SignedConfig,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -241,6 +249,7 @@ impl fmt::Debug for Settings {
             .field("redis_prefix", &self.redis_prefix)
             .field("log", &self.log)
             .field("jwt", &self.jwt)
+            .field("signed", &self.signed)
             .finish()
     }
 }
@@ -273,6 +282,7 @@ impl Default for Settings {
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             log: None,
             jwt: JwtConfig::default(),
+            signed: SignedConfig::default(),
         }
     }
 }
@@ -323,6 +333,9 @@ struct FileSettings {
     jwt_audience: Option<String>,
     jwt_issuer: Option<String>,
     jwt_leeway: Option<u64>,
+    httpsig_max_age: Option<u64>,
+    oauth1_timestamp_window: Option<u64>,
+    oauth1_plaintext_over_http: Option<bool>,
 }
 
 /// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
@@ -385,6 +398,7 @@ impl Settings {
 
     fn apply_file(&mut self, f: FileSettings) -> anyhow::Result<()> {
         self.jwt.apply_file(&f)?;
+        self.signed.apply_file(&f);
         set(&mut self.secret_key, f.secret_key.map(Some));
         set(&mut self.database_url, f.database_url);
         set(&mut self.bind, f.bind);
@@ -438,6 +452,7 @@ impl Settings {
 
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         self.jwt.apply_env(env)?;
+        self.signed.apply_env(env)?;
         let var = |name: &str| env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase()));
         set(&mut self.secret_key, var("secret_key").map(Some));
         set(
@@ -525,6 +540,7 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.signed.validate()?;
         if self.password_iterations == 0 || self.password_iterations > MAX_PASSWORD_ITERATIONS {
             bail!("password_iterations must be between 1 and {MAX_PASSWORD_ITERATIONS}");
         }

@@ -20,6 +20,7 @@
 //! | `/jwt/` | JWT (`Bearer`, simplejwt's `JWTAuthentication`) | IsAuthenticated |
 //! | `/api/token/`, `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/` | none; POST only | simplejwt's token views ([`jwt`]) |
 //! | `/.well-known/jwks.json` | none | the JWT verification keys |
+//! | `/httpsig/` | HTTP Message Signatures, RFC 9421 ([`httpsig`]) | IsAuthenticated |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -80,11 +81,13 @@ use tower_http::sensitive_headers::{
 
 mod auth_token;
 mod forms;
+pub mod httpsig;
 pub mod jwt;
 mod login;
 mod respond;
 mod views;
 
+pub use httpsig::SharedSignatureKeys;
 pub use jwt::SharedBlacklist;
 
 use views::ViewInfo;
@@ -155,6 +158,14 @@ pub struct AppConfig {
     /// `PORTCULLIS_REDIS_URL` is set, so several servers refuse the same
     /// nonce).
     pub replay: Arc<dyn ReplayCache>,
+    /// HTTP Message Signatures settings for `/httpsig/`; default
+    /// [`HttpSigConfig::default`](portcullis::scheme::httpsig::HttpSigConfig):
+    /// `created` at most 300 s old. The router fills in
+    /// [`secure_proxy_ssl_header`](Self::secure_proxy_ssl_header).
+    pub httpsig: portcullis::scheme::httpsig::HttpSigConfig,
+    /// Where `/httpsig/` finds signature keys; default `None`: in memory,
+    /// empty (`serve` uses the database).
+    pub signature_keys: Option<SharedSignatureKeys>,
 }
 
 impl AppConfig {
@@ -180,6 +191,8 @@ impl AppConfig {
             jwt: portcullis::jwt::JwtSettings::default(),
             jwt_blacklist: None,
             replay: Arc::new(MemoryReplayCache::new()),
+            httpsig: portcullis::scheme::httpsig::HttpSigConfig::default(),
+            signature_keys: None,
         }
     }
 }
@@ -295,6 +308,9 @@ where
         .unauthenticated_user(config.unauthenticated_user.as_deref())
         .form_limit(config.form_limit);
     let only = |s: &Arc<dyn Scheme<User>>| defaults.clone().schemes(vec![s.clone()]);
+
+    let mut httpsig_config = config.httpsig.clone();
+    httpsig_config.secure_proxy_header = csrf.secure_proxy_header.clone();
 
     let shared = Arc::new(Shared {
         backend,
@@ -413,6 +429,14 @@ where
             jwt::service(&config.jwt, &config.secret, config.jwt_blacklist.as_ref()),
             store.clone(),
             shared.backend.clone(),
+            &defaults,
+        ))
+        .merge(httpsig::routes(
+            store.clone(),
+            config.signature_keys.as_ref(),
+            &config.secret,
+            config.replay.clone(),
+            httpsig_config,
             &defaults,
         ))
         .route("/auth-token/", auth_token_route(shared.clone()))

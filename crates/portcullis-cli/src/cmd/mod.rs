@@ -7,6 +7,7 @@
 pub mod changepassword;
 pub mod create_token;
 pub mod createuser;
+pub mod httpsig;
 pub mod jwt;
 pub mod limits;
 pub mod migrate;
@@ -38,6 +39,7 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::Serve(_) => serve::run(&settings).await,
         Command::CreateJwtKey(args) => jwt::create_key(&args),
         Command::FlushExpiredTokens => jwt::flush_expired(&settings).await,
+        Command::AddSignatureKey(args) => httpsig::add_key(&settings, args).await,
     }
 }
 

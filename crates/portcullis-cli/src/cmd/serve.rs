@@ -24,7 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::app::{router, AppConfig, SharedBlacklist};
+use crate::app::{router, AppConfig, SharedBlacklist, SharedSignatureKeys};
 use crate::config::Settings;
 
 /// How often expired sessions are deleted.
@@ -48,6 +48,7 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.form_limit = settings.form_limit;
     config.cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
     config.basic_cache = settings.basic_cache;
+    config.httpsig.max_age = Duration::from_secs(settings.signed.httpsig_max_age);
     config
 }
 
@@ -86,6 +87,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let mut config = app_config(settings, secret);
     config.jwt = jwt_settings;
     config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
+    config.signature_keys = Some(SharedSignatureKeys::new(store.clone()));
     // Throttle counts and login failures: in Redis when set (shared by
     // every server using it), else in memory and in the database, where
     // `portcullis unlock` reaches them.

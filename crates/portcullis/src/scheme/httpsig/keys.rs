@@ -188,3 +188,77 @@ impl VerifyKey {
         }
     }
 }
+
+/// A newly generated key pair, as PEM text. Its `Debug` output hides the
+/// private key.
+#[derive(Clone)]
+pub struct GeneratedKeyPair {
+    /// The private key, PKCS#8 (`BEGIN PRIVATE KEY`, version 1, which
+    /// OpenSSL and Python's `cryptography` read); keep it secret.
+    pub private_pem: String,
+    /// The public key, SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`).
+    pub public_pem: String,
+}
+
+impl fmt::Debug for GeneratedKeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKeyPair")
+            .field("public_pem", &self.public_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates a key pair for an asymmetric algorithm (RSA keys are 2048
+/// bits: slow, call it off the async runtime). HMAC has no key pair:
+/// [`KeyError::WrongKind`].
+pub fn generate_key_pair(alg: Algorithm) -> Result<GeneratedKeyPair, KeyError> {
+    use rand::rngs::OsRng;
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    let failed = |_| KeyError::WrongKind(alg);
+    match alg {
+        Algorithm::Ed25519 => {
+            let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
+            let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+                secret_key: key.to_bytes(),
+                public_key: None,
+            };
+            Ok(GeneratedKeyPair {
+                private_pem: bytes
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?
+                    .to_string(),
+                public_pem: key
+                    .verifying_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?,
+            })
+        }
+        Algorithm::EcdsaP256Sha256 => {
+            let key = p256::SecretKey::random(&mut OsRng);
+            Ok(GeneratedKeyPair {
+                private_pem: key
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?
+                    .to_string(),
+                public_pem: key
+                    .public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?,
+            })
+        }
+        Algorithm::RsaPssSha512 | Algorithm::RsaV15Sha256 => {
+            let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).map_err(failed)?;
+            Ok(GeneratedKeyPair {
+                private_pem: key
+                    .to_pkcs8_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?
+                    .to_string(),
+                public_pem: key
+                    .to_public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .map_err(|_| KeyError::WrongKind(alg))?,
+            })
+        }
+        Algorithm::HmacSha256 => Err(KeyError::WrongKind(alg)),
+    }
+}

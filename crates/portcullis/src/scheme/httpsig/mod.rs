@@ -108,7 +108,9 @@ pub use base::{
     serialize_identifier, serialize_params, signature_base, Message, ParsedSignature,
     SignatureParams, MAX_COMPONENTS, MAX_FIELD_LEN, MAX_PARAM_LEN,
 };
-pub use keys::{Algorithm, KeyError, UnknownAlgorithm, VerifyKey};
+pub use keys::{
+    generate_key_pair, Algorithm, GeneratedKeyPair, KeyError, UnknownAlgorithm, VerifyKey,
+};
 pub use store::{
     check_key_id, MemorySignatureKeys, SignatureKeyRecord, SignatureKeyStore, MAX_KEY_ID,
 };

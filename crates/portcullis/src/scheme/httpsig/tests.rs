@@ -666,3 +666,17 @@ async fn no_signature_fields_pass_to_the_next_scheme() {
         "sig1=(\"@method\" \"@target-uri\" \"@authority\" \"content-digest\");created;keyid"
     );
 }
+
+#[test]
+fn generated_key_pairs_verify_their_own_signatures() {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let pair = generate_key_pair(Algorithm::Ed25519).unwrap();
+    assert!(pair.private_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(!format!("{pair:?}").contains("PRIVATE"));
+    let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(&pair.private_pem).unwrap();
+    let key = VerifyKey::from_public_pem(Algorithm::Ed25519, &pair.public_pem).unwrap();
+    assert!(key.verify(b"m", &signing.sign(b"m").to_bytes()));
+    let p256 = generate_key_pair(Algorithm::EcdsaP256Sha256).unwrap();
+    assert!(VerifyKey::from_public_pem(Algorithm::EcdsaP256Sha256, &p256.public_pem).is_ok());
+    assert!(generate_key_pair(Algorithm::HmacSha256).is_err());
+}
