@@ -94,6 +94,8 @@ mod error;
 mod httpsig;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod oauth1;
 #[cfg(any(
     feature = "sqlite",
     feature = "postgres",

@@ -1486,3 +1486,115 @@ mod signature_keys_memory {
         }
     }
 }
+
+// ----- OAuth 1.0a consumers and tokens (migration 0006) -----
+
+mod oauth1 {
+    use chrono::Utc;
+    use portcullis::scheme::oauth1::{ConsumerRecord, OAuth1Store, OAuth1TokenRecord, TokenKind};
+    use portcullis::store::{StoreError, UserAdmin};
+
+    fn consumer(key: &str) -> ConsumerRecord {
+        ConsumerRecord {
+            consumer_key: key.into(),
+            name: "Ünïcode app".into(),
+            sealed_secret: "sealed".into(),
+            rsa_public_key: Some("pem".into()),
+            callback: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn token(t: &str, consumer: &str, user_id: Option<i64>, kind: TokenKind) -> OAuth1TokenRecord {
+        OAuth1TokenRecord {
+            token: t.into(),
+            consumer_key: consumer.into(),
+            user_id,
+            kind,
+            sealed_secret: "sealed-t".into(),
+            callback: Some("oob".into()),
+            verifier_digest: None,
+            created_at: Utc::now(),
+            expires_at: Some(Utc::now() + chrono::Duration::minutes(10)),
+        }
+    }
+
+    pub(super) async fn consumers_and_tokens<S: UserAdmin + OAuth1Store>(s: &S) {
+        let ada = s.create_user(super::new_user("ada")).await.unwrap().id;
+        s.create_consumer(&consumer("ck")).await.unwrap();
+        let dup = s.create_consumer(&consumer("ck")).await.unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+        let got = s.consumer("ck").await.unwrap().unwrap();
+        assert_eq!(got.name, "Ünïcode app");
+        assert_eq!(got.rsa_public_key.as_deref(), Some("pem"));
+        assert_eq!(got.callback, None);
+        assert!(s.consumer("CK").await.unwrap().is_none());
+        assert!(s.consumer(&"x".repeat(100)).await.unwrap().is_none());
+
+        s.insert_oauth1_token(&token("rt", "ck", None, TokenKind::Request))
+            .await
+            .unwrap();
+        s.insert_oauth1_token(&token("at", "ck", Some(ada), TokenKind::Access))
+            .await
+            .unwrap();
+        let rt = s.oauth1_token("rt").await.unwrap().unwrap();
+        assert_eq!(rt.consumer_key, "ck");
+        assert_eq!(rt.kind, TokenKind::Request);
+        assert_eq!(rt.user_id, None);
+        assert!(rt.expires_at.is_some());
+        assert_eq!(s.oauth1_token("at").await.unwrap().unwrap().user_id, Some(ada));
+
+        assert!(s.authorize_request_token("rt", ada, "digest").await.unwrap());
+        assert!(!s.authorize_request_token("rt", ada, "again").await.unwrap());
+        assert!(!s.authorize_request_token("at", ada, "x").await.unwrap());
+        let rt = s.oauth1_token("rt").await.unwrap().unwrap();
+        assert_eq!(rt.user_id, Some(ada));
+        assert_eq!(rt.verifier_digest.as_deref(), Some("digest"));
+
+        assert!(s.delete_oauth1_token("rt").await.unwrap());
+        assert!(!s.delete_oauth1_token("rt").await.unwrap());
+        assert!(s.oauth1_token("rt").await.unwrap().is_none());
+    }
+
+    pub(super) async fn tokens_need_their_consumer_and_user<S: UserAdmin + OAuth1Store>(s: &S) {
+        let err = s
+            .insert_oauth1_token(&token("t", "missing", None, TokenKind::Request))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        s.create_consumer(&consumer("ck")).await.unwrap();
+        let err = s
+            .insert_oauth1_token(&token("t", "ck", Some(424242), TokenKind::Access))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        let ada = s.create_user(super::new_user("ada")).await.unwrap().id;
+        s.insert_oauth1_token(&token("t", "ck", Some(ada), TokenKind::Access))
+            .await
+            .unwrap();
+        s.delete_user(ada).await.unwrap();
+        assert!(s.oauth1_token("t").await.unwrap().is_none());
+    }
+}
+
+macro_rules! oauth1_suite {
+    ($backend:ident, $setup:path) => {
+        mod $backend {
+            #[tokio::test]
+            async fn consumers_and_tokens() {
+                let f = $setup().await;
+                super::oauth1::consumers_and_tokens(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn tokens_need_their_consumer_and_user() {
+                let f = $setup().await;
+                super::oauth1::tokens_need_their_consumer_and_user(&f.store).await;
+            }
+        }
+    };
+}
+
+oauth1_suite!(oauth1_sqlite, super::store_sqlite);
+oauth1_suite!(oauth1_postgres, super::store_postgres);
+oauth1_suite!(oauth1_mysql, super::store_mysql);
