@@ -95,6 +95,14 @@ pub enum Command {
     /// key file or newly generated.
     #[command(name = "add-signature-key")]
     AddSignatureKey(AddSignatureKeyArgs),
+
+    /// Register an OAuth 1.0a consumer (client credentials).
+    #[command(name = "create-oauth1-consumer")]
+    CreateOAuth1Consumer(CreateOAuth1ConsumerArgs),
+
+    /// Issue an OAuth 1.0a access token for a user to a consumer.
+    #[command(name = "create-oauth1-token")]
+    CreateOAuth1Token(CreateOAuth1TokenArgs),
 }
 
 /// `createuser`'s arguments.
@@ -201,6 +209,32 @@ pub struct AddSignatureKeyArgs {
     /// stored.
     #[arg(long)]
     pub generate: bool,
+}
+
+/// `create-oauth1-consumer`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateOAuth1ConsumerArgs {
+    /// A name for people (shown on the consent form).
+    pub name: String,
+
+    /// An RSA public key PEM, for RSA-SHA1 signatures.
+    #[arg(long, value_name = "PEM")]
+    pub rsa_public_key_file: Option<std::path::PathBuf>,
+
+    /// The callback URI the three-legged flow may send users back to
+    /// (`oob` is always allowed).
+    #[arg(long, value_name = "URI")]
+    pub callback: Option<String>,
+}
+
+/// `create-oauth1-token`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateOAuth1TokenArgs {
+    /// The consumer the token is issued to.
+    pub consumer_key: String,
+
+    /// The user the token authenticates.
+    pub username: String,
 }
 
 /// `serve`'s arguments.

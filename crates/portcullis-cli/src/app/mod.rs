@@ -21,6 +21,8 @@
 //! | `/api/token/`, `/api/token/refresh/`, `/api/token/verify/`, `/api/token/blacklist/` | none; POST only | simplejwt's token views ([`jwt`]) |
 //! | `/.well-known/jwks.json` | none | the JWT verification keys |
 //! | `/httpsig/` | HTTP Message Signatures, RFC 9421 ([`httpsig`]) | IsAuthenticated |
+//! | `/oauth1/` | OAuth 1.0a, RFC 5849 ([`oauth1`]) | IsAuthenticated |
+//! | `/oauth1/request_token/`, `/oauth1/authorize/`, `/oauth1/access_token/` | OAuth 1.0a signatures; session for `authorize` | the three-legged flow ([`oauth1`]) |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -84,11 +86,13 @@ mod forms;
 pub mod httpsig;
 pub mod jwt;
 mod login;
+pub mod oauth1;
 mod respond;
 mod views;
 
 pub use httpsig::SharedSignatureKeys;
 pub use jwt::SharedBlacklist;
+pub use oauth1::SharedOAuth1Store;
 
 use views::ViewInfo;
 
@@ -166,6 +170,14 @@ pub struct AppConfig {
     /// Where `/httpsig/` finds signature keys; default `None`: in memory,
     /// empty (`serve` uses the database).
     pub signature_keys: Option<SharedSignatureKeys>,
+    /// OAuth 1.0a settings for `/oauth1/...`; default
+    /// [`OAuth1Config::default`](portcullis::scheme::oauth1::OAuth1Config):
+    /// a 300 s timestamp window, `PLAINTEXT` over HTTPS only. The router
+    /// fills in [`secure_proxy_ssl_header`](Self::secure_proxy_ssl_header).
+    pub oauth1: portcullis::scheme::oauth1::OAuth1Config,
+    /// Where OAuth 1.0a consumers and tokens are kept; default `None`: in
+    /// memory, for this router only (`serve` uses the database).
+    pub oauth1_store: Option<SharedOAuth1Store>,
 }
 
 impl AppConfig {
@@ -193,6 +205,8 @@ impl AppConfig {
             replay: Arc::new(MemoryReplayCache::new()),
             httpsig: portcullis::scheme::httpsig::HttpSigConfig::default(),
             signature_keys: None,
+            oauth1: portcullis::scheme::oauth1::OAuth1Config::default(),
+            oauth1_store: None,
         }
     }
 }
@@ -311,6 +325,17 @@ where
 
     let mut httpsig_config = config.httpsig.clone();
     httpsig_config.secure_proxy_header = csrf.secure_proxy_header.clone();
+    let mut oauth1_config = config.oauth1.clone();
+    oauth1_config.secure_proxy_header = csrf.secure_proxy_header.clone();
+    let oauth1 = portcullis::scheme::oauth1::OAuth1::new(
+        config
+            .oauth1_store
+            .clone()
+            .unwrap_or_else(SharedOAuth1Store::memory),
+        config.secret.clone(),
+        config.replay.clone(),
+        oauth1_config,
+    );
 
     let shared = Arc::new(Shared {
         backend,
@@ -437,6 +462,13 @@ where
             &config.secret,
             config.replay.clone(),
             httpsig_config,
+            &defaults,
+        ))
+        .merge(oauth1::routes(
+            oauth1,
+            store.clone(),
+            shared.clone(),
+            session.clone(),
             &defaults,
         ))
         .route("/auth-token/", auth_token_route(shared.clone()))

@@ -11,6 +11,7 @@ pub mod httpsig;
 pub mod jwt;
 pub mod limits;
 pub mod migrate;
+pub mod oauth1;
 pub mod serve;
 pub mod unlock;
 pub mod users;
@@ -40,6 +41,8 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::CreateJwtKey(args) => jwt::create_key(&args),
         Command::FlushExpiredTokens => jwt::flush_expired(&settings).await,
         Command::AddSignatureKey(args) => httpsig::add_key(&settings, args).await,
+        Command::CreateOAuth1Consumer(args) => oauth1::create_consumer(&settings, args).await,
+        Command::CreateOAuth1Token(args) => oauth1::create_token(&settings, args).await,
     }
 }
 

@@ -24,7 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::app::{router, AppConfig, SharedBlacklist, SharedSignatureKeys};
+use crate::app::{router, AppConfig, SharedBlacklist, SharedOAuth1Store, SharedSignatureKeys};
 use crate::config::Settings;
 
 /// How often expired sessions are deleted.
@@ -49,6 +49,8 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
     config.basic_cache = settings.basic_cache;
     config.httpsig.max_age = Duration::from_secs(settings.signed.httpsig_max_age);
+    config.oauth1.timestamp_window = Duration::from_secs(settings.signed.oauth1_timestamp_window);
+    config.oauth1.plaintext_over_http = settings.signed.oauth1_plaintext_over_http;
     config
 }
 
@@ -88,6 +90,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     config.jwt = jwt_settings;
     config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
     config.signature_keys = Some(SharedSignatureKeys::new(store.clone()));
+    config.oauth1_store = Some(SharedOAuth1Store::new(store.clone()));
     // Throttle counts and login failures: in Redis when set (shared by
     // every server using it), else in memory and in the database, where
     // `portcullis unlock` reaches them.
