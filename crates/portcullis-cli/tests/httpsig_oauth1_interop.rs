@@ -398,3 +398,206 @@ fn add_signature_key_errors_are_one_line() {
     let out = env.ok(&["add-signature-key", "ada", "--key-id", "k2", "--alg", "ed25519", "--public-key-file", p]);
     assert!(out.contains("k2") && !out.contains("PRIVATE"), "{out}");
 }
+
+// ----- OAuth 1.0a with requests-oauthlib -----
+
+/// Drives `/oauth1/` with requests-oauthlib: signed requests (HMAC-SHA1,
+/// HMAC-SHA256, RSA-SHA1, PLAINTEXT over HTTP), a replay, and the
+/// three-legged flow through the session login and the consent form.
+const OAUTH1_CLIENT: &str = r#"
+import sys, json, re, time, requests
+from requests_oauthlib import OAuth1, OAuth1Session
+from oauthlib.oauth1 import SIGNATURE_HMAC, SIGNATURE_HMAC_SHA256, SIGNATURE_RSA, SIGNATURE_PLAINTEXT
+
+c = json.loads(sys.argv[1])
+base = c["base"]
+results = []
+
+def record(name, res):
+    try:
+        body = res.json()
+    except ValueError:
+        body = res.text
+    results.append([name, res.status_code, body, res.headers.get("WWW-Authenticate"),
+                    res.headers.get("Location")])
+
+s = requests.Session()
+for name, method in [("hmac-sha1", SIGNATURE_HMAC), ("hmac-sha256", SIGNATURE_HMAC_SHA256)]:
+    auth = OAuth1(c["ck"], c["cs"], c["tk"], c["ts"], signature_method=method)
+    record(name + " get", s.get(base + "/oauth1/?q=a+b&r=%C3%BC", auth=auth))
+    record(name + " post form", s.post(base + "/oauth1/", data={"x": "1 2", "y": "\u00fc"}, auth=auth))
+
+req = requests.Request("GET", base + "/oauth1/", auth=OAuth1(c["ck"], c["cs"], c["tk"], c["ts"])).prepare()
+record("replay first", s.send(req))
+record("replay second", s.send(req))
+record("wrong secret", s.get(base + "/oauth1/", auth=OAuth1(c["ck"], "nope", c["tk"], c["ts"])))
+stale = OAuth1(c["ck"], c["cs"], c["tk"], c["ts"], timestamp=str(int(time.time()) - 1000))
+record("stale", s.get(base + "/oauth1/", auth=stale))
+record("plaintext over http", s.get(base + "/oauth1/", auth=OAuth1(
+    c["ck"], c["cs"], c["tk"], c["ts"], signature_method=SIGNATURE_PLAINTEXT)))
+rsa = OAuth1(c["rsa_ck"], resource_owner_key=c["rsa_tk"], resource_owner_secret=c["rsa_ts"],
+             signature_method=SIGNATURE_RSA, rsa_key=open(c["rsa_key"]).read())
+record("rsa-sha1", s.get(base + "/oauth1/", auth=rsa))
+
+# The three-legged flow, once with oob and once with the registered callback.
+browser = requests.Session()
+res = browser.get(base + "/oauth1/authorize/?oauth_token=x", allow_redirects=False)
+record("authorize anonymous", res)
+page = browser.get(base + "/auth/login/").text
+token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+res = browser.post(base + "/auth/login/", data={"username": "ada", "password": c["password"],
+                   "csrfmiddlewaretoken": token}, allow_redirects=False)
+record("login", res)
+
+for callback in ["oob", c["callback"]]:
+    client = OAuth1Session(c["ck"], client_secret=c["cs"], callback_uri=callback)
+    fetched = client.fetch_request_token(base + "/oauth1/request_token/")
+    rt = fetched["oauth_token"]
+    page = browser.get(base + "/oauth1/authorize/?oauth_token=" + rt)
+    record("consent form " + callback, page)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    no_csrf = browser.post(base + "/oauth1/authorize/", data={"oauth_token": rt, "allow": "Authorize"},
+                           allow_redirects=False)
+    record("consent without csrf " + callback, no_csrf)
+    res = browser.post(base + "/oauth1/authorize/", data={"oauth_token": rt, "allow": "Authorize",
+                       "csrfmiddlewaretoken": csrf}, allow_redirects=False)
+    record("consent " + callback, res)
+    if callback == "oob":
+        verifier = re.search(r'id="oauth_verifier">([^<]+)<', res.text).group(1)
+        access = client.fetch_access_token(base + "/oauth1/access_token/", verifier=verifier)
+    else:
+        client.parse_authorization_response(res.headers["Location"])
+        access = client.fetch_access_token(base + "/oauth1/access_token/")
+    user = OAuth1Session(c["ck"], client_secret=c["cs"], resource_owner_key=access["oauth_token"],
+                         resource_owner_secret=access["oauth_token_secret"])
+    record("three-legged " + callback, user.get(base + "/oauth1/"))
+    again = OAuth1Session(c["ck"], client_secret=c["cs"], resource_owner_key=rt,
+                          resource_owner_secret=fetched["oauth_token_secret"], verifier="x")
+    record("exchange again " + callback, again.post(base + "/oauth1/access_token/"))
+print(json.dumps(results))
+"#;
+
+/// The `key: value` line of a command's output.
+fn field(out: &str, key: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+        .unwrap_or_else(|| panic!("no {key} in {out}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn oauth1_with_requests_oauthlib() {
+    let env = Env::new();
+    let password = "lovelace-1234";
+    env.ok(&["createuser", "ada", "--password", password]);
+    let callback = "https://client.example/cb";
+    let consumer = env.ok(&["create-oauth1-consumer", "Example App", "--callback", callback]);
+    let (ck, cs) = (field(&consumer, "consumer_key"), field(&consumer, "consumer_secret"));
+    let token = env.ok(&["create-oauth1-token", &ck, "ada"]);
+    let (tk, ts) = (field(&token, "token"), field(&token, "token_secret"));
+    let testdata = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../portcullis/src/scheme/httpsig/testdata"
+    );
+    let rsa_consumer = env.ok(&[
+        "create-oauth1-consumer",
+        "RSA App",
+        "--rsa-public-key-file",
+        &format!("{testdata}/rsa_public.pem"),
+    ]);
+    let rsa_ck = field(&rsa_consumer, "consumer_key");
+    let rsa_token = env.ok(&["create-oauth1-token", &rsa_ck, "ada"]);
+    let server = Server::start(&env);
+    let config = serde_json::json!({
+        "base": server.base,
+        "ck": ck, "cs": cs, "tk": tk, "ts": ts,
+        "rsa_ck": rsa_ck,
+        "rsa_tk": field(&rsa_token, "token"),
+        "rsa_ts": field(&rsa_token, "token_secret"),
+        "rsa_key": format!("{testdata}/rsa_private.pem"),
+        "password": password,
+        "callback": callback,
+    });
+    let results = python(OAUTH1_CLIENT, &[&config.to_string()]);
+    for ok in [
+        "hmac-sha1 get",
+        "hmac-sha1 post form",
+        "hmac-sha256 get",
+        "hmac-sha256 post form",
+        "replay first",
+        "rsa-sha1",
+        "three-legged oob",
+        "three-legged https://client.example/cb",
+    ] {
+        let r = scenario(&results, ok);
+        assert_eq!(r[1], 200, "{ok}: {results}");
+        assert_eq!(r[2]["user"], "ada", "{ok}: {results}");
+    }
+    assert_eq!(
+        scenario(&results, "hmac-sha1 get")[2]["auth"],
+        format!("oauth1 consumer {ck}")
+    );
+    for refused in ["replay second", "wrong secret", "stale"] {
+        let r = scenario(&results, refused);
+        assert_eq!(r[1], 401, "{refused}: {results}");
+        assert_eq!(r[3], "OAuth realm=\"api\"", "{refused}");
+        assert!(r[2]["detail"].is_string(), "{refused}: {results}");
+    }
+    assert_eq!(status(&results, "plaintext over http"), 400, "{results}");
+    let anonymous = scenario(&results, "authorize anonymous");
+    assert_eq!(anonymous[1], 302);
+    assert!(
+        anonymous[4]
+            .as_str()
+            .unwrap()
+            .starts_with("/auth/login/?next=%2Foauth1%2Fauthorize%2F"),
+        "{anonymous}"
+    );
+    assert_eq!(status(&results, "login"), 302);
+    for cb in ["oob", callback] {
+        assert_eq!(status(&results, &format!("consent form {cb}")), 200);
+        assert_eq!(
+            status(&results, &format!("consent without csrf {cb}")),
+            403,
+            "{results}"
+        );
+        let exchange_again = status(&results, &format!("exchange again {cb}"));
+        assert!(
+            exchange_again == 401 || exchange_again == 400,
+            "{cb}: {results}"
+        );
+    }
+    assert_eq!(status(&results, "consent oob"), 200);
+    let redirect = scenario(&results, &format!("consent {callback}"));
+    assert_eq!(redirect[1], 302);
+    let location = redirect[4].as_str().unwrap();
+    assert!(
+        location.starts_with("https://client.example/cb?oauth_token=")
+            && location.contains("&oauth_verifier="),
+        "{location}"
+    );
+}
+
+#[test]
+fn oauth1_commands_fail_with_one_line() {
+    let env = Env::new();
+    env.ok(&["createuser", "ada"]);
+    let err = env.fails(&["create-oauth1-token", "nope", "ada"]);
+    assert!(err.contains("consumer nope does not exist"), "{err}");
+    let consumer = env.ok(&["create-oauth1-consumer", "App"]);
+    let ck = field(&consumer, "consumer_key");
+    let err = env.fails(&["create-oauth1-token", &ck, "bob"]);
+    assert!(err.contains("does not exist"), "{err}");
+    let err = env.fails(&["create-oauth1-consumer", "App", "--callback", "javascript:x"]);
+    assert!(err.contains("callback"), "{err}");
+    let pem = env.path().join("k.pem");
+    std::fs::write(&pem, "garbage").unwrap();
+    let err = env.fails(&[
+        "create-oauth1-consumer",
+        "App",
+        "--rsa-public-key-file",
+        pem.to_str().unwrap(),
+    ]);
+    assert!(err.contains("RSA public key"), "{err}");
+}
