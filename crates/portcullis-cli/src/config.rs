@@ -67,11 +67,11 @@ use serde::Deserialize;
 
 mod jwt;
 mod signed;
-pub use signed::{SignedConfig, DEFAULT_HTTPSIG_MAX_AGE, DEFAULT_OAUTH1_TIMESTAMP_WINDOW};
 pub use jwt::{
     is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME,
 };
+pub use signed::{SignedConfig, DEFAULT_HTTPSIG_MAX_AGE, DEFAULT_OAUTH1_TIMESTAMP_WINDOW};
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";

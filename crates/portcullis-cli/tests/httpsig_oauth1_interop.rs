@@ -159,8 +159,12 @@ fn python(program: &str, args: &[&str]) -> Value {
             ""
         }
     );
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("python3 printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "python3 printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
 
 /// Signs requests with `http-message-signatures` and reports what the
@@ -332,8 +336,14 @@ fn httpsig_challenge_and_malformed_input() {
     );
     for (input, sig) in [
         ("sig1=(", "sig1=:AAAA:"),
-        ("sig1=(\"@method\" \"@method\");created=1;keyid=\"k\"", "sig1=:AAAA:"),
-        ("sig1=(\"@method\");created=1;keyid=\"k\"", "sig1=:not base64:"),
+        (
+            "sig1=(\"@method\" \"@method\");created=1;keyid=\"k\"",
+            "sig1=:AAAA:",
+        ),
+        (
+            "sig1=(\"@method\");created=1;keyid=\"k\"",
+            "sig1=:not base64:",
+        ),
         ("sig1=(\"@method\");created=1;keyid=\"k\"", "other=:AAAA:"),
     ] {
         let res = client
@@ -365,23 +375,65 @@ fn add_signature_key_errors_are_one_line() {
     let p = pem.to_str().unwrap();
     let cases: [(&[&str], &str); 5] = [
         (
-            &["add-signature-key", "bob", "--key-id", "k", "--alg", "ed25519", "--generate"],
+            &[
+                "add-signature-key",
+                "bob",
+                "--key-id",
+                "k",
+                "--alg",
+                "ed25519",
+                "--generate",
+            ],
             "does not exist",
         ),
         (
-            &["add-signature-key", "ada", "--key-id", "k", "--alg", "hs256", "--generate"],
+            &[
+                "add-signature-key",
+                "ada",
+                "--key-id",
+                "k",
+                "--alg",
+                "hs256",
+                "--generate",
+            ],
             "unknown signature algorithm",
         ),
         (
-            &["add-signature-key", "ada", "--key-id", "k", "--alg", "ed25519", "--public-key-file", p],
+            &[
+                "add-signature-key",
+                "ada",
+                "--key-id",
+                "k",
+                "--alg",
+                "ed25519",
+                "--public-key-file",
+                p,
+            ],
             "public key",
         ),
         (
-            &["add-signature-key", "ada", "--key-id", "k", "--alg", "hmac-sha256", "--public-key-file", p],
+            &[
+                "add-signature-key",
+                "ada",
+                "--key-id",
+                "k",
+                "--alg",
+                "hmac-sha256",
+                "--public-key-file",
+                p,
+            ],
             "--generate",
         ),
         (
-            &["add-signature-key", "ada", "--key-id", "", "--alg", "ed25519", "--generate"],
+            &[
+                "add-signature-key",
+                "ada",
+                "--key-id",
+                "",
+                "--alg",
+                "ed25519",
+                "--generate",
+            ],
             "key id",
         ),
     ];
@@ -389,13 +441,38 @@ fn add_signature_key_errors_are_one_line() {
         let err = env.fails(args);
         assert!(err.contains(want), "{args:?}: {err}");
     }
-    env.ok(&["add-signature-key", "ada", "--key-id", "k", "--alg", "ed25519", "--generate"]);
-    let err = env.fails(&["add-signature-key", "ada", "--key-id", "k", "--alg", "ed25519", "--generate"]);
+    env.ok(&[
+        "add-signature-key",
+        "ada",
+        "--key-id",
+        "k",
+        "--alg",
+        "ed25519",
+        "--generate",
+    ]);
+    let err = env.fails(&[
+        "add-signature-key",
+        "ada",
+        "--key-id",
+        "k",
+        "--alg",
+        "ed25519",
+        "--generate",
+    ]);
     assert!(err.contains("already exists"), "{err}");
     // A real public key file is accepted and nothing secret is printed.
     let pair = portcullis::jwt::generate_key_pair(portcullis::jwt::Algorithm::EdDSA).unwrap();
     std::fs::write(&pem, &pair.public_pem).unwrap();
-    let out = env.ok(&["add-signature-key", "ada", "--key-id", "k2", "--alg", "ed25519", "--public-key-file", p]);
+    let out = env.ok(&[
+        "add-signature-key",
+        "ada",
+        "--key-id",
+        "k2",
+        "--alg",
+        "ed25519",
+        "--public-key-file",
+        p,
+    ]);
     assert!(out.contains("k2") && !out.contains("PRIVATE"), "{out}");
 }
 
@@ -492,8 +569,16 @@ fn oauth1_with_requests_oauthlib() {
     let password = "lovelace-1234";
     env.ok(&["createuser", "ada", "--password", password]);
     let callback = "https://client.example/cb";
-    let consumer = env.ok(&["create-oauth1-consumer", "Example App", "--callback", callback]);
-    let (ck, cs) = (field(&consumer, "consumer_key"), field(&consumer, "consumer_secret"));
+    let consumer = env.ok(&[
+        "create-oauth1-consumer",
+        "Example App",
+        "--callback",
+        callback,
+    ]);
+    let (ck, cs) = (
+        field(&consumer, "consumer_key"),
+        field(&consumer, "consumer_secret"),
+    );
     let token = env.ok(&["create-oauth1-token", &ck, "ada"]);
     let (tk, ts) = (field(&token, "token"), field(&token, "token_secret"));
     let testdata = concat!(
@@ -589,7 +674,12 @@ fn oauth1_commands_fail_with_one_line() {
     let ck = field(&consumer, "consumer_key");
     let err = env.fails(&["create-oauth1-token", &ck, "bob"]);
     assert!(err.contains("does not exist"), "{err}");
-    let err = env.fails(&["create-oauth1-consumer", "App", "--callback", "javascript:x"]);
+    let err = env.fails(&[
+        "create-oauth1-consumer",
+        "App",
+        "--callback",
+        "javascript:x",
+    ]);
     assert!(err.contains("callback"), "{err}");
     let pem = env.path().join("k.pem");
     std::fs::write(&pem, "garbage").unwrap();

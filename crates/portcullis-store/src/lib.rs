@@ -46,7 +46,13 @@
 //! digests of their keys and disappear with their user. Every SQL store
 //! (and [`Store`]) is also a [`JwtBlacklist`](portcullis::jwt::JwtBlacklist):
 //! simplejwt's outstanding and blacklisted refresh tokens, by `jti` only
-//! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`).
+//! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`). They are
+//! also a [`SignatureKeyStore`](portcullis::scheme::httpsig::SignatureKeyStore)
+//! (HTTP Message Signatures keys, `portcullis_signature_key`) and an
+//! [`OAuth1Store`](portcullis::scheme::oauth1::OAuth1Store) (OAuth 1.0a
+//! consumers and tokens, `portcullis_oauth1_consumer`,
+//! `portcullis_oauth1_token`), migration `0006`; shared secrets there are
+//! sealed with the secret key.
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -94,8 +100,6 @@ mod error;
 mod httpsig;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
-#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-mod oauth1;
 #[cfg(any(
     feature = "sqlite",
     feature = "postgres",
@@ -105,6 +109,8 @@ mod oauth1;
 mod millis;
 #[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod oauth1;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]

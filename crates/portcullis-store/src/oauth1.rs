@@ -73,8 +73,16 @@ fn consumer_from(key: &str, row: ConsumerRow) -> ConsumerRecord {
 }
 
 fn token_from(token: &str, row: TokenRow) -> Result<OAuth1TokenRecord, StoreError> {
-    let (consumer_key, user_id, kind, sealed_secret, callback, verifier_digest, created_at, expires_at) =
-        row;
+    let (
+        consumer_key,
+        user_id,
+        kind,
+        sealed_secret,
+        callback,
+        verifier_digest,
+        created_at,
+        expires_at,
+    ) = row;
     let kind = TokenKind::parse(&kind)
         .ok_or_else(|| StoreError::backend(format!("unknown OAuth 1.0a token kind {kind:?}")))?;
     Ok(OAuth1TokenRecord {

@@ -1542,9 +1542,15 @@ mod oauth1 {
         assert_eq!(rt.kind, TokenKind::Request);
         assert_eq!(rt.user_id, None);
         assert!(rt.expires_at.is_some());
-        assert_eq!(s.oauth1_token("at").await.unwrap().unwrap().user_id, Some(ada));
+        assert_eq!(
+            s.oauth1_token("at").await.unwrap().unwrap().user_id,
+            Some(ada)
+        );
 
-        assert!(s.authorize_request_token("rt", ada, "digest").await.unwrap());
+        assert!(s
+            .authorize_request_token("rt", ada, "digest")
+            .await
+            .unwrap());
         assert!(!s.authorize_request_token("rt", ada, "again").await.unwrap());
         assert!(!s.authorize_request_token("at", ada, "x").await.unwrap());
         let rt = s.oauth1_token("rt").await.unwrap().unwrap();

@@ -106,10 +106,7 @@ where
     let access_oauth = oauth.clone();
     let get_oauth = oauth.clone();
     let get_shared = shared.clone();
-    let session_policy = defaults
-        .clone()
-        .schemes(vec![session])
-        .permission(AllowAny);
+    let session_policy = defaults.clone().schemes(vec![session]).permission(AllowAny);
     Router::new()
         .route(
             "/oauth1/",

@@ -54,7 +54,10 @@ pub async fn add_key(settings: &Settings, args: AddSignatureKeyArgs) -> anyhow::
                 .await
                 .map_err(|e| anyhow!("key generation failed: {e}"))?
                 .map_err(|e| anyhow!("cannot generate a {alg} key: {e}"))?;
-            (pair.public_pem, Some(pair.private_pem.trim_end().to_owned()))
+            (
+                pair.public_pem,
+                Some(pair.private_pem.trim_end().to_owned()),
+            )
         }
     };
     let record = SignatureKeyRecord {
@@ -64,10 +67,13 @@ pub async fn add_key(settings: &Settings, args: AddSignatureKeyArgs) -> anyhow::
         key: stored,
         created_at: chrono::Utc::now(),
     };
-    store.add_signature_key(&record).await.map_err(|e| match e {
-        StoreError::Conflict(_) => anyhow!("signature key {} already exists", args.key_id),
-        other => super::store_error(settings, other),
-    })?;
+    store
+        .add_signature_key(&record)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => anyhow!("signature key {} already exists", args.key_id),
+            other => super::store_error(settings, other),
+        })?;
     match shown {
         Some(text) => println!("{text}"),
         None => println!(
@@ -86,7 +92,6 @@ fn read_public_key(path: &std::path::Path, alg: Algorithm) -> anyhow::Result<Str
     file.take(MAX_KEY_FILE)
         .read_to_string(&mut text)
         .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    VerifyKey::from_public_pem(alg, &text)
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    VerifyKey::from_public_pem(alg, &text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(format!("{}\n", text.trim()))
 }

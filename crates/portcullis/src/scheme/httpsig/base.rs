@@ -126,7 +126,9 @@ pub fn combined_field(headers: &HeaderMap, name: &str) -> Result<Option<String>,
 }
 
 fn parse_dictionary(text: &str, what: &'static str) -> Result<Dictionary, AuthError> {
-    Parser::new(text).parse::<Dictionary>().map_err(|_| bad(what))
+    Parser::new(text)
+        .parse::<Dictionary>()
+        .map_err(|_| bad(what))
 }
 
 fn string_param(item: &BareItem, too_long: &'static str) -> Result<String, AuthError> {
@@ -250,7 +252,9 @@ pub fn signature_base(msg: &Message<'_>, sig: &ParsedSignature) -> Result<String
 }
 
 fn missing(name: &str) -> AuthError {
-    AuthError::failed(format!("Covered component {name} is missing from the request."))
+    AuthError::failed(format!(
+        "Covered component {name} is missing from the request."
+    ))
 }
 
 fn no_params(item: &Item) -> Result<(), AuthError> {

@@ -251,7 +251,9 @@ impl<S: UserStore> HttpSigAuth<S> {
             return Err(AuthError::bad_request("Signature parameter keyid missing."));
         };
         let Some(created) = sig.params.created else {
-            return Err(AuthError::bad_request("Signature parameter created missing."));
+            return Err(AuthError::bad_request(
+                "Signature parameter created missing.",
+            ));
         };
         let now_time = SystemTime::now();
         let now = now_time
@@ -327,7 +329,10 @@ impl<S: UserStore> HttpSigAuth<S> {
         }
         let replay_key = match &sig.params.nonce {
             Some(nonce) => format!("httpsig:nonce:{}:{nonce}", hex::encode(keyid.as_bytes())),
-            None => format!("httpsig:sig:{}", hex::encode(Sha256::digest(&sig.signature))),
+            None => format!(
+                "httpsig:sig:{}",
+                hex::encode(Sha256::digest(&sig.signature))
+            ),
         };
         let ttl = self.config.max_age + self.config.skew * 2;
         if !self.replay.first_use(&replay_key, ttl, now_time).await? {

@@ -240,7 +240,10 @@ fn query_param_is_re_encoded() {
 #[test]
 fn derived_components_and_structured_fields() {
     let mut headers = HeaderMap::new();
-    headers.insert("example-dict", " a=1,    b=2;x=1;y=2,   c=(a   b   c)".parse().unwrap());
+    headers.insert(
+        "example-dict",
+        " a=1,    b=2;x=1;y=2,   c=(a   b   c)".parse().unwrap(),
+    );
     headers.append("x-multi", " one ".parse().unwrap());
     headers.append("x-multi", "two".parse().unwrap());
     headers.insert(
@@ -249,7 +252,10 @@ fn derived_components_and_structured_fields() {
             .parse()
             .unwrap(),
     );
-    headers.insert("content-digest", "sha-512=:AAAA:,  sha-256=:AQID:".parse().unwrap());
+    headers.insert(
+        "content-digest",
+        "sha-512=:AAAA:,  sha-256=:AQID:".parse().unwrap(),
+    );
     headers.insert("signature", "s=:AAAA:".parse().unwrap());
     let sig = parse_signature(&headers).unwrap().unwrap();
     let msg = Message {
@@ -269,7 +275,10 @@ fn derived_components_and_structured_fields() {
     assert_eq!(lines[4], r#""x-multi": one, two"#);
     assert_eq!(lines[5], r#""x-multi";bs: :b25l:, :dHdv:"#);
     assert_eq!(lines[6], r#""content-digest";key="sha-512": :AAAA:"#);
-    assert_eq!(lines[7], r#""content-digest";sf: sha-512=:AAAA:, sha-256=:AQID:"#);
+    assert_eq!(
+        lines[7],
+        r#""content-digest";sf: sha-512=:AAAA:, sha-256=:AQID:"#
+    );
 }
 
 fn parse_err(input: &str, sig: &str) -> AuthError {
@@ -329,7 +338,10 @@ fn hostile_signature_fields_are_400() {
     assert!(matches!(parse_err(&huge, ok_sig), AuthError::BadRequest(_)));
     let many = format!(
         "s=({});keyid=\"k\"",
-        (0..100).map(|i| format!("\"x-h{i}\"")).collect::<Vec<_>>().join(" ")
+        (0..100)
+            .map(|i| format!("\"x-h{i}\""))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     assert!(matches!(parse_err(&many, ok_sig), AuthError::BadRequest(_)));
     // Non-ASCII bytes in the field.
@@ -355,13 +367,19 @@ fn unsupported_components_are_400_and_absent_ones_401() {
         signature_base(&rfc_message(&h), &sig).unwrap_err(),
         AuthError::BadRequest(_)
     ));
-    h.insert("signature-input", r#"s=("date";req);keyid="k""#.parse().unwrap());
+    h.insert(
+        "signature-input",
+        r#"s=("date";req);keyid="k""#.parse().unwrap(),
+    );
     let sig = parse_signature(&h).unwrap().unwrap();
     assert!(matches!(
         signature_base(&rfc_message(&h), &sig).unwrap_err(),
         AuthError::BadRequest(_)
     ));
-    h.insert("signature-input", r#"s=("x-absent");keyid="k""#.parse().unwrap());
+    h.insert(
+        "signature-input",
+        r#"s=("x-absent");keyid="k""#.parse().unwrap(),
+    );
     let sig = parse_signature(&h).unwrap().unwrap();
     assert!(matches!(
         signature_base(&rfc_message(&h), &sig).unwrap_err(),
@@ -410,7 +428,11 @@ async fn fixture() -> Fixture {
         .unwrap();
     let secret = SecretKey::new([3u8; 32]).unwrap();
     let signing = ed25519_dalek::SigningKey::from_bytes(
-        &URL_SAFE_NO_PAD.decode(ED25519_D).unwrap().try_into().unwrap(),
+        &URL_SAFE_NO_PAD
+            .decode(ED25519_D)
+            .unwrap()
+            .try_into()
+            .unwrap(),
     );
     let keys = MemorySignatureKeys::new();
     keys.add_signature_key(&SignatureKeyRecord {
@@ -588,7 +610,14 @@ async fn required_components_and_the_body_digest() {
             StatusCode::UNAUTHORIZED
         );
     }
-    let ok_path = signed(&f, Method::GET, b"", &["@method", "@path", "@authority"], &c, "ed");
+    let ok_path = signed(
+        &f,
+        Method::GET,
+        b"",
+        &["@method", "@path", "@authority"],
+        &c,
+        "ed",
+    );
     assert!(run(&f, &ok_path).await.unwrap().is_some());
 
     // A body must be covered by content-digest...
@@ -657,10 +686,7 @@ async fn no_signature_fields_pass_to_the_next_scheme() {
     let f = fixture().await;
     let req = http::Request::get("/").body(()).unwrap();
     assert!(run(&f, &req).await.unwrap().is_none());
-    assert_eq!(
-        f.scheme.challenge().unwrap(),
-        "Signature realm=\"api\""
-    );
+    assert_eq!(f.scheme.challenge().unwrap(), "Signature realm=\"api\"");
     assert_eq!(
         f.scheme.config().accept_signature(true),
         "sig1=(\"@method\" \"@target-uri\" \"@authority\" \"content-digest\");created;keyid"

@@ -44,8 +44,10 @@
 //! let users = MemoryStore::new();
 //! let ada = users.create_user(NewUser { username: "ada".into(), is_active: true, ..Default::default() })
 //!     .await.unwrap();
+//! let mut config = OAuth1Config::default();
+//! config.plaintext_over_http = true; // for the example only: PLAINTEXT wants HTTPS
 //! let oauth = OAuth1::new(MemoryOAuth1Store::new(), SecretKey::new([1u8; 32]).unwrap(),
-//!     Arc::new(MemoryReplayCache::new()), OAuth1Config { plaintext_over_http: true, ..Default::default() });
+//!     Arc::new(MemoryReplayCache::new()), config);
 //! let (consumer_key, consumer_secret) = oauth.create_consumer("app", None, None).await.unwrap();
 //! let (token, token_secret) = oauth.create_access_token(&consumer_key, ada.id).await.unwrap();
 //!
@@ -94,8 +96,8 @@ mod store;
 mod tests;
 
 pub use store::{
-    check_oauth1_id, ConsumerRecord, MemoryOAuth1Store, OAuth1Store, OAuth1TokenRecord,
-    TokenKind, MAX_OAUTH1_ID,
+    check_oauth1_id, ConsumerRecord, MemoryOAuth1Store, OAuth1Store, OAuth1TokenRecord, TokenKind,
+    MAX_OAUTH1_ID,
 };
 
 /// The [`SecretKey::seal`] purpose of consumer secrets.
@@ -129,7 +131,9 @@ impl FromStr for SignatureMethod {
             "HMAC-SHA256" => Ok(SignatureMethod::HmacSha256),
             "RSA-SHA1" => Ok(SignatureMethod::RsaSha1),
             "PLAINTEXT" => Ok(SignatureMethod::Plaintext),
-            _ => Err(AuthError::bad_request("Unsupported oauth_signature_method.")),
+            _ => Err(AuthError::bad_request(
+                "Unsupported oauth_signature_method.",
+            )),
         }
     }
 }
@@ -369,8 +373,8 @@ impl OAuth1 {
         let method: SignatureMethod = get("oauth_signature_method")
             .ok_or_else(|| bad("Missing OAuth parameter oauth_signature_method."))?
             .parse()?;
-        let signature =
-            get("oauth_signature").ok_or_else(|| bad("Missing OAuth parameter oauth_signature."))?;
+        let signature = get("oauth_signature")
+            .ok_or_else(|| bad("Missing OAuth parameter oauth_signature."))?;
         if let Some(v) = get("oauth_version") {
             if v != "1.0" {
                 return Err(bad("Unsupported oauth_version."));
@@ -499,9 +503,8 @@ impl OAuth1 {
                         mac.verify_slice(&sig).is_ok()
                     }
                     SignatureMethod::HmacSha256 => {
-                        let mut mac =
-                            <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
-                                .expect("HMAC takes any key length");
+                        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key.as_bytes())
+                            .expect("HMAC takes any key length");
                         mac.update(base.as_bytes());
                         mac.verify_slice(&sig).is_ok()
                     }
@@ -658,11 +661,7 @@ impl OAuth1 {
         {
             return Ok(None);
         }
-        Ok(self
-            .store
-            .consumer(&t.consumer_key)
-            .await?
-            .map(|c| (t, c)))
+        Ok(self.store.consumer(&t.consumer_key).await?.map(|c| (t, c)))
     }
 
     /// The user authorizes a request token (RFC 5849 §2.2): returns the
@@ -700,7 +699,8 @@ impl OAuth1 {
         let token = v.token.as_ref().expect("verified with a token");
         let verifier = v.param("oauth_verifier").unwrap_or_default();
         let digest = hex::encode(self.secret.mac(VERIFIER_PURPOSE, verifier.as_bytes()));
-        let (Some(user_id), Some(stored)) = (token.user_id, token.verifier_digest.as_deref()) else {
+        let (Some(user_id), Some(stored)) = (token.user_id, token.verifier_digest.as_deref())
+        else {
             return Err(failed("Request token not authorized."));
         };
         if !bool::from(digest.as_bytes().ct_eq(stored.as_bytes())) {

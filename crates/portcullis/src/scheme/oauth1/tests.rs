@@ -90,9 +90,18 @@ fn oauth_core_appendix_a_hmac_sha1() {
 
 #[test]
 fn encoding_and_base_uri_rules() {
-    assert_eq!(percent_encode("Ladies + Gentlemen"), "Ladies%20%2B%20Gentlemen");
-    assert_eq!(percent_encode("An encoded string!"), "An%20encoded%20string%21");
-    assert_eq!(percent_encode("Dogs, Cats & Mice"), "Dogs%2C%20Cats%20%26%20Mice");
+    assert_eq!(
+        percent_encode("Ladies + Gentlemen"),
+        "Ladies%20%2B%20Gentlemen"
+    );
+    assert_eq!(
+        percent_encode("An encoded string!"),
+        "An%20encoded%20string%21"
+    );
+    assert_eq!(
+        percent_encode("Dogs, Cats & Mice"),
+        "Dogs%2C%20Cats%20%26%20Mice"
+    );
     assert_eq!(percent_encode("☃"), "%E2%98%83");
     assert_eq!(
         base_uri("HTTP", "EXAMPLE.COM:80", "/r%20v/X"),
@@ -102,7 +111,10 @@ fn encoding_and_base_uri_rules() {
         base_uri("https", "www.example.net:8080", "/?q=1"),
         "https://www.example.net:8080/?q=1"
     );
-    assert_eq!(base_uri("https", "example.com:443", ""), "https://example.com/");
+    assert_eq!(
+        base_uri("https", "example.com:443", ""),
+        "https://example.com/"
+    );
 }
 
 #[test]
@@ -135,7 +147,10 @@ fn hostile_headers_are_400() {
     assert!(!is_oauth_header(b"Bearer x"));
     assert_eq!(
         parse_authorization("OAuth realm=\"x\",  a=\"b%20c\" ,d=\"\"").unwrap(),
-        vec![("a".to_owned(), "b c".to_owned()), ("d".to_owned(), String::new())]
+        vec![
+            ("a".to_owned(), "b c".to_owned()),
+            ("d".to_owned(), String::new())
+        ]
     );
 }
 
@@ -169,7 +184,10 @@ async fn fixture(config: OAuth1Config) -> Fixture {
         .create_consumer("app", None, Some("https://app.example/cb".into()))
         .await
         .unwrap();
-    let token = oauth.create_access_token(&consumer.0, user.id).await.unwrap();
+    let token = oauth
+        .create_access_token(&consumer.0, user.id)
+        .await
+        .unwrap();
     Fixture {
         oauth,
         users,
@@ -202,7 +220,11 @@ fn signed(
     if let Some(b) = body {
         all.extend(parse_form(b.as_bytes()).unwrap());
     }
-    let key = format!("{}&{}", percent_encode(secrets.0), percent_encode(secrets.1));
+    let key = format!(
+        "{}&{}",
+        percent_encode(secrets.0),
+        percent_encode(secrets.1)
+    );
     let base = signature_base_string(
         method.as_str(),
         &base_uri("http", "api.example", parsed.path()),
@@ -288,30 +310,83 @@ async fn hmac_signed_requests_authenticate_once() {
 async fn bad_signatures_times_and_credentials_are_401() {
     let f = fixture(OAuth1Config::default()).await;
     let secrets = (f.consumer.1.as_str(), f.token.1.as_str());
-    let wrong = signed(Method::GET, "/", &access(&f, "a", now()), ("x", "y"), None, "HMAC-SHA1");
-    assert_eq!(run(&f, &wrong).await.unwrap_err().to_string(), INVALID_SIGNATURE);
-    let old = signed(Method::GET, "/", &access(&f, "b", now() - 301), secrets, None, "HMAC-SHA1");
-    assert_eq!(run(&f, &old).await.unwrap_err().to_string(), "Timestamp out of window.");
-    let future = signed(Method::GET, "/", &access(&f, "c", now() + 301), secrets, None, "HMAC-SHA1");
+    let wrong = signed(
+        Method::GET,
+        "/",
+        &access(&f, "a", now()),
+        ("x", "y"),
+        None,
+        "HMAC-SHA1",
+    );
+    assert_eq!(
+        run(&f, &wrong).await.unwrap_err().to_string(),
+        INVALID_SIGNATURE
+    );
+    let old = signed(
+        Method::GET,
+        "/",
+        &access(&f, "b", now() - 301),
+        secrets,
+        None,
+        "HMAC-SHA1",
+    );
+    assert_eq!(
+        run(&f, &old).await.unwrap_err().to_string(),
+        "Timestamp out of window."
+    );
+    let future = signed(
+        Method::GET,
+        "/",
+        &access(&f, "c", now() + 301),
+        secrets,
+        None,
+        "HMAC-SHA1",
+    );
     assert!(run(&f, &future).await.is_err());
     // The body was changed after signing.
-    let mut req = signed(Method::POST, "/", &access(&f, "d", now()), secrets, Some("a=1"), "HMAC-SHA1");
+    let mut req = signed(
+        Method::POST,
+        "/",
+        &access(&f, "d", now()),
+        secrets,
+        Some("a=1"),
+        "HMAC-SHA1",
+    );
     req.extensions_mut()
         .insert(RequestBody(bytes::Bytes::from_static(b"a=2")));
-    assert_eq!(run(&f, &req).await.unwrap_err().to_string(), INVALID_SIGNATURE);
+    assert_eq!(
+        run(&f, &req).await.unwrap_err().to_string(),
+        INVALID_SIGNATURE
+    );
     // Unknown consumer, unknown token.
     let mut p = access(&f, "e", now());
     p[0].1 = "nope".into();
     let req = signed(Method::GET, "/", &p, secrets, None, "HMAC-SHA1");
-    assert_eq!(run(&f, &req).await.unwrap_err().to_string(), "Invalid consumer key.");
+    assert_eq!(
+        run(&f, &req).await.unwrap_err().to_string(),
+        "Invalid consumer key."
+    );
     let mut p = access(&f, "f", now());
     p[1].1 = "nope".into();
     let req = signed(Method::GET, "/", &p, secrets, None, "HMAC-SHA1");
-    assert_eq!(run(&f, &req).await.unwrap_err().to_string(), "Invalid token.");
+    assert_eq!(
+        run(&f, &req).await.unwrap_err().to_string(),
+        "Invalid token."
+    );
     // An inactive user.
     f.users.set_active(f.user_id, false).await.unwrap();
-    let req = signed(Method::GET, "/", &access(&f, "g", now()), secrets, None, "HMAC-SHA1");
-    assert_eq!(run(&f, &req).await.unwrap_err().to_string(), "User inactive or deleted.");
+    let req = signed(
+        Method::GET,
+        "/",
+        &access(&f, "g", now()),
+        secrets,
+        None,
+        "HMAC-SHA1",
+    );
+    assert_eq!(
+        run(&f, &req).await.unwrap_err().to_string(),
+        "User inactive or deleted."
+    );
 }
 
 #[tokio::test]
@@ -320,11 +395,22 @@ async fn protocol_errors_are_400() {
     let secrets = (f.consumer.1.as_str(), f.token.1.as_str());
     let cases: Vec<Vec<(&str, String)>> = vec![
         // Missing nonce.
-        access(&f, "x", now()).into_iter().filter(|(k, _)| *k != "oauth_nonce").collect(),
+        access(&f, "x", now())
+            .into_iter()
+            .filter(|(k, _)| *k != "oauth_nonce")
+            .collect(),
         // Missing token.
-        access(&f, "x", now()).into_iter().filter(|(k, _)| *k != "oauth_token").collect(),
+        access(&f, "x", now())
+            .into_iter()
+            .filter(|(k, _)| *k != "oauth_token")
+            .collect(),
         // A bad version, an unknown parameter, a bad timestamp.
-        [access(&f, "x", now()), vec![("oauth_version", "2.0".into())]].concat()[1..].to_vec(),
+        [
+            access(&f, "x", now()),
+            vec![("oauth_version", "2.0".into())],
+        ]
+        .concat()[1..]
+            .to_vec(),
         [access(&f, "x", now()), vec![("oauth_extra", "1".into())]].concat(),
     ];
     for p in cases {
@@ -335,9 +421,22 @@ async fn protocol_errors_are_400() {
     let mut p = access(&f, "x", now());
     p[2].1 = "soon".into();
     let req = signed(Method::GET, "/", &p, secrets, None, "HMAC-SHA1");
-    assert!(matches!(run(&f, &req).await.unwrap_err(), AuthError::BadRequest(_)));
-    let req = signed(Method::GET, "/", &access(&f, "x", now()), secrets, None, "MD5");
-    assert!(matches!(run(&f, &req).await.unwrap_err(), AuthError::BadRequest(_)));
+    assert!(matches!(
+        run(&f, &req).await.unwrap_err(),
+        AuthError::BadRequest(_)
+    ));
+    let req = signed(
+        Method::GET,
+        "/",
+        &access(&f, "x", now()),
+        secrets,
+        None,
+        "MD5",
+    );
+    assert!(matches!(
+        run(&f, &req).await.unwrap_err(),
+        AuthError::BadRequest(_)
+    ));
     // Protocol parameters in the header and the query at once.
     let req = signed(
         Method::GET,
@@ -347,10 +446,23 @@ async fn protocol_errors_are_400() {
         None,
         "HMAC-SHA1",
     );
-    assert!(matches!(run(&f, &req).await.unwrap_err(), AuthError::BadRequest(_)));
+    assert!(matches!(
+        run(&f, &req).await.unwrap_err(),
+        AuthError::BadRequest(_)
+    ));
     // PLAINTEXT over plain HTTP.
-    let req = signed(Method::GET, "/", &access(&f, "p", now()), secrets, None, "PLAINTEXT");
-    assert!(matches!(run(&f, &req).await.unwrap_err(), AuthError::BadRequest(_)));
+    let req = signed(
+        Method::GET,
+        "/",
+        &access(&f, "p", now()),
+        secrets,
+        None,
+        "PLAINTEXT",
+    );
+    assert!(matches!(
+        run(&f, &req).await.unwrap_err(),
+        AuthError::BadRequest(_)
+    ));
     // No OAuth credentials at all: the next scheme runs.
     let req = Request::get("/").body(()).unwrap();
     assert!(run(&f, &req).await.unwrap().is_none());
@@ -370,7 +482,10 @@ async fn plaintext_over_https_and_form_body_parameters() {
         f.token.0,
         percent_encode(&key)
     );
-    let req = Request::get("/").header("authorization", header).body(()).unwrap();
+    let req = Request::get("/")
+        .header("authorization", header)
+        .body(())
+        .unwrap();
     assert!(run(&f, &req).await.unwrap().is_some());
     // Protocol parameters in a form body (RFC 5849 §3.5.2).
     let body = format!(
@@ -398,7 +513,14 @@ async fn the_three_legged_flow() {
         ("oauth_nonce", "r1".to_owned()),
         ("oauth_callback", "https://app.example/cb".to_owned()),
     ];
-    let req = signed(Method::POST, "/oauth1/request_token/", &p, (&c.1, ""), None, "HMAC-SHA1");
+    let req = signed(
+        Method::POST,
+        "/oauth1/request_token/",
+        &p,
+        (&c.1, ""),
+        None,
+        "HMAC-SHA1",
+    );
     let (rt, rs) = f
         .oauth
         .request_token(&RequestHead::from_request(&req), b"")
@@ -408,8 +530,19 @@ async fn the_three_legged_flow() {
     let mut p2 = p.clone();
     p2[2].1 = "r2".into();
     p2[3].1 = "https://evil.example/".into();
-    let req = signed(Method::POST, "/oauth1/request_token/", &p2, (&c.1, ""), None, "HMAC-SHA1");
-    assert!(f.oauth.request_token(&RequestHead::from_request(&req), b"").await.is_err());
+    let req = signed(
+        Method::POST,
+        "/oauth1/request_token/",
+        &p2,
+        (&c.1, ""),
+        None,
+        "HMAC-SHA1",
+    );
+    assert!(f
+        .oauth
+        .request_token(&RequestHead::from_request(&req), b"")
+        .await
+        .is_err());
 
     // Before authorization the exchange fails.
     let ex = |nonce: &str, verifier: &str| {
@@ -421,23 +554,63 @@ async fn the_three_legged_flow() {
             ("oauth_nonce", nonce.to_owned()),
         ]
     };
-    let req = signed(Method::POST, "/oauth1/access_token/", &ex("a1", "v"), (&c.1, &rs), None, "HMAC-SHA1");
-    assert!(f.oauth.access_token(&RequestHead::from_request(&req), b"").await.is_err());
+    let req = signed(
+        Method::POST,
+        "/oauth1/access_token/",
+        &ex("a1", "v"),
+        (&c.1, &rs),
+        None,
+        "HMAC-SHA1",
+    );
+    assert!(f
+        .oauth
+        .access_token(&RequestHead::from_request(&req), b"")
+        .await
+        .is_err());
 
     let (verifier, callback) = f.oauth.authorize(&rt, f.user_id).await.unwrap().unwrap();
     assert_eq!(callback, "https://app.example/cb");
     assert!(f.oauth.authorize(&rt, f.user_id).await.unwrap().is_none());
     // A wrong verifier fails; the right one succeeds once.
-    let req = signed(Method::POST, "/oauth1/access_token/", &ex("a2", "wrong"), (&c.1, &rs), None, "HMAC-SHA1");
-    assert!(f.oauth.access_token(&RequestHead::from_request(&req), b"").await.is_err());
-    let req = signed(Method::POST, "/oauth1/access_token/", &ex("a3", &verifier), (&c.1, &rs), None, "HMAC-SHA1");
+    let req = signed(
+        Method::POST,
+        "/oauth1/access_token/",
+        &ex("a2", "wrong"),
+        (&c.1, &rs),
+        None,
+        "HMAC-SHA1",
+    );
+    assert!(f
+        .oauth
+        .access_token(&RequestHead::from_request(&req), b"")
+        .await
+        .is_err());
+    let req = signed(
+        Method::POST,
+        "/oauth1/access_token/",
+        &ex("a3", &verifier),
+        (&c.1, &rs),
+        None,
+        "HMAC-SHA1",
+    );
     let (at, ats) = f
         .oauth
         .access_token(&RequestHead::from_request(&req), b"")
         .await
         .unwrap();
-    let req = signed(Method::POST, "/oauth1/access_token/", &ex("a4", &verifier), (&c.1, &rs), None, "HMAC-SHA1");
-    assert!(f.oauth.access_token(&RequestHead::from_request(&req), b"").await.is_err());
+    let req = signed(
+        Method::POST,
+        "/oauth1/access_token/",
+        &ex("a4", &verifier),
+        (&c.1, &rs),
+        None,
+        "HMAC-SHA1",
+    );
+    assert!(f
+        .oauth
+        .access_token(&RequestHead::from_request(&req), b"")
+        .await
+        .is_err());
     // The new access token works.
     let p = vec![
         ("oauth_consumer_key", c.0.clone()),
