@@ -43,6 +43,7 @@
 //! | `jwt_issuer` | `PORTCULLIS_JWT_ISSUER` | none | written as `iss` and required in incoming JWTs |
 //! | `jwt_leeway` | `PORTCULLIS_JWT_LEEWAY` | `0` | seconds of clock skew allowed for a JWT's `exp`, `nbf` and `iat` |
 //! | `httpsig_max_age` | `PORTCULLIS_HTTPSIG_MAX_AGE` | `300` | seconds an HTTP message signature's `created` may be old (`expires` is always enforced) |
+//! | `httpsig_cavage` | `PORTCULLIS_HTTPSIG_CAVAGE` | `false` | also accept the older draft-cavage `Signature` header at `/httpsig/` |
 //! | `oauth1_timestamp_window` | `PORTCULLIS_OAUTH1_TIMESTAMP_WINDOW` | `300` | seconds an OAuth 1.0a `oauth_timestamp` may be off; nonces are remembered this long |
 //! | `oauth1_plaintext_over_http` | `PORTCULLIS_OAUTH1_PLAINTEXT_OVER_HTTP` | `false` | accept OAuth 1.0a `PLAINTEXT` over plain HTTP too (HTTPS only otherwise) |
 //!
@@ -334,6 +335,7 @@ struct FileSettings {
     jwt_issuer: Option<String>,
     jwt_leeway: Option<u64>,
     httpsig_max_age: Option<u64>,
+    httpsig_cavage: Option<bool>,
     oauth1_timestamp_window: Option<u64>,
     oauth1_plaintext_over_http: Option<bool>,
 }

@@ -49,6 +49,7 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.cache_ttl = Duration::from_millis(settings.cache_ttl_ms);
     config.basic_cache = settings.basic_cache;
     config.httpsig.max_age = Duration::from_secs(settings.signed.httpsig_max_age);
+    config.httpsig.cavage = settings.signed.httpsig_cavage;
     config.oauth1.timestamp_window = Duration::from_secs(settings.signed.oauth1_timestamp_window);
     config.oauth1.plaintext_over_http = settings.signed.oauth1_plaintext_over_http;
     config

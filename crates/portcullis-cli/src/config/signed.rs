@@ -5,6 +5,7 @@
 //! | setting | env | default | what |
 //! |---|---|---|---|
 //! | `httpsig_max_age` | `PORTCULLIS_HTTPSIG_MAX_AGE` | `300` | how old an HTTP message signature's `created` may be, in seconds (`expires` is always enforced too) |
+//! | `httpsig_cavage` | `PORTCULLIS_HTTPSIG_CAVAGE` | `false` | also accept the older draft-cavage `Signature` header (and `Authorization: Signature ...`) at `/httpsig/`; it must sign `(request-target)`, `host`, `(created)` or `date`, and `digest` when there is a body |
 //! | `oauth1_timestamp_window` | `PORTCULLIS_OAUTH1_TIMESTAMP_WINDOW` | `300` | how far an OAuth 1.0a `oauth_timestamp` may be from the server's clock, in seconds; nonces are remembered this long |
 //! | `oauth1_plaintext_over_http` | `PORTCULLIS_OAUTH1_PLAINTEXT_OVER_HTTP` | `false` | accept OAuth 1.0a `PLAINTEXT` signatures on plain HTTP too (RFC 5849 allows PLAINTEXT only over TLS; HTTPS is known from the URI or `secure_proxy_ssl_header`) |
 
@@ -24,6 +25,8 @@ const MAX_WINDOW: u64 = 86_400;
 pub struct SignedConfig {
     /// Seconds an HTTP message signature stays valid after `created`.
     pub httpsig_max_age: u64,
+    /// Whether the draft-cavage `Signature` header is accepted too.
+    pub httpsig_cavage: bool,
     /// Seconds an OAuth 1.0a timestamp may be off.
     pub oauth1_timestamp_window: u64,
     /// Whether OAuth 1.0a `PLAINTEXT` is accepted over plain HTTP.
@@ -34,6 +37,7 @@ impl Default for SignedConfig {
     fn default() -> Self {
         SignedConfig {
             httpsig_max_age: DEFAULT_HTTPSIG_MAX_AGE,
+            httpsig_cavage: false,
             oauth1_timestamp_window: DEFAULT_OAUTH1_TIMESTAMP_WINDOW,
             oauth1_plaintext_over_http: false,
         }
@@ -43,6 +47,7 @@ impl Default for SignedConfig {
 impl SignedConfig {
     pub(super) fn apply_file(&mut self, f: &FileSettings) {
         set(&mut self.httpsig_max_age, f.httpsig_max_age);
+        set(&mut self.httpsig_cavage, f.httpsig_cavage);
         set(&mut self.oauth1_timestamp_window, f.oauth1_timestamp_window);
         set(
             &mut self.oauth1_plaintext_over_http,
@@ -65,6 +70,9 @@ impl SignedConfig {
         };
         if let Some((k, v)) = var("httpsig_max_age") {
             self.httpsig_max_age = seconds(&k, &v)?;
+        }
+        if let Some((k, v)) = var("httpsig_cavage") {
+            self.httpsig_cavage = parse_bool(&v).context(k)?;
         }
         if let Some((k, v)) = var("oauth1_timestamp_window") {
             self.oauth1_timestamp_window = seconds(&k, &v)?;
@@ -98,12 +106,15 @@ mod tests {
         let env = |k: &str| match k {
             "PORTCULLIS_HTTPSIG_MAX_AGE" => Some("60".to_owned()),
             "PORTCULLIS_OAUTH1_PLAINTEXT_OVER_HTTP" => Some("yes".to_owned()),
+            "PORTCULLIS_HTTPSIG_CAVAGE" => Some("on".to_owned()),
             _ => None,
         };
         c.apply_env(&env).unwrap();
         assert_eq!(c.httpsig_max_age, 60);
         assert_eq!(c.oauth1_timestamp_window, 300);
         assert!(c.oauth1_plaintext_over_http);
+        assert!(c.httpsig_cavage);
+        assert!(!SignedConfig::default().httpsig_cavage);
         let bad = |k: &str| (k == "PORTCULLIS_OAUTH1_TIMESTAMP_WINDOW").then(|| "soon".to_owned());
         assert!(SignedConfig::default().apply_env(&bad).is_err());
         let zero = SignedConfig {

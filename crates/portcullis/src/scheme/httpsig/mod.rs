@@ -98,6 +98,7 @@ use crate::secret::SecretKey;
 use crate::store::UserStore;
 
 mod base;
+pub mod cavage;
 mod keys;
 mod store;
 #[cfg(test)]
@@ -145,6 +146,12 @@ pub struct HttpSigConfig {
     /// Django's `SECURE_PROXY_SSL_HEADER`: a header and value that mark a
     /// request as HTTPS behind a TLS-terminating proxy; default none.
     pub secure_proxy_header: Option<(HeaderName, String)>,
+    /// Whether the older draft-cavage `Signature` header (also as
+    /// `Authorization: Signature ...`) is accepted too ([`cavage`]); default
+    /// `false` (`PORTCULLIS_HTTPSIG_CAVAGE`). It must sign
+    /// `(request-target)`, `host`, `(created)` or `date`, and `digest` when
+    /// there is a body; the same age, replay and key rules apply.
+    pub cavage: bool,
 }
 
 impl Default for HttpSigConfig {
@@ -155,6 +162,7 @@ impl Default for HttpSigConfig {
             realm: "api".into(),
             https: false,
             secure_proxy_header: None,
+            cavage: false,
         }
     }
 }
@@ -346,6 +354,89 @@ impl<S: UserStore> HttpSigAuth<S> {
         Ok(Some(Authenticated::new(user, "httpsig").with_auth(info)))
     }
 
+    /// Verifies a draft-cavage signature (see [`cavage`]).
+    async fn verify_cavage(
+        &self,
+        req: &RequestHead<'_>,
+        sig: cavage::CavageSignature,
+    ) -> Outcome<S::User> {
+        let now_time = SystemTime::now();
+        let now = now_time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let body = req
+            .extensions
+            .get::<RequestBody>()
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
+        let dated = sig.covers("(created)") || sig.covers("date");
+        if !sig.covers("(request-target)")
+            || !sig.covers("host")
+            || !dated
+            || (!body.is_empty() && !sig.covers("digest"))
+        {
+            return Err(AuthError::failed(
+                "Signature must cover (request-target), host, (created) or date, and digest when there is a body.",
+            ));
+        }
+        let created = match sig.created {
+            Some(c) if sig.covers("(created)") => c,
+            _ => {
+                let date = combined_field(req.headers, "date")?
+                    .ok_or_else(|| AuthError::failed("Date header missing."))?;
+                chrono::DateTime::parse_from_rfc2822(&date)
+                    .map_err(|_| AuthError::bad_request("Malformed Date header."))?
+                    .timestamp()
+            }
+        };
+        let max_age = self.config.max_age.as_secs() as i64;
+        let skew = self.config.skew.as_secs() as i64;
+        if created > now.saturating_add(skew) || now.saturating_sub(created) > max_age {
+            return Err(AuthError::failed("Signature has expired."));
+        }
+        if sig.expires.is_some_and(|e| e < now) {
+            return Err(AuthError::failed("Signature has expired."));
+        }
+        if let Some(digest) = combined_field(req.headers, "digest")? {
+            cavage::check_digest(&digest, &body)?;
+        }
+        let target = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let base = cavage::signing_string(&sig, req.method, target, req.headers)?;
+        if check_key_id(&sig.key_id).is_err() {
+            return Err(AuthError::failed(INVALID_SIGNATURE));
+        }
+        let Some(record) = self.keys.signature_key(&sig.key_id).await? else {
+            return Err(AuthError::failed(INVALID_SIGNATURE));
+        };
+        if !sig.algorithm_fits(record.algorithm) {
+            return Err(AuthError::failed(INVALID_SIGNATURE));
+        }
+        let key = self.load_key(&record)?;
+        // ECDSA signatures are DER in most draft-cavage implementations.
+        let signature = match (&key, p256::ecdsa::Signature::from_der(&sig.signature)) {
+            (VerifyKey::EcdsaP256(_), Ok(der)) => der.to_bytes().to_vec(),
+            _ => sig.signature.clone(),
+        };
+        if !key.verify(base.as_bytes(), &signature) {
+            return Err(AuthError::failed(INVALID_SIGNATURE));
+        }
+        let replay_key = format!(
+            "httpsig:sig:{}",
+            hex::encode(Sha256::digest(&sig.signature))
+        );
+        let ttl = self.config.max_age + self.config.skew * 2;
+        if !self.replay.first_use(&replay_key, ttl, now_time).await? {
+            return Err(AuthError::failed("Signature already used."));
+        }
+        let user = match self.users.user_by_id(record.user_id).await? {
+            Some(u) if u.is_active() => u,
+            _ => return Err(AuthError::failed("User inactive or deleted.")),
+        };
+        let info = AuthInfo::new(format!("httpsig keyid {}", sig.key_id));
+        Ok(Some(Authenticated::new(user, "httpsig").with_auth(info)))
+    }
+
     fn load_key(&self, record: &SignatureKeyRecord) -> Result<VerifyKey, AuthError> {
         let loaded = if record.algorithm.is_symmetric() {
             match self.secret.open(HMAC_SEAL_PURPOSE, &record.key) {
@@ -374,6 +465,12 @@ impl<S: UserStore> Scheme<S::User> for HttpSigAuth<S> {
     }
 
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
+        if self.config.cavage && !req.headers.contains_key("signature-input") {
+            return match cavage::parse_cavage(req.headers)? {
+                None => Ok(None),
+                Some(sig) => self.verify_cavage(req, sig).await,
+            };
+        }
         match parse_signature(req.headers)? {
             None => Ok(None),
             Some(sig) => self.verify(req, sig).await,
@@ -386,5 +483,11 @@ impl<S: UserStore> Scheme<S::User> for HttpSigAuth<S> {
 
     fn wants_body(&self, req: &RequestHead<'_>) -> bool {
         req.headers.contains_key("signature-input")
+            || (self.config.cavage && req.headers.contains_key("signature"))
+            || (self.config.cavage
+                && req
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"Signature ")))
     }
 }
