@@ -79,7 +79,9 @@ pub fn parse_authorization(value: &str) -> Result<Vec<(String, String)>, AuthErr
     if value.len() > MAX_PARAMS_LEN {
         return Err(bad("Authorization header too large."));
     }
-    let rest = value[5..].trim();
+    // Callers check `is_oauth_header` first; anything shorter has no
+    // parameters.
+    let rest = value.get(5..).unwrap_or("").trim();
     let mut out: Vec<(String, String)> = Vec::new();
     let mut seen = BTreeSet::new();
     if rest.is_empty() {

@@ -141,6 +141,9 @@ fn hostile_headers_are_400() {
             .join(",")
     );
     assert!(parse_authorization(&many).is_err());
+    assert!(parse_authorization("OA").unwrap().is_empty());
+    // A multi-byte character across the keyword's end: no panic.
+    assert!(parse_authorization("OAut\u{e9}x=\"1\"").unwrap().is_empty());
     assert!(is_oauth_header(b"oauth x=\"1\""));
     assert!(is_oauth_header(b"OAuth"));
     assert!(!is_oauth_header(b"OAuthx"));
