@@ -111,6 +111,19 @@ pub enum Command {
     /// (django-oauth-toolkit's cleartokens).
     #[command(name = "cleartokens")]
     ClearTokens,
+
+    /// Register a key for HTTP Message Signatures (RFC 9421), from a public
+    /// key file or newly generated.
+    #[command(name = "add-signature-key")]
+    AddSignatureKey(AddSignatureKeyArgs),
+
+    /// Register an OAuth 1.0a consumer (client credentials).
+    #[command(name = "create-oauth1-consumer")]
+    CreateOAuth1Consumer(CreateOAuth1ConsumerArgs),
+
+    /// Issue an OAuth 1.0a access token for a user to a consumer.
+    #[command(name = "create-oauth1-token")]
+    CreateOAuth1Token(CreateOAuth1TokenArgs),
 }
 
 /// `createclient`'s arguments.
@@ -227,6 +240,59 @@ pub struct CreateJwtKeyArgs {
     /// PREFIX-public.pem [default: jwt-ALG, e.g. jwt-es256].
     #[arg(long, value_name = "PREFIX")]
     pub out: Option<std::path::PathBuf>,
+}
+
+/// `add-signature-key`'s arguments.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["public_key_file", "generate"])))]
+pub struct AddSignatureKeyArgs {
+    /// The user the key authenticates.
+    pub username: String,
+
+    /// The `keyid` clients will name (unique, 1 to 255 characters).
+    #[arg(long, value_name = "KID")]
+    pub key_id: String,
+
+    /// The algorithm: ed25519, ecdsa-p256-sha256, rsa-pss-sha512,
+    /// rsa-v1_5-sha256 or hmac-sha256.
+    #[arg(long, value_name = "ALG")]
+    pub alg: String,
+
+    /// The public key PEM (SubjectPublicKeyInfo; PKCS#1 also for RSA).
+    #[arg(long, value_name = "PEM")]
+    pub public_key_file: Option<std::path::PathBuf>,
+
+    /// Generate the key: prints `secret: BASE64` for hmac-sha256, else
+    /// the private key PEM; only the public key (or the sealed secret) is
+    /// stored.
+    #[arg(long)]
+    pub generate: bool,
+}
+
+/// `create-oauth1-consumer`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateOAuth1ConsumerArgs {
+    /// A name for people (shown on the consent form).
+    pub name: String,
+
+    /// An RSA public key PEM, for RSA-SHA1 signatures.
+    #[arg(long, value_name = "PEM")]
+    pub rsa_public_key_file: Option<std::path::PathBuf>,
+
+    /// The callback URI the three-legged flow may send users back to
+    /// (`oob` is always allowed).
+    #[arg(long, value_name = "URI")]
+    pub callback: Option<String>,
+}
+
+/// `create-oauth1-token`'s arguments.
+#[derive(Debug, Args)]
+pub struct CreateOAuth1TokenArgs {
+    /// The consumer the token is issued to.
+    pub consumer_key: String,
+
+    /// The user the token authenticates.
+    pub username: String,
 }
 
 /// `serve`'s arguments.

@@ -47,6 +47,10 @@
 //! | `oauth2_password_grant` | `PORTCULLIS_OAUTH2_PASSWORD_GRANT` | `true` | whether `/oauth2/token/` serves the legacy `password` grant (clients must also be allowed it) |
 //! | `digest_nonce_lifetime` | `PORTCULLIS_DIGEST_NONCE_LIFETIME` | `300` | seconds a Digest nonce is accepted on `/digest/`; older nonces get the challenge again with `stale=true` |
 //! | `hawk_skew` | `PORTCULLIS_HAWK_SKEW` | `60` | seconds a Hawk timestamp may differ from the server's clock on `/hawk/`; outside it the answer carries `ts`/`tsm` |
+//! | `httpsig_max_age` | `PORTCULLIS_HTTPSIG_MAX_AGE` | `300` | seconds an HTTP message signature's `created` may be old (`expires` is always enforced) |
+//! | `httpsig_cavage` | `PORTCULLIS_HTTPSIG_CAVAGE` | `false` | also accept the older draft-cavage `Signature` header at `/httpsig/` |
+//! | `oauth1_timestamp_window` | `PORTCULLIS_OAUTH1_TIMESTAMP_WINDOW` | `300` | seconds an OAuth 1.0a `oauth_timestamp` may be off; nonces are remembered this long |
+//! | `oauth1_plaintext_over_http` | `PORTCULLIS_OAUTH1_PLAINTEXT_OVER_HTTP` | `false` | accept OAuth 1.0a `PLAINTEXT` over plain HTTP too (HTTPS only otherwise) |
 //!
 //! Booleans are `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
 //!
@@ -69,6 +73,7 @@ use serde::Deserialize;
 
 mod jwt;
 mod oauth2;
+mod signed;
 pub use jwt::{
     is_hmac, parse_algorithm, JwtConfig, DEFAULT_ACCESS_TOKEN_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME,
@@ -76,6 +81,7 @@ pub use jwt::{
 pub use oauth2::{
     OAuth2Config, DEFAULT_OAUTH2_ACCESS_TOKEN_LIFETIME, DEFAULT_OAUTH2_CODE_LIFETIME,
 };
+pub use signed::{SignedConfig, DEFAULT_HTTPSIG_MAX_AGE, DEFAULT_OAUTH1_TIMESTAMP_WINDOW};
 
 /// The embedded default database: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://portcullis.db";
@@ -222,6 +228,9 @@ pub struct Settings {
     pub digest_nonce_lifetime: u64,
     /// Seconds of Hawk timestamp skew allowed. Default [`DEFAULT_HAWK_SKEW`].
     pub hawk_skew: u64,
+    /// The HTTP Message Signatures and OAuth 1.0a settings
+    /// (`httpsig_*`, `oauth1_*`, [`SignedConfig`]).
+    pub signed: SignedConfig,
     /// The tracing filter, if given; `None` means the command's default
     /// (`info` for `serve`, `warn` otherwise).
     pub log: Option<String>,
@@ -264,6 +273,7 @@ impl fmt::Debug for Settings {
             .field("oauth2", &self.oauth2)
             .field("digest_nonce_lifetime", &self.digest_nonce_lifetime)
             .field("hawk_skew", &self.hawk_skew)
+            .field("signed", &self.signed)
             .finish()
     }
 }
@@ -299,6 +309,7 @@ impl Default for Settings {
             oauth2: OAuth2Config::default(),
             digest_nonce_lifetime: DEFAULT_DIGEST_NONCE_LIFETIME,
             hawk_skew: DEFAULT_HAWK_SKEW,
+            signed: SignedConfig::default(),
         }
     }
 }
@@ -354,6 +365,10 @@ struct FileSettings {
     oauth2_password_grant: Option<bool>,
     digest_nonce_lifetime: Option<u64>,
     hawk_skew: Option<u64>,
+    httpsig_max_age: Option<u64>,
+    httpsig_cavage: Option<bool>,
+    oauth1_timestamp_window: Option<u64>,
+    oauth1_plaintext_over_http: Option<bool>,
 }
 
 /// `login_throttle` in the file: a boolean or `"on"`/`"off"`.
@@ -417,6 +432,7 @@ impl Settings {
     fn apply_file(&mut self, f: FileSettings) -> anyhow::Result<()> {
         self.jwt.apply_file(&f)?;
         self.oauth2.apply_file(&f);
+        self.signed.apply_file(&f);
         set(&mut self.secret_key, f.secret_key.map(Some));
         set(&mut self.database_url, f.database_url);
         set(&mut self.bind, f.bind);
@@ -473,6 +489,7 @@ impl Settings {
     fn apply_env(&mut self, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
         self.jwt.apply_env(env)?;
         self.oauth2.apply_env(env)?;
+        self.signed.apply_env(env)?;
         let var = |name: &str| env(&format!("{ENV_PREFIX}{}", name.to_ascii_uppercase()));
         set(&mut self.secret_key, var("secret_key").map(Some));
         set(
@@ -572,6 +589,7 @@ impl Settings {
     }
 
     fn validate(&self) -> anyhow::Result<()> {
+        self.signed.validate()?;
         if self.password_iterations == 0 || self.password_iterations > MAX_PASSWORD_ITERATIONS {
             bail!("password_iterations must be between 1 and {MAX_PASSWORD_ITERATIONS}");
         }

@@ -13,6 +13,8 @@
 //! | `activate`, `deactivate`, `deleteuser` | [`cmd::users`] |
 //! | `serve` | [`cmd::serve`] |
 //! | `create-jwt-key`, `flush-expired-tokens` | [`cmd::jwt`] |
+//! | `add-signature-key` | [`cmd::httpsig`] |
+//! | `create-oauth1-consumer`, `create-oauth1-token` | [`cmd::oauth1`] |
 //!
 //! Settings and their defaults are listed in [`config`].
 

@@ -56,6 +56,13 @@
 //! realm digests for HTTP Digest (`portcullis_digest_ha1`) and Hawk
 //! credentials (`portcullis_hawk_credential`), both sealed with the secret
 //! key and gone with their user.
+//! (`portcullis_jwt_outstanding`, `portcullis_jwt_blacklisted`). They are
+//! also a [`SignatureKeyStore`](portcullis::scheme::httpsig::SignatureKeyStore)
+//! (HTTP Message Signatures keys, `portcullis_signature_key`) and an
+//! [`OAuth1Store`](portcullis::scheme::oauth1::OAuth1Store) (OAuth 1.0a
+//! consumers and tokens, `portcullis_oauth1_consumer`,
+//! `portcullis_oauth1_token`), migration `0006`; shared secrets there are
+//! sealed with the secret key.
 //!
 //! Usernames are case-sensitive on every engine: `ada` and `Ada` are two
 //! users. On MariaDB the username column uses `utf8mb4_bin`, a PAD SPACE
@@ -102,6 +109,8 @@ mod any;
 mod digest_hawk;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod httpsig;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod jwt;
 #[cfg(any(
     feature = "sqlite",
@@ -112,6 +121,7 @@ mod jwt;
 mod millis;
 #[cfg(feature = "mysql")]
 mod mysql;
+mod oauth1;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod oauth2;
 #[cfg(feature = "postgres")]

@@ -1709,3 +1709,304 @@ mod digest_hawk {
     signed_suite!(store_enum_postgres, super::super::store_postgres);
     signed_suite!(store_enum_mysql, super::super::store_mysql);
 }
+
+// ----- HTTP Message Signatures keys (migration 0006) -----
+
+mod signature_keys {
+    use portcullis::scheme::httpsig::{Algorithm, SignatureKeyRecord, SignatureKeyStore};
+    use portcullis::store::{StoreError, UserAdmin};
+
+    fn key(key_id: &str, user_id: i64, algorithm: Algorithm) -> SignatureKeyRecord {
+        SignatureKeyRecord {
+            key_id: key_id.into(),
+            user_id,
+            algorithm,
+            key: format!("key data of {key_id}"),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    async fn user<S: UserAdmin>(s: &S, name: &str) -> i64 {
+        s.create_user(super::new_user(name)).await.unwrap().id
+    }
+
+    pub(super) async fn add_and_look_up<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let ada = user(s, "ada").await;
+        for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+            s.add_signature_key(&key(&format!("k{i}"), ada, alg))
+                .await
+                .unwrap();
+        }
+        for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
+            let got = s.signature_key(&format!("k{i}")).await.unwrap().unwrap();
+            assert_eq!(got.user_id, ada);
+            assert_eq!(got.algorithm, alg);
+            assert_eq!(got.key, format!("key data of k{i}"));
+        }
+        assert!(s.signature_key("missing").await.unwrap().is_none());
+        assert!(s.signature_key(&"x".repeat(300)).await.unwrap().is_none());
+    }
+
+    pub(super) async fn key_ids_are_unique_and_exact<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let ada = user(s, "ada").await;
+        s.add_signature_key(&key("Key", ada, Algorithm::Ed25519))
+            .await
+            .unwrap();
+        let dup = s
+            .add_signature_key(&key("Key", ada, Algorithm::HmacSha256))
+            .await
+            .unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+        assert!(s.signature_key("key").await.unwrap().is_none());
+        assert!(s.signature_key("Key ").await.unwrap().is_none());
+        s.add_signature_key(&key("key", ada, Algorithm::HmacSha256))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.signature_key("key").await.unwrap().unwrap().algorithm,
+            Algorithm::HmacSha256
+        );
+        assert!(s
+            .add_signature_key(&key(&"x".repeat(300), ada, Algorithm::Ed25519))
+            .await
+            .is_err());
+    }
+
+    pub(super) async fn keys_belong_to_existing_users<S: UserAdmin + SignatureKeyStore>(s: &S) {
+        let err = s
+            .add_signature_key(&key("orphan", 424242, Algorithm::Ed25519))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        let ada = user(s, "ada").await;
+        s.add_signature_key(&key("k", ada, Algorithm::Ed25519))
+            .await
+            .unwrap();
+        s.delete_user(ada).await.unwrap();
+        assert!(s.signature_key("k").await.unwrap().is_none());
+    }
+}
+
+macro_rules! signature_key_suite {
+    ($backend:ident, $setup:path) => {
+        mod $backend {
+            #[tokio::test]
+            async fn add_and_look_up() {
+                let f = $setup().await;
+                super::signature_keys::add_and_look_up(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn key_ids_are_unique_and_exact() {
+                let f = $setup().await;
+                super::signature_keys::key_ids_are_unique_and_exact(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn keys_belong_to_existing_users() {
+                let f = $setup().await;
+                super::signature_keys::keys_belong_to_existing_users(&f.store).await;
+            }
+        }
+    };
+}
+
+signature_key_suite!(signature_keys_sqlite, super::store_sqlite);
+signature_key_suite!(signature_keys_postgres, super::store_postgres);
+signature_key_suite!(signature_keys_mysql, super::store_mysql);
+
+/// The in-memory keys keep no users, so only the key rules apply.
+mod signature_keys_memory {
+    use portcullis::scheme::httpsig::MemorySignatureKeys;
+
+    #[tokio::test]
+    async fn add_and_look_up() {
+        let users = portcullis::store::MemoryStore::new();
+        let keys = MemorySignatureKeys::new();
+        super::signature_keys::add_and_look_up(&Both(users, keys)).await;
+    }
+
+    #[tokio::test]
+    async fn key_ids_are_unique_and_exact() {
+        let users = portcullis::store::MemoryStore::new();
+        let keys = MemorySignatureKeys::new();
+        super::signature_keys::key_ids_are_unique_and_exact(&Both(users, keys)).await;
+    }
+
+    /// Users from one store, keys from the other.
+    struct Both(portcullis::store::MemoryStore, MemorySignatureKeys);
+
+    #[async_trait::async_trait]
+    impl portcullis::store::UserStore for Both {
+        type User = portcullis::User;
+        async fn user_by_id(
+            &self,
+            id: i64,
+        ) -> Result<Option<portcullis::User>, portcullis::store::StoreError> {
+            self.0.user_by_id(id).await
+        }
+        async fn user_by_username(
+            &self,
+            name: &str,
+        ) -> Result<Option<portcullis::User>, portcullis::store::StoreError> {
+            self.0.user_by_username(name).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl portcullis::store::UserAdmin for Both {
+        async fn create_user(
+            &self,
+            user: portcullis::store::NewUser,
+        ) -> Result<portcullis::User, portcullis::store::StoreError> {
+            self.0.create_user(user).await
+        }
+        async fn set_active(
+            &self,
+            id: i64,
+            active: bool,
+        ) -> Result<(), portcullis::store::StoreError> {
+            self.0.set_active(id, active).await
+        }
+        async fn delete_user(&self, id: i64) -> Result<(), portcullis::store::StoreError> {
+            self.0.delete_user(id).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl portcullis::scheme::httpsig::SignatureKeyStore for Both {
+        async fn signature_key(
+            &self,
+            key_id: &str,
+        ) -> Result<
+            Option<portcullis::scheme::httpsig::SignatureKeyRecord>,
+            portcullis::store::StoreError,
+        > {
+            self.1.signature_key(key_id).await
+        }
+        async fn add_signature_key(
+            &self,
+            key: &portcullis::scheme::httpsig::SignatureKeyRecord,
+        ) -> Result<(), portcullis::store::StoreError> {
+            self.1.add_signature_key(key).await
+        }
+    }
+}
+
+// ----- OAuth 1.0a consumers and tokens (migration 0006) -----
+
+mod oauth1 {
+    use chrono::Utc;
+    use portcullis::scheme::oauth1::{ConsumerRecord, OAuth1Store, OAuth1TokenRecord, TokenKind};
+    use portcullis::store::{StoreError, UserAdmin};
+
+    fn consumer(key: &str) -> ConsumerRecord {
+        ConsumerRecord {
+            consumer_key: key.into(),
+            name: "Ünïcode app".into(),
+            sealed_secret: "sealed".into(),
+            rsa_public_key: Some("pem".into()),
+            callback: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    fn token(t: &str, consumer: &str, user_id: Option<i64>, kind: TokenKind) -> OAuth1TokenRecord {
+        OAuth1TokenRecord {
+            token: t.into(),
+            consumer_key: consumer.into(),
+            user_id,
+            kind,
+            sealed_secret: "sealed-t".into(),
+            callback: Some("oob".into()),
+            verifier_digest: None,
+            created_at: Utc::now(),
+            expires_at: Some(Utc::now() + chrono::Duration::minutes(10)),
+        }
+    }
+
+    pub(super) async fn consumers_and_tokens<S: UserAdmin + OAuth1Store>(s: &S) {
+        let ada = s.create_user(super::new_user("ada")).await.unwrap().id;
+        s.create_consumer(&consumer("ck")).await.unwrap();
+        let dup = s.create_consumer(&consumer("ck")).await.unwrap_err();
+        assert!(matches!(dup, StoreError::Conflict(_)), "{dup:?}");
+        let got = s.consumer("ck").await.unwrap().unwrap();
+        assert_eq!(got.name, "Ünïcode app");
+        assert_eq!(got.rsa_public_key.as_deref(), Some("pem"));
+        assert_eq!(got.callback, None);
+        assert!(s.consumer("CK").await.unwrap().is_none());
+        assert!(s.consumer(&"x".repeat(100)).await.unwrap().is_none());
+
+        s.insert_oauth1_token(&token("rt", "ck", None, TokenKind::Request))
+            .await
+            .unwrap();
+        s.insert_oauth1_token(&token("at", "ck", Some(ada), TokenKind::Access))
+            .await
+            .unwrap();
+        let rt = s.oauth1_token("rt").await.unwrap().unwrap();
+        assert_eq!(rt.consumer_key, "ck");
+        assert_eq!(rt.kind, TokenKind::Request);
+        assert_eq!(rt.user_id, None);
+        assert!(rt.expires_at.is_some());
+        assert_eq!(
+            s.oauth1_token("at").await.unwrap().unwrap().user_id,
+            Some(ada)
+        );
+
+        assert!(s
+            .authorize_request_token("rt", ada, "digest")
+            .await
+            .unwrap());
+        assert!(!s.authorize_request_token("rt", ada, "again").await.unwrap());
+        assert!(!s.authorize_request_token("at", ada, "x").await.unwrap());
+        let rt = s.oauth1_token("rt").await.unwrap().unwrap();
+        assert_eq!(rt.user_id, Some(ada));
+        assert_eq!(rt.verifier_digest.as_deref(), Some("digest"));
+
+        assert!(s.delete_oauth1_token("rt").await.unwrap());
+        assert!(!s.delete_oauth1_token("rt").await.unwrap());
+        assert!(s.oauth1_token("rt").await.unwrap().is_none());
+    }
+
+    pub(super) async fn tokens_need_their_consumer_and_user<S: UserAdmin + OAuth1Store>(s: &S) {
+        let err = s
+            .insert_oauth1_token(&token("t", "missing", None, TokenKind::Request))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        s.create_consumer(&consumer("ck")).await.unwrap();
+        let err = s
+            .insert_oauth1_token(&token("t", "ck", Some(424242), TokenKind::Access))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+        let ada = s.create_user(super::new_user("ada")).await.unwrap().id;
+        s.insert_oauth1_token(&token("t", "ck", Some(ada), TokenKind::Access))
+            .await
+            .unwrap();
+        s.delete_user(ada).await.unwrap();
+        assert!(s.oauth1_token("t").await.unwrap().is_none());
+    }
+}
+
+macro_rules! oauth1_suite {
+    ($backend:ident, $setup:path) => {
+        mod $backend {
+            #[tokio::test]
+            async fn consumers_and_tokens() {
+                let f = $setup().await;
+                super::oauth1::consumers_and_tokens(&f.store).await;
+            }
+
+            #[tokio::test]
+            async fn tokens_need_their_consumer_and_user() {
+                let f = $setup().await;
+                super::oauth1::tokens_need_their_consumer_and_user(&f.store).await;
+            }
+        }
+    };
+}
+
+oauth1_suite!(oauth1_sqlite, super::store_sqlite);
+oauth1_suite!(oauth1_postgres, super::store_postgres);
+oauth1_suite!(oauth1_mysql, super::store_mysql);

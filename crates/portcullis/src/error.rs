@@ -41,6 +41,11 @@ pub enum AuthError {
     /// A form body was larger than the configured limit.
     #[error("Request body too large.")]
     PayloadTooLarge,
+    /// The request's protocol parameters are malformed, duplicated or
+    /// unsupported (answered `400` with the message as `detail`), as the
+    /// signed-request RFCs ask.
+    #[error("{0}")]
+    BadRequest(Cow<'static, str>),
     /// The store could not answer. Fails closed: never an anonymous pass.
     #[error("store error: {0}")]
     Store(#[from] StoreError),
@@ -50,6 +55,11 @@ impl AuthError {
     /// `AuthenticationFailed` with a DRF message.
     pub fn failed(detail: impl Into<Cow<'static, str>>) -> Self {
         AuthError::Failed(Failure::new(detail))
+    }
+
+    /// `BadRequest` with a message: malformed protocol parameters.
+    pub fn bad_request(detail: impl Into<Cow<'static, str>>) -> Self {
+        AuthError::BadRequest(detail.into())
     }
 
     /// `PermissionDenied` with a message.
@@ -103,6 +113,10 @@ impl AuthError {
             AuthError::PayloadTooLarge => {
                 body.insert("detail".into(), "Request body too large.".into());
                 StatusCode::PAYLOAD_TOO_LARGE
+            }
+            AuthError::BadRequest(msg) => {
+                body.insert("detail".into(), Value::String(msg.to_string()));
+                StatusCode::BAD_REQUEST
             }
             AuthError::Store(e) => {
                 // Fail closed; the details go to the log, not to the client.

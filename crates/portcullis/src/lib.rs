@@ -57,6 +57,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`scheme`] | the [`Scheme`] trait; Basic, Token, Session + CSRF, RemoteUser, Digest (RFC 7616), Hawk, closures |
+//! | [`scheme`] | the [`Scheme`] trait; Basic, Token, Session + CSRF, RemoteUser, HTTP Message Signatures (`scheme::httpsig`, feature `httpsig`), OAuth 1.0a (`scheme::oauth1`, feature `oauth1`), closures |
 //! | [`permission`] | the [`Permission`] trait; AllowAny, IsAuthenticated, IsAdminUser, IsAuthenticatedOrReadOnly, and/or/not |
 //! | [`layer`] | [`Policy`] (a route's settings) and the tower [`AuthLayer`] |
 //! | [`extract`] | axum extractors: [`Identity`], [`CurrentUser`], [`Auth`], [`Guard`] (feature `axum`) |
@@ -79,6 +80,8 @@
 //! | `axum` | yes | the [`extract`] module, `IntoResponse` for rejections, and the `axum` re-export |
 //! | `jwt` | yes | the [`jwt`] module (jsonwebtoken, RustCrypto key generation) |
 //! | `oauth2` | yes | the [`oauth2`] module |
+//! | `httpsig` | yes | `scheme::httpsig`: HTTP Message Signatures, RFC 9421 (sfv, RustCrypto signatures) |
+//! | `oauth1` | yes | `scheme::oauth1`: OAuth 1.0a, RFC 5849 |
 
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

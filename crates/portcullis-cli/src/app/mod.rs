@@ -24,6 +24,9 @@
 //! | `/oauth2/token/`, `/oauth2/authorize/`, `/oauth2/introspect/`, `/oauth2/revoke/`, `/.well-known/oauth-authorization-server` | client authentication; session for `authorize` | django-oauth-toolkit's endpoints ([`oauth2`]) |
 //! | `/digest/` | HTTP Digest, RFC 7616 (SHA-256 and MD5 challenges) | IsAuthenticated |
 //! | `/hawk/` | Hawk (`Server-Authorization` on answers) | IsAuthenticated |
+//! | `/httpsig/` | HTTP Message Signatures, RFC 9421 ([`httpsig`]) | IsAuthenticated |
+//! | `/oauth1/` | OAuth 1.0a, RFC 5849 ([`oauth1`]) | IsAuthenticated |
+//! | `/oauth1/request_token/`, `/oauth1/authorize/`, `/oauth1/access_token/` | OAuth 1.0a signatures; session for `authorize` | the three-legged flow ([`oauth1`]) |
 //!
 //! Every password login (Basic, `/auth-token/`, `/auth/login/`) goes
 //! through the [`Lockout`] of [`AppConfig::lockout`]: after too many
@@ -87,13 +90,17 @@ use tower_http::sensitive_headers::{
 mod auth_token;
 mod digest_hawk;
 mod forms;
+pub mod httpsig;
 pub mod jwt;
 mod login;
+pub mod oauth1;
 pub mod oauth2;
 mod respond;
 mod views;
 
+pub use httpsig::SharedSignatureKeys;
 pub use jwt::SharedBlacklist;
+pub use oauth1::SharedOAuth1Store;
 pub use oauth2::SharedOAuth2Store;
 
 use views::ViewInfo;
@@ -175,6 +182,22 @@ pub struct AppConfig {
     pub digest_nonce_lifetime: Duration,
     /// The Hawk timestamp skew window on `/hawk/`; default 60 s.
     pub hawk_skew: Duration,
+    /// HTTP Message Signatures settings for `/httpsig/`; default
+    /// [`HttpSigConfig::default`](portcullis::scheme::httpsig::HttpSigConfig):
+    /// `created` at most 300 s old. The router fills in
+    /// [`secure_proxy_ssl_header`](Self::secure_proxy_ssl_header).
+    pub httpsig: portcullis::scheme::httpsig::HttpSigConfig,
+    /// Where `/httpsig/` finds signature keys; default `None`: in memory,
+    /// empty (`serve` uses the database).
+    pub signature_keys: Option<SharedSignatureKeys>,
+    /// OAuth 1.0a settings for `/oauth1/...`; default
+    /// [`OAuth1Config::default`](portcullis::scheme::oauth1::OAuth1Config):
+    /// a 300 s timestamp window, `PLAINTEXT` over HTTPS only. The router
+    /// fills in [`secure_proxy_ssl_header`](Self::secure_proxy_ssl_header).
+    pub oauth1: portcullis::scheme::oauth1::OAuth1Config,
+    /// Where OAuth 1.0a consumers and tokens are kept; default `None`: in
+    /// memory, for this router only (`serve` uses the database).
+    pub oauth1_store: Option<SharedOAuth1Store>,
 }
 
 impl AppConfig {
@@ -204,6 +227,10 @@ impl AppConfig {
             oauth2_store: None,
             digest_nonce_lifetime: portcullis::scheme::digest::DEFAULT_NONCE_LIFETIME,
             hawk_skew: portcullis::scheme::hawk::DEFAULT_SKEW,
+            httpsig: portcullis::scheme::httpsig::HttpSigConfig::default(),
+            signature_keys: None,
+            oauth1: portcullis::scheme::oauth1::OAuth1Config::default(),
+            oauth1_store: None,
         }
     }
 }
@@ -321,6 +348,20 @@ where
         .unauthenticated_user(config.unauthenticated_user.as_deref())
         .form_limit(config.form_limit);
     let only = |s: &Arc<dyn Scheme<User>>| defaults.clone().schemes(vec![s.clone()]);
+
+    let mut httpsig_config = config.httpsig.clone();
+    httpsig_config.secure_proxy_header = csrf.secure_proxy_header.clone();
+    let mut oauth1_config = config.oauth1.clone();
+    oauth1_config.secure_proxy_header = csrf.secure_proxy_header.clone();
+    let oauth1 = portcullis::scheme::oauth1::OAuth1::new(
+        config
+            .oauth1_store
+            .clone()
+            .unwrap_or_else(SharedOAuth1Store::memory),
+        config.secret.clone(),
+        config.replay.clone(),
+        oauth1_config,
+    );
 
     let shared = Arc::new(Shared {
         backend,
@@ -449,6 +490,21 @@ where
             session.clone(),
         ))
         .merge(digest_hawk::routes(raw_store, &config, &defaults))
+        .merge(httpsig::routes(
+            store.clone(),
+            config.signature_keys.as_ref(),
+            &config.secret,
+            config.replay.clone(),
+            httpsig_config,
+            &defaults,
+        ))
+        .merge(oauth1::routes(
+            oauth1,
+            store.clone(),
+            shared.clone(),
+            session.clone(),
+            &defaults,
+        ))
         .route("/auth-token/", auth_token_route(shared.clone()))
         .route("/auth/login/", login_route(shared.clone()))
         .route(

@@ -8,9 +8,11 @@ pub mod changepassword;
 pub mod create_token;
 pub mod createuser;
 pub mod hawk;
+pub mod httpsig;
 pub mod jwt;
 pub mod limits;
 pub mod migrate;
+pub mod oauth1;
 pub mod oauth2;
 pub mod serve;
 pub mod unlock;
@@ -47,6 +49,9 @@ pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()
         Command::ListClients => oauth2::list_clients(&settings).await,
         Command::DeleteClient(args) => oauth2::delete_client(&settings, &args.client_id).await,
         Command::ClearTokens => oauth2::clear_tokens(&settings).await,
+        Command::AddSignatureKey(args) => httpsig::add_key(&settings, args).await,
+        Command::CreateOAuth1Consumer(args) => oauth1::create_consumer(&settings, args).await,
+        Command::CreateOAuth1Token(args) => oauth1::create_token(&settings, args).await,
     }
 }
 

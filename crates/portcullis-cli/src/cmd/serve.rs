@@ -24,7 +24,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::app::{router, AppConfig, SharedBlacklist, SharedOAuth2Store};
+use crate::app::{
+    router, AppConfig, SharedBlacklist, SharedOAuth1Store, SharedOAuth2Store, SharedSignatureKeys,
+};
 use crate::config::Settings;
 
 /// How often expired sessions are deleted.
@@ -50,6 +52,10 @@ pub fn app_config(settings: &Settings, secret: portcullis::SecretKey) -> AppConf
     config.basic_cache = settings.basic_cache;
     config.digest_nonce_lifetime = Duration::from_secs(settings.digest_nonce_lifetime);
     config.hawk_skew = Duration::from_secs(settings.hawk_skew);
+    config.httpsig.max_age = Duration::from_secs(settings.signed.httpsig_max_age);
+    config.httpsig.cavage = settings.signed.httpsig_cavage;
+    config.oauth1.timestamp_window = Duration::from_secs(settings.signed.oauth1_timestamp_window);
+    config.oauth1.plaintext_over_http = settings.signed.oauth1_plaintext_over_http;
     config
 }
 
@@ -90,6 +96,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
     config.oauth2 = settings.oauth2.settings();
     config.oauth2_store = Some(SharedOAuth2Store::new(store.clone()));
+    config.signature_keys = Some(SharedSignatureKeys::new(store.clone()));
+    config.oauth1_store = Some(SharedOAuth1Store::new(store.clone()));
     // Throttle counts and login failures: in Redis when set (shared by
     // every server using it), else in memory and in the database, where
     // `portcullis unlock` reaches them.

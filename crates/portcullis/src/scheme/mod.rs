@@ -73,6 +73,10 @@ pub mod basic;
 pub mod csrf;
 pub mod digest;
 pub mod hawk;
+#[cfg(feature = "httpsig")]
+pub mod httpsig;
+#[cfg(feature = "oauth1")]
+pub mod oauth1;
 pub mod remote_user;
 pub mod session;
 pub mod token;
@@ -226,10 +230,10 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
         None
     }
 
-    /// Whether the scheme needs the request body to authenticate this
-    /// request; the layer then reads it first and leaves it in the
-    /// extensions as a [`RequestBody`]. Ask only when the request carries
-    /// credentials of the scheme's kind that cover the body. Default `false`.
+    /// Whether the scheme needs the whole request body to authenticate
+    /// this request (a signature or MAC over the payload). The layer then
+    /// reads the body, up to the policy's limit (`413` beyond it), hands it
+    /// on intact and leaves a copy in the extensions as a [`RequestBody`].
     fn wants_body(&self, req: &RequestHead<'_>) -> bool {
         let _ = req;
         false
