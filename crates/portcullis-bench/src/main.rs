@@ -24,11 +24,13 @@ use serde_json::json;
 mod report;
 mod seed;
 mod server;
+mod signed;
 mod wrk;
 
 use report::{Row, Sample};
 use seed::Credentials;
 use server::{Pinning, Server};
+use signed::Signer;
 use wrk::Load;
 
 /// Command line.
@@ -71,9 +73,11 @@ struct Scenario {
     headers: Vec<(String, String)>,
     /// Goal for the ratio with caches on, and with caches off.
     goals: (Option<f64>, Option<f64>),
+    /// For a signed-request scheme: how to sign each request.
+    signer: Option<Signer>,
 }
 
-fn scenarios(c: &Credentials) -> Vec<Scenario> {
+fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", seed::PASSWORD));
     let h = |k: &str, v: String| vec![(k.to_owned(), v)];
@@ -82,54 +86,106 @@ fn scenarios(c: &Credentials) -> Vec<Scenario> {
             name: "baseline",
             path: "/health/",
             headers: vec![],
+            signer: None,
             goals: (None, None),
         },
         Scenario {
             name: "whoami anonymous",
             path: "/api/whoami/",
             headers: vec![],
+            signer: None,
             goals: (Some(0.95), Some(0.95)),
         },
         Scenario {
             name: "throttled anonymous",
             path: "/throttled/",
             headers: vec![],
+            signer: None,
             goals: (Some(0.90), Some(0.90)),
         },
         Scenario {
             name: "Token",
             path: "/token/",
             headers: h("Authorization", format!("Token {}", c.token)),
+            signer: None,
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "Bearer keyword",
             path: "/customkeywordtoken/",
             headers: h("Authorization", format!("Bearer {}", c.token)),
+            signer: None,
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "Session GET",
             path: "/session/",
             headers: h("Cookie", format!("sessionid={}", c.session_key)),
+            signer: None,
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "JWT",
             path: "/jwt/",
             headers: h("Authorization", format!("Bearer {}", c.jwt_access)),
+            signer: None,
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "OAuth2 Bearer",
             path: "/oauth2/",
             headers: h("Authorization", format!("Bearer {}", c.oauth2_access)),
+            signer: None,
             goals: (Some(0.90), Some(0.60)),
+        },
+        Scenario {
+            name: "Digest SHA-256",
+            path: "/digest/",
+            headers: vec![],
+            signer: Some(Signer::Digest {
+                username: "bench".into(),
+                password: seed::PASSWORD.into(),
+                secret: secret.to_owned(),
+            }),
+            goals: (None, None),
+        },
+        Scenario {
+            name: "Hawk",
+            path: "/hawk/",
+            headers: vec![],
+            signer: Some(Signer::Hawk {
+                id: c.hawk.0.clone(),
+                key: c.hawk.1.clone(),
+            }),
+            goals: (None, None),
+        },
+        Scenario {
+            name: "HTTP signature, HMAC",
+            path: "/httpsig/",
+            headers: vec![],
+            signer: Some(Signer::HttpSig {
+                key_id: c.httpsig.0.clone(),
+                secret: c.httpsig.1.clone(),
+            }),
+            goals: (None, None),
+        },
+        Scenario {
+            name: "OAuth 1.0a HMAC-SHA1",
+            path: "/oauth1/",
+            headers: vec![],
+            signer: Some(Signer::OAuth1 {
+                consumer_key: c.oauth1[0].clone(),
+                consumer_secret: c.oauth1[1].clone(),
+                token: c.oauth1[2].clone(),
+                token_secret: c.oauth1[3].clone(),
+            }),
+            goals: (None, None),
         },
         Scenario {
             name: "admin-only, staff token",
             path: "/admin-only/",
             headers: h("Authorization", format!("Token {}", c.staff_token)),
+            signer: None,
             goals: (None, None),
         },
         // Last: with the caches off its hashing may still be finishing when
@@ -138,6 +194,7 @@ fn scenarios(c: &Credentials) -> Vec<Scenario> {
             name: "Basic",
             path: "/basic/",
             headers: h("Authorization", format!("Basic {basic}")),
+            signer: None,
             goals: (Some(0.80), None),
         },
     ]
@@ -155,17 +212,28 @@ struct Bench {
 }
 
 impl Bench {
-    fn load<'a>(&'a self, base: &str, s: &Scenario, duration: Duration) -> Load<'a> {
-        Load {
+    fn load(&self, base: &str, s: &Scenario, duration: Duration) -> anyhow::Result<Load> {
+        // Signed scenarios get a fresh file of distinct signed requests.
+        let script = match &s.signer {
+            Some(signer) => signer.script(
+                &self.work,
+                &s.name.replace(' ', "-"),
+                base.trim_start_matches("http://"),
+                s.path,
+                duration,
+            )?,
+            None => self.script.clone(),
+        };
+        Ok(Load {
             url: format!("{base}{}", s.path),
             headers: s.headers.clone(),
             connections: self.args.connections,
             duration,
-            script: &self.script,
-        }
+            script,
+        })
     }
 
-    fn measure(&self, server: &Server, load: &Load<'_>) -> anyhow::Result<Sample> {
+    fn measure(&self, server: &Server, load: &Load) -> anyhow::Result<Sample> {
         let cpu0 = server.cpu_time()?;
         let r = wrk::run(&self.pinning, load)?;
         let cpu = server.cpu_time()? - cpu0;
@@ -209,12 +277,19 @@ impl Bench {
         let mode = if caches_on { "warm" } else { "caches-off" };
         eprintln!("== {db}, caches {mode}");
         let server = self.server(url, caches_on, &[])?;
-        let list = scenarios(creds);
+        let list = scenarios(creds, &self.secret);
         let client = reqwest::Client::new();
         for s in &list {
             let mut req = client.get(format!("{}{}", server.base, s.path));
             for (k, v) in &s.headers {
                 req = req.header(k, v);
+            }
+            if let Some(signer) = &s.signer {
+                let line = signer.lines(server.base.trim_start_matches("http://"), s.path, 1)?;
+                for pair in line.trim_end().split('\t') {
+                    let (k, v) = pair.split_once(": ").context("a signed header")?;
+                    req = req.header(k, v);
+                }
             }
             let res = req.send().await?;
             if res.status() != 200 {
@@ -228,12 +303,12 @@ impl Bench {
             }
         }
         for s in &list {
-            wrk::run(&self.pinning, &self.load(&server.base, s, self.warmup))?;
+            wrk::run(&self.pinning, &self.load(&server.base, s, self.warmup)?)?;
         }
         let mut samples: Vec<Vec<Sample>> = list.iter().map(|_| Vec::new()).collect();
         for rep in 0..self.args.reps {
             for (i, s) in list.iter().enumerate() {
-                let sample = self.measure(&server, &self.load(&server.base, s, self.duration))?;
+                let sample = self.measure(&server, &self.load(&server.base, s, self.duration)?)?;
                 eprintln!(
                     "   run {}/{} {:<24} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>8.2} ms  {:>6.0} µs CPU/req",
                     rep + 1,
@@ -267,26 +342,27 @@ impl Bench {
     fn flood(&self, url: &str, creds: &Credentials) -> anyhow::Result<Vec<Row>> {
         eprintln!("== sqlite, /token/ under a /basic/ flood of wrong passwords");
         let server = self.server(url, true, &[("PORTCULLIS_LOGIN_THROTTLE", "off")])?;
-        let list = scenarios(creds);
+        let list = scenarios(creds, &self.secret);
         let token = list.iter().find(|s| s.path == "/token/").expect("listed");
         let wrong = base64::engine::general_purpose::STANDARD.encode("bench:wrong-password");
         let flood = Scenario {
             name: "Basic, wrong password",
             path: "/basic/",
             headers: vec![("Authorization".into(), format!("Basic {wrong}"))],
+            signer: None,
             goals: (None, None),
         };
-        wrk::run(&self.pinning, &self.load(&server.base, token, self.warmup))?;
+        wrk::run(&self.pinning, &self.load(&server.base, token, self.warmup)?)?;
         let (mut quiet, mut loud, mut attacks) = (Vec::new(), Vec::new(), Vec::new());
         for rep in 0..self.args.reps {
-            quiet.push(self.measure(&server, &self.load(&server.base, token, self.duration))?);
+            quiet.push(self.measure(&server, &self.load(&server.base, token, self.duration)?)?);
             let lead = Duration::from_secs(1);
             let flooder = wrk::spawn(
                 &self.pinning,
-                &self.load(&server.base, &flood, self.duration + lead * 2),
+                &self.load(&server.base, &flood, self.duration + lead * 2)?,
             )?;
             std::thread::sleep(lead);
-            let mut s = self.measure(&server, &self.load(&server.base, token, self.duration))?;
+            let mut s = self.measure(&server, &self.load(&server.base, token, self.duration)?)?;
             let f = wrk::finish(flooder)?;
             // The flood's CPU is in the server's total: report /token/'s
             // requests only, so this is CPU per token request with the flood.

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
+use base64::Engine;
 use portcullis::jwt::{Jwt, JwtSettings};
 use portcullis::oauth2::{NewClient, OAuth2, OAuth2Settings};
 use portcullis::scheme::session::Sessions;
@@ -30,6 +31,23 @@ pub(crate) struct Credentials {
     /// An OAuth2 access token for the plain user (scopes `read write`),
     /// issued to a confidential client registered for the run.
     pub(crate) oauth2_access: String,
+    /// The plain user's Hawk credentials (`create-hawk-credentials`).
+    pub(crate) hawk: (String, String),
+    /// The plain user's `hmac-sha256` signature key (`add-signature-key`):
+    /// key id and secret.
+    pub(crate) httpsig: (String, Vec<u8>),
+    /// An OAuth 1.0a consumer (key, secret) and the plain user's token
+    /// (token, secret), from the two commands.
+    pub(crate) oauth1: [String; 4],
+}
+
+/// The value of a `name: value` line of a command's output.
+fn field(output: &str, name: &str) -> anyhow::Result<String> {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| anyhow!("no {name:?} in the command's output: {output:?}"))
 }
 
 /// Runs a `portcullis` command with the database and secret set.
@@ -79,6 +97,42 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
     )?;
     let token = token_of(&cli(binary, url, secret, &["create-token", "bench"])?)?;
     let staff_token = token_of(&cli(binary, url, secret, &["create-token", "staff"])?)?;
+    let hawk = cli(binary, url, secret, &["create-hawk-credentials", "bench"])?;
+    let hawk = (field(&hawk, "id")?, field(&hawk, "key")?);
+    let sig = cli(
+        binary,
+        url,
+        secret,
+        &[
+            "add-signature-key",
+            "bench",
+            "--key-id",
+            "bench-hmac",
+            "--alg",
+            "hmac-sha256",
+            "--generate",
+        ],
+    )?;
+    let httpsig = (
+        "bench-hmac".to_owned(),
+        base64::engine::general_purpose::STANDARD
+            .decode(field(&sig, "secret")?)
+            .context("the signature key's secret is base64")?,
+    );
+    let consumer = cli(binary, url, secret, &["create-oauth1-consumer", "bench"])?;
+    let consumer_key = field(&consumer, "consumer_key")?;
+    let oauth1_token = cli(
+        binary,
+        url,
+        secret,
+        &["create-oauth1-token", &consumer_key, "bench"],
+    )?;
+    let oauth1 = [
+        consumer_key,
+        field(&consumer, "consumer_secret")?,
+        field(&oauth1_token, "token")?,
+        field(&oauth1_token, "token_secret")?,
+    ];
     let store = Store::connect(url).await?;
     let key = SecretKey::new(secret.as_bytes()).map_err(|e| anyhow!("{e}"))?;
     let bench = store
@@ -113,6 +167,9 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
         session_key: login.session_key,
         jwt_access,
         oauth2_access,
+        hawk,
+        httpsig,
+        oauth1,
     })
 }
 

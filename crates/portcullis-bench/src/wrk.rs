@@ -1,7 +1,7 @@
 //! Running wrk and reading its results (a Lua `done` hook prints them as
 //! one JSON line).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -53,15 +53,15 @@ impl WrkResult {
 
 /// What to load.
 #[derive(Clone, Debug)]
-pub(crate) struct Load<'a> {
+pub(crate) struct Load {
     pub(crate) url: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) connections: u32,
     pub(crate) duration: Duration,
-    pub(crate) script: &'a Path,
+    pub(crate) script: PathBuf,
 }
 
-fn command(pinning: &Pinning, load: &Load<'_>) -> Command {
+fn command(pinning: &Pinning, load: &Load) -> Command {
     let mut c = pinning.command("wrk", false);
     c.arg("-t1")
         .arg(format!("-c{}", load.connections))
@@ -72,7 +72,7 @@ fn command(pinning: &Pinning, load: &Load<'_>) -> Command {
         .arg("--timeout")
         .arg("30s")
         .arg("-s")
-        .arg(load.script);
+        .arg(&load.script);
     for (k, v) in &load.headers {
         c.arg("-H").arg(format!("{k}: {v}"));
     }
@@ -81,7 +81,7 @@ fn command(pinning: &Pinning, load: &Load<'_>) -> Command {
 }
 
 /// Runs wrk to the end.
-pub(crate) fn run(pinning: &Pinning, load: &Load<'_>) -> anyhow::Result<WrkResult> {
+pub(crate) fn run(pinning: &Pinning, load: &Load) -> anyhow::Result<WrkResult> {
     let out = command(pinning, load)
         .output()
         .context("cannot run wrk (bench/run installs it)")?;
@@ -89,7 +89,7 @@ pub(crate) fn run(pinning: &Pinning, load: &Load<'_>) -> anyhow::Result<WrkResul
 }
 
 /// Starts wrk in the background (for the flood), its output piped.
-pub(crate) fn spawn(pinning: &Pinning, load: &Load<'_>) -> anyhow::Result<Child> {
+pub(crate) fn spawn(pinning: &Pinning, load: &Load) -> anyhow::Result<Child> {
     command(pinning, load)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
