@@ -7,10 +7,10 @@
 //! (`scripts/python-deps`, which `scripts/test` runs). When they are
 //! missing these tests FAIL, never skip.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+use support::Server;
+
+use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
@@ -57,64 +57,6 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout).unwrap()
-    }
-}
-
-/// A running `portcullis serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(env: &Env) -> Server {
-        let mut child = env
-            .command(&["serve", "--bind", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("portcullis listening on ") {
-                        break addr.trim().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("serve did not become ready");
-                }
-            }
-        };
-        Server { child, base }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -181,7 +123,7 @@ fn digest_env(extra: &[(&'static str, &'static str)]) -> Env {
 #[test]
 fn curl_digest_authenticates_with_sha256() {
     let env = digest_env(&[]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let (status, body, log) = curl("ada", "lovelace", &server.url("/digest/"), &[]);
     assert_eq!(status, 200, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -207,7 +149,7 @@ fn curl_digest_authenticates_with_sha256() {
 fn changepassword_replaces_the_realm_digest() {
     let env = digest_env(&[]);
     env.ok(&["changepassword", "ada", "--password", "babbage"]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     assert_eq!(curl("ada", "lovelace", &server.url("/digest/"), &[]).0, 401);
     assert_eq!(curl("ada", "babbage", &server.url("/digest/"), &[]).0, 200);
     // A running server sees a deactivation at once.
@@ -219,7 +161,7 @@ fn changepassword_replaces_the_realm_digest() {
 fn inactive_users_are_refused_and_failures_lock_out() {
     let env = digest_env(&[("PORTCULLIS_LOCKOUT_FAILURES", "2")]);
     env.ok(&["createuser", "grace", "--password", "hopper", "--inactive"]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     assert_eq!(curl("grace", "hopper", &server.url("/digest/"), &[]).0, 401);
     assert_eq!(curl("ghost", "x", &server.url("/digest/"), &[]).0, 401);
     // Two failures from this address: now even the right password is refused.
@@ -272,7 +214,7 @@ print("ok")
 #[test]
 fn python_requests_digest_md5_sha256_and_replay() {
     let env = digest_env(&[]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let out = python(
         REQUESTS_DIGEST,
         &[&server.url("/digest/"), "ada", "lovelace"],
@@ -306,7 +248,7 @@ print("ok")
 #[test]
 fn expired_nonces_are_answered_with_stale_true() {
     let env = digest_env(&[("PORTCULLIS_DIGEST_NONCE_LIFETIME", "1")]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let out = python(STALE, &[&server.url("/digest/"), "ada", "lovelace"]);
     assert_eq!(out.trim(), "ok");
 }
@@ -378,7 +320,7 @@ fn mohawk_signs_requests_and_checks_responses() {
     let other = env.ok(&["create-hawk-credentials", "ada"]);
     assert!(!other.contains(id) && !other.contains(key));
 
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let out = python(MOHAWK, &[&server.base, id, key]);
     assert_eq!(out.trim(), "ok");
 
@@ -417,7 +359,7 @@ fn create_hawk_credentials_for_an_unknown_user_fails_in_one_line() {
 #[test]
 fn malformed_signed_headers_are_4xx_with_a_json_detail() {
     let env = Env::new(&[]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let client = reqwest::blocking::Client::new();
     let long = format!("Digest username=\"{}\"", "a".repeat(7000));
     for (path, header) in [
@@ -475,8 +417,8 @@ fn servers_sharing_redis_refuse_each_others_replays() {
     let mut env = digest_env(&[]);
     env.extra.push(("PORTCULLIS_REDIS_URL", redis));
     env.extra.push(("PORTCULLIS_REDIS_PREFIX", prefix));
-    let a = Server::start(&env);
-    let b = Server::start(&env);
+    let a = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let b = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let out = python(
         REPLAY_ACROSS,
         &[&a.url("/digest/"), &b.url("/digest/"), "ada", "lovelace"],
@@ -517,7 +459,7 @@ print("ok")
 #[test]
 fn a_challenged_post_keeps_the_connection_for_the_retry() {
     let env = Env::new(&[]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let out = python(KEEP_ALIVE, &["127.0.0.1", &port]);
     assert_eq!(out.trim(), "ok");

@@ -12,11 +12,11 @@
 //! `scripts/test` runs). When they are missing these tests FAIL, never
 //! skip.
 
-use std::io::{BufRead, BufReader, Read};
+mod support;
+use support::Server;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 use tempfile::TempDir;
@@ -79,61 +79,6 @@ impl Env {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         err.trim().to_owned()
-    }
-}
-
-/// A running `portcullis serve`, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(env: &Env) -> Server {
-        let mut child = env
-            .command(&["serve", "--bind", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = stderr.read_to_string(&mut sink);
-        });
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("portcullis listening on ") {
-                        break addr.trim().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("serve did not become ready");
-                }
-            }
-        };
-        Server { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -253,7 +198,7 @@ fn status(results: &Value, name: &str) -> u64 {
 fn http_message_signatures_from_a_python_client() {
     let env = Env::new();
     env.ok(&["createuser", "ada", "--password", "lovelace-1234"]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let algorithms = [
         ("ed25519", true),
         ("hmac-sha256", true),
@@ -324,7 +269,7 @@ fn http_message_signatures_from_a_python_client() {
 #[test]
 fn httpsig_challenge_and_malformed_input() {
     let env = Env::new();
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let client = reqwest::blocking::Client::new();
     let url = format!("{}/httpsig/", server.base);
     let res = client.post(&url).body("x").send().unwrap();
@@ -593,7 +538,7 @@ fn oauth1_with_requests_oauthlib() {
     ]);
     let rsa_ck = field(&rsa_consumer, "consumer_key");
     let rsa_token = env.ok(&["create-oauth1-token", &rsa_ck, "ada"]);
-    let server = Server::start(&env);
+    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
     let config = serde_json::json!({
         "base": server.base,
         "ck": ck, "cs": cs, "tk": tk, "ts": ts,

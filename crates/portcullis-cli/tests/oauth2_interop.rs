@@ -16,10 +16,10 @@
 //! `scripts/test` runs) and `curl`. When they are missing these tests FAIL,
 //! never skip.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+use support::Server;
+
+use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
 
@@ -85,60 +85,6 @@ impl Env {
             .map(|l| l.strip_prefix("client_secret: ").unwrap().to_owned());
         assert!(lines.next().is_none(), "{out:?}");
         (id, secret)
-    }
-}
-
-/// A running `portcullis serve`, stopped on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(env: &Env, port: u16) -> Server {
-        let bind = format!("127.0.0.1:{port}");
-        let mut child = env
-            .command(&["serve", "--bind", &bind])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => {
-                    if let Some(addr) = line.strip_prefix("portcullis listening on ") {
-                        break addr.trim().to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("serve did not become ready");
-                }
-            }
-        };
-        Server { child, base }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -340,7 +286,7 @@ fn authlib_drives_every_grant_against_serve() {
         "refresh-token",
     ]);
     let secret = secret.expect("a confidential client gets a secret");
-    let server = Server::start(&env, 0);
+    let server = Server::spawn(env.command(&["serve", "--bind", &format!("127.0.0.1:{}", 0)]));
     assert_eq!(
         python(AUTHORIZATION_CODE, &[&server.base, &public_id, redirect]),
         r#"{"ok": true}"#
@@ -359,7 +305,7 @@ fn the_seeds_curl_walkthrough_works_verbatim() {
         env.create_client(&["seed", "--grant", "password", "--grant", "refresh-token"]);
     let secret = secret.unwrap();
     let port = free_port();
-    let _server = Server::start(&env, port);
+    let _server = Server::spawn(env.command(&["serve", "--bind", &format!("127.0.0.1:{}", port)]));
     // The seed, with its placeholders filled in.
     let (status, body) = curl(&[
         "-X",
