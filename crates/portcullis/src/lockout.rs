@@ -483,10 +483,19 @@ impl Lockout {
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
         for key in Self::keys(username, addr) {
-            if let Some(clear) = &self.clear {
-                clear.lock().remove(&key);
-            }
-            let count = self.store.record_failure(&key, now, self.cooloff).await?;
+            // Forget the key before the write, so checks from now on read
+            // the store, and again after it, so that a check racing with
+            // the write cannot leave a stale "clear" behind (also when the
+            // write failed).
+            let forget = || {
+                if let Some(clear) = &self.clear {
+                    clear.lock().remove(&key);
+                }
+            };
+            forget();
+            let count = self.store.record_failure(&key, now, self.cooloff).await;
+            forget();
+            let count = count?;
             if count == self.failure_limit {
                 tracing::warn!(%key, failures = count, "login locked out");
             }
