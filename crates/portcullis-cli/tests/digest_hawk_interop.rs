@@ -8,57 +8,9 @@
 //! missing these tests FAIL, never skip.
 
 mod support;
-use support::Server;
+use support::Env;
 
 use std::process::{Command, Output, Stdio};
-
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const SECRET: &str = "a-digest-and-hawk-test-secret-key-long-enough-0123456789";
-
-/// A working directory with its own SQLite database and settings.
-struct Env {
-    dir: TempDir,
-    extra: Vec<(&'static str, String)>,
-}
-
-impl Env {
-    fn new(extra: &[(&'static str, &'static str)]) -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-            extra: extra.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PORTCULLIS_") || k == "DATABASE_URL" || k == "RUST_LOG" {
-                c.env_remove(k);
-            }
-        }
-        c.env("PORTCULLIS_PASSWORD_ITERATIONS", "1000")
-            .env("PORTCULLIS_SECRET_KEY", SECRET);
-        for (k, v) in &self.extra {
-            c.env(k, v);
-        }
-        c.args(args);
-        c
-    }
-
-    /// Runs a command that must succeed; returns its standard output.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.command(args).stdin(Stdio::null()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "portcullis {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-}
 
 fn run(c: &mut Command, what: &str, fix: &str) -> Output {
     c.stdin(Stdio::null())
@@ -115,7 +67,7 @@ fn python(program: &str, args: &[&str]) -> String {
 }
 
 fn digest_env(extra: &[(&'static str, &'static str)]) -> Env {
-    let env = Env::new(extra);
+    let env = Env::with(extra);
     env.ok(&["createuser", "ada", "--password", "lovelace"]);
     env
 }
@@ -123,7 +75,7 @@ fn digest_env(extra: &[(&'static str, &'static str)]) -> Env {
 #[test]
 fn curl_digest_authenticates_with_sha256() {
     let env = digest_env(&[]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let (status, body, log) = curl("ada", "lovelace", &server.url("/digest/"), &[]);
     assert_eq!(status, 200, "{body}");
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -149,7 +101,7 @@ fn curl_digest_authenticates_with_sha256() {
 fn changepassword_replaces_the_realm_digest() {
     let env = digest_env(&[]);
     env.ok(&["changepassword", "ada", "--password", "babbage"]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     assert_eq!(curl("ada", "lovelace", &server.url("/digest/"), &[]).0, 401);
     assert_eq!(curl("ada", "babbage", &server.url("/digest/"), &[]).0, 200);
     // A running server sees a deactivation at once.
@@ -161,7 +113,7 @@ fn changepassword_replaces_the_realm_digest() {
 fn inactive_users_are_refused_and_failures_lock_out() {
     let env = digest_env(&[("PORTCULLIS_LOCKOUT_FAILURES", "2")]);
     env.ok(&["createuser", "grace", "--password", "hopper", "--inactive"]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     assert_eq!(curl("grace", "hopper", &server.url("/digest/"), &[]).0, 401);
     assert_eq!(curl("ghost", "x", &server.url("/digest/"), &[]).0, 401);
     // Two failures from this address: now even the right password is refused.
@@ -214,7 +166,7 @@ print("ok")
 #[test]
 fn python_requests_digest_md5_sha256_and_replay() {
     let env = digest_env(&[]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let out = python(
         REQUESTS_DIGEST,
         &[&server.url("/digest/"), "ada", "lovelace"],
@@ -248,7 +200,7 @@ print("ok")
 #[test]
 fn expired_nonces_are_answered_with_stale_true() {
     let env = digest_env(&[("PORTCULLIS_DIGEST_NONCE_LIFETIME", "1")]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let out = python(STALE, &[&server.url("/digest/"), "ada", "lovelace"]);
     assert_eq!(out.trim(), "ok");
 }
@@ -307,7 +259,7 @@ print("ok")
 
 #[test]
 fn mohawk_signs_requests_and_checks_responses() {
-    let env = Env::new(&[]);
+    let env = Env::new();
     env.ok(&["createuser", "ada"]);
     let out = env.ok(&["create-hawk-credentials", "ada"]);
     let lines: Vec<&str> = out.lines().collect();
@@ -320,7 +272,7 @@ fn mohawk_signs_requests_and_checks_responses() {
     let other = env.ok(&["create-hawk-credentials", "ada"]);
     assert!(!other.contains(id) && !other.contains(key));
 
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let out = python(MOHAWK, &[&server.base, id, key]);
     assert_eq!(out.trim(), "ok");
 
@@ -344,7 +296,7 @@ fn mohawk_signs_requests_and_checks_responses() {
 
 #[test]
 fn create_hawk_credentials_for_an_unknown_user_fails_in_one_line() {
-    let env = Env::new(&[]);
+    let env = Env::new();
     let out = env
         .command(&["create-hawk-credentials", "nobody"])
         .stdin(Stdio::null())
@@ -358,8 +310,8 @@ fn create_hawk_credentials_for_an_unknown_user_fails_in_one_line() {
 
 #[test]
 fn malformed_signed_headers_are_4xx_with_a_json_detail() {
-    let env = Env::new(&[]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let env = Env::new();
+    let server = env.serve();
     let client = reqwest::blocking::Client::new();
     let long = format!("Digest username=\"{}\"", "a".repeat(7000));
     for (path, header) in [
@@ -417,8 +369,8 @@ fn servers_sharing_redis_refuse_each_others_replays() {
     let mut env = digest_env(&[]);
     env.extra.push(("PORTCULLIS_REDIS_URL", redis));
     env.extra.push(("PORTCULLIS_REDIS_PREFIX", prefix));
-    let a = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
-    let b = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let a = env.serve();
+    let b = env.serve();
     let out = python(
         REPLAY_ACROSS,
         &[&a.url("/digest/"), &b.url("/digest/"), "ada", "lovelace"],
@@ -458,8 +410,8 @@ print("ok")
 
 #[test]
 fn a_challenged_post_keeps_the_connection_for_the_retry() {
-    let env = Env::new(&[]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let env = Env::new();
+    let server = env.serve();
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let out = python(KEEP_ALIVE, &["127.0.0.1", &port]);
     assert_eq!(out.trim(), "ok");

@@ -13,74 +13,11 @@
 //! skip.
 
 mod support;
-use support::Server;
+use support::Env;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use serde_json::Value;
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const SECRET: &str = "an-interop-test-secret-key-that-is-long-enough-0123456789";
-
-/// A working directory with its own SQLite database and secret.
-struct Env {
-    dir: TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.path());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PORTCULLIS_") || k == "DATABASE_URL" || k == "RUST_LOG" {
-                c.env_remove(k);
-            }
-        }
-        c.env("PORTCULLIS_PASSWORD_ITERATIONS", "1000")
-            .env("PORTCULLIS_SECRET_KEY", SECRET)
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the portcullis binary runs")
-    }
-
-    /// Runs a command that must succeed; returns its standard output.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "portcullis {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// Runs a command that must fail; returns its one error line.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(!out.status.success(), "portcullis {args:?} succeeded");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert_eq!(err.trim().lines().count(), 1, "{err}");
-        err.trim().to_owned()
-    }
-}
 
 /// Runs a Python program with `args`, returning its standard output as
 /// JSON; fails the test (with the fix) when Python or a package is missing.
@@ -198,7 +135,7 @@ fn status(results: &Value, name: &str) -> u64 {
 fn http_message_signatures_from_a_python_client() {
     let env = Env::new();
     env.ok(&["createuser", "ada", "--password", "lovelace-1234"]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let algorithms = [
         ("ed25519", true),
         ("hmac-sha256", true),
@@ -269,7 +206,7 @@ fn http_message_signatures_from_a_python_client() {
 #[test]
 fn httpsig_challenge_and_malformed_input() {
     let env = Env::new();
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let client = reqwest::blocking::Client::new();
     let url = format!("{}/httpsig/", server.base);
     let res = client.post(&url).body("x").send().unwrap();
@@ -538,7 +475,7 @@ fn oauth1_with_requests_oauthlib() {
     ]);
     let rsa_ck = field(&rsa_consumer, "consumer_key");
     let rsa_token = env.ok(&["create-oauth1-token", &rsa_ck, "ada"]);
-    let server = Server::spawn(env.command(&["serve", "--bind", "127.0.0.1:0"]));
+    let server = env.serve();
     let config = serde_json::json!({
         "base": server.base,
         "ck": ck, "cs": cs, "tk": tk, "ts": ts,

@@ -17,76 +17,9 @@
 //! never skip.
 
 mod support;
-use support::Server;
+use support::Env;
 
-use std::process::{Command, Output, Stdio};
-
-use tempfile::TempDir;
-
-const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
-const SECRET: &str = "an-oauth2-test-secret-key-that-is-long-enough-0123456789";
-
-/// A working directory with its own SQLite database.
-struct Env {
-    dir: TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PORTCULLIS_") || k == "DATABASE_URL" || k == "RUST_LOG" {
-                c.env_remove(k);
-            }
-        }
-        c.env("PORTCULLIS_PASSWORD_ITERATIONS", "1000")
-            .env("PORTCULLIS_SECRET_KEY", SECRET)
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("the portcullis binary runs")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "portcullis {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// `createclient`'s output as (id, secret).
-    fn create_client(&self, args: &[&str]) -> (String, Option<String>) {
-        let mut all = vec!["createclient"];
-        all.extend_from_slice(args);
-        let out = self.ok(&all);
-        let mut lines = out.lines();
-        let id = lines
-            .next()
-            .and_then(|l| l.strip_prefix("client_id: "))
-            .unwrap_or_else(|| panic!("no client_id line in {out:?}"))
-            .to_owned();
-        let secret = lines
-            .next()
-            .map(|l| l.strip_prefix("client_secret: ").unwrap().to_owned());
-        assert!(lines.next().is_none(), "{out:?}");
-        (id, secret)
-    }
-}
+use std::process::Command;
 
 /// A free local port (the seed's walkthrough names `localhost:PORT`).
 fn free_port() -> u16 {
@@ -260,33 +193,57 @@ assert r.headers["WWW-Authenticate"] == 'Basic realm="api"'
 print(json.dumps({"ok": True}))
 "#;
 
+/// `createclient`'s output as (id, secret).
+fn create_client(env: &Env, args: &[&str]) -> (String, Option<String>) {
+    let mut all = vec!["createclient"];
+    all.extend_from_slice(args);
+    let out = env.ok(&all);
+    let mut lines = out.lines();
+    let id = lines
+        .next()
+        .and_then(|l| l.strip_prefix("client_id: "))
+        .unwrap_or_else(|| panic!("no client_id line in {out:?}"))
+        .to_owned();
+    let secret = lines
+        .next()
+        .map(|l| l.strip_prefix("client_secret: ").unwrap().to_owned());
+    assert!(lines.next().is_none(), "{out:?}");
+    (id, secret)
+}
+
 #[test]
 fn authlib_drives_every_grant_against_serve() {
     let env = Env::new();
     env.ok(&["createuser", "ada", "--password", "ada-password-1"]);
     let redirect = "http://127.0.0.1:9/callback";
-    let (public_id, public_secret) = env.create_client(&[
-        "spa",
-        "--public",
-        "--redirect-uri",
-        redirect,
-        "--grant",
-        "authorization-code",
-        "--grant",
-        "refresh-token",
-    ]);
+    let (public_id, public_secret) = create_client(
+        &env,
+        &[
+            "spa",
+            "--public",
+            "--redirect-uri",
+            redirect,
+            "--grant",
+            "authorization-code",
+            "--grant",
+            "refresh-token",
+        ],
+    );
     assert!(public_secret.is_none());
-    let (id, secret) = env.create_client(&[
-        "backend",
-        "--grant",
-        "client-credentials",
-        "--grant",
-        "password",
-        "--grant",
-        "refresh-token",
-    ]);
+    let (id, secret) = create_client(
+        &env,
+        &[
+            "backend",
+            "--grant",
+            "client-credentials",
+            "--grant",
+            "password",
+            "--grant",
+            "refresh-token",
+        ],
+    );
     let secret = secret.expect("a confidential client gets a secret");
-    let server = Server::spawn(env.command(&["serve", "--bind", &format!("127.0.0.1:{}", 0)]));
+    let server = env.serve_on(0);
     assert_eq!(
         python(AUTHORIZATION_CODE, &[&server.base, &public_id, redirect]),
         r#"{"ok": true}"#
@@ -301,11 +258,13 @@ fn authlib_drives_every_grant_against_serve() {
 fn the_seeds_curl_walkthrough_works_verbatim() {
     let env = Env::new();
     env.ok(&["createuser", "ada", "--password", "ada-password-1"]);
-    let (id, secret) =
-        env.create_client(&["seed", "--grant", "password", "--grant", "refresh-token"]);
+    let (id, secret) = create_client(
+        &env,
+        &["seed", "--grant", "password", "--grant", "refresh-token"],
+    );
     let secret = secret.unwrap();
     let port = free_port();
-    let _server = Server::spawn(env.command(&["serve", "--bind", &format!("127.0.0.1:{}", port)]));
+    let _server = env.serve_on(port);
     // The seed, with its placeholders filled in.
     let (status, body) = curl(&[
         "-X",
@@ -348,25 +307,28 @@ fn the_seeds_curl_walkthrough_works_verbatim() {
 #[test]
 fn client_commands() {
     let env = Env::new();
-    let (id, secret) = env.create_client(&[
-        "Shop",
-        "--redirect-uri",
-        "https://shop.example/cb",
-        "--scope",
-        "read",
-        "--skip-authorization",
-    ]);
+    let (id, secret) = create_client(
+        &env,
+        &[
+            "Shop",
+            "--redirect-uri",
+            "https://shop.example/cb",
+            "--scope",
+            "read",
+            "--skip-authorization",
+        ],
+    );
     let secret = secret.unwrap();
     assert!(id.len() >= 32 && id.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert!(secret.len() >= 32);
-    let (public_id, none) = env.create_client(&["App", "--public"]);
+    let (public_id, none) = create_client(&env, &["App", "--public"]);
     assert!(none.is_none());
     let list = env.ok(&["listclients"]);
     assert!(list.contains(&id) && list.contains(&public_id), "{list}");
     assert!(list.contains("confidential") && list.contains("public"));
     assert!(!list.contains(&secret), "the secret is shown once only");
     // The secret is not in the database file either.
-    let db = std::fs::read(env.dir.path().join("portcullis.db")).unwrap();
+    let db = std::fs::read(env.path().join("portcullis.db")).unwrap();
     assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
 
     assert_eq!(

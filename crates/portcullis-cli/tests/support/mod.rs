@@ -1,13 +1,103 @@
-//! A `portcullis serve` child process for the interop tests that drive it
-//! with real clients: started from a prepared command, ready once it logs
-//! its address, killed when dropped.
+//! What the interop tests that drive `portcullis` with real clients share:
+//! [`Env`], a scratch directory where the binary runs with a clean
+//! environment, and [`Server`], a `portcullis serve` child process, ready
+//! once it logs its address, killed when dropped.
 
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
+const SECRET: &str = "an-interop-test-secret-key-that-is-long-enough-0123456789";
+
+/// A scratch directory (the SQLite database lives there) in which
+/// `portcullis` runs without the caller's `PORTCULLIS_*` variables, with a
+/// fixed secret key, fast password hashing and any `extra` variables.
+pub(crate) struct Env {
+    dir: tempfile::TempDir,
+    /// Variables set on every command, after the defaults.
+    pub(crate) extra: Vec<(&'static str, String)>,
+}
+
+impl Env {
+    /// A fresh directory with no extra variables.
+    pub(crate) fn new() -> Env {
+        Env::with(&[])
+    }
+
+    /// A fresh directory with `extra` variables.
+    pub(crate) fn with(extra: &[(&'static str, &'static str)]) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        }
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `portcullis ARGS` in the directory, not yet run.
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PORTCULLIS_") || k == "DATABASE_URL" || k == "RUST_LOG" {
+                c.env_remove(k);
+            }
+        }
+        c.env("PORTCULLIS_PASSWORD_ITERATIONS", "1000")
+            .env("PORTCULLIS_SECRET_KEY", SECRET);
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c.args(args);
+        c
+    }
+
+    /// Runs a command to the end.
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the portcullis binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its standard output.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "portcullis {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs a command that must fail; returns its one error line.
+    pub(crate) fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(!out.status.success(), "portcullis {args:?} succeeded");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        err.trim().to_owned()
+    }
+
+    /// `portcullis serve` on a free port.
+    pub(crate) fn serve(&self) -> Server {
+        self.serve_on(0)
+    }
+
+    /// `portcullis serve` on `port` (0: a free one).
+    pub(crate) fn serve_on(&self, port: u16) -> Server {
+        Server::spawn(self.command(&["serve", "--bind", &format!("127.0.0.1:{port}")]))
+    }
+}
 
 /// A running `portcullis serve`, killed when dropped.
 pub(crate) struct Server {
