@@ -55,6 +55,13 @@ impl<'a, U: AuthUser> Context<'a, U> {
     pub async fn identity(&self) -> Result<&'a Identity<U>, AuthError> {
         self.lazy.resolve(&self.head).await
     }
+
+    /// The identity if it has been resolved already (what
+    /// [`identity`](Self::identity) would answer without waiting), else
+    /// `None`.
+    pub fn resolved_identity(&self) -> Option<Result<&'a Identity<U>, AuthError>> {
+        self.lazy.resolved()
+    }
 }
 
 /// A permission: DRF's `BasePermission`.

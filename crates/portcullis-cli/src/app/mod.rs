@@ -83,6 +83,7 @@ use portcullis::{
     AllowAny, AuthError, Identity, IsAdminUser, IsAuthenticated, PasswordBackend, Policy,
     SecretKey, User,
 };
+use tower::ServiceBuilder;
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -517,17 +518,23 @@ where
         .route("/health/", views::health_route())
         .route("/ready/", views::ready_route(store))
         .fallback(respond::not_found)
-        .layer(middleware::from_fn(respond::json_errors))
-        .layer(middleware::from_fn(move |req: Request, next| {
-            respond::refuse_oversized(limit, req, next)
-        }))
-        .layer(DefaultBodyLimit::max(limit))
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            AUTHORIZATION,
-            COOKIE,
-            HeaderName::from_static("x-csrftoken"),
-        ]))
-        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        // One `layer` call for the whole stack: axum wraps (and clones,
+        // per request) every route once per `layer` call, so five calls
+        // would cost five boxed clones on every request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    AUTHORIZATION,
+                    COOKIE,
+                    HeaderName::from_static("x-csrftoken"),
+                ]))
+                .layer(DefaultBodyLimit::max(limit))
+                .layer(middleware::from_fn(move |req: Request, next| {
+                    respond::refuse_oversized(limit, req, next)
+                }))
+                .layer(middleware::from_fn(respond::json_errors)),
+        )
 }
 
 fn auth_token_route<S: AppStore>(shared: Arc<Shared<S>>) -> MethodRouter {

@@ -1,6 +1,7 @@
 //! The JSON views: the protected routes, `/api/whoami/`, the DRF-style
 //! `OPTIONS` metadata, and the health probes.
 
+use axum::handler::Handler;
 use axum::http::header::{HeaderValue, ALLOW};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -109,19 +110,23 @@ pub(crate) fn whoami_route(info: ViewInfo, policy: &Policy<User>) -> MethodRoute
 
 pub(crate) fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<User>) -> MethodRouter
 where
-    H: axum::handler::Handler<T, ()> + Clone,
+    H: Handler<T, ()> + Clone,
     T: 'static,
 {
+    // The policy wraps each handler rather than the method router: axum
+    // boxes (and clones, per request) every layer of a method router, and
+    // a layered handler costs neither.
+    let auth = policy.layer();
+    let options = move || std::future::ready(metadata(info, PROTECTED_METHODS));
     MethodRouter::new()
-        .get(handler.clone())
-        .head(handler.clone())
-        .post(handler.clone())
-        .put(handler.clone())
-        .patch(handler.clone())
-        .delete(handler)
-        .options(move || std::future::ready(metadata(info, PROTECTED_METHODS)))
-        .fallback(not_allowed_handler(PROTECTED_METHODS))
-        .layer(policy.layer())
+        .get(handler.clone().layer(auth.clone()))
+        .head(handler.clone().layer(auth.clone()))
+        .post(handler.clone().layer(auth.clone()))
+        .put(handler.clone().layer(auth.clone()))
+        .patch(handler.clone().layer(auth.clone()))
+        .delete(handler.layer(auth.clone()))
+        .options(options.layer(auth.clone()))
+        .fallback(not_allowed_handler(PROTECTED_METHODS).layer(auth))
 }
 
 /// `/health/`: `200 {"status": "ok"}` while the process serves.

@@ -154,8 +154,12 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
         "jwt"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(http::header::AUTHORIZATION)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
-        let words = req.authorization_words();
+        let words = req.authorization_words3();
         let Some(raw) = parse_authorization(&words, &self.jwt.settings().auth_header_types)? else {
             return Ok(None);
         };

@@ -44,6 +44,7 @@
 //! 4. It leaves a [`LazyIdentity`] in the request extensions for the
 //!    extractors; the identity is resolved at most once per request.
 
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub const DEFAULT_FORM_LIMIT: usize = 2_621_440;
 pub(crate) struct PolicyInner<U: AuthUser> {
     pub(crate) schemes: Vec<Arc<dyn Scheme<U>>>,
     pub(crate) permission: Arc<dyn Permission<U>>,
+    /// The permission is [`AllowAny`]: nothing to run.
+    pub(crate) allow_any: bool,
     pub(crate) throttles: Vec<Arc<dyn Throttle<U>>>,
     pub(crate) anonymous: Anonymous,
     pub(crate) form_limit: usize,
@@ -82,6 +85,7 @@ impl<U: AuthUser> Clone for PolicyInner<U> {
         PolicyInner {
             schemes: self.schemes.clone(),
             permission: self.permission.clone(),
+            allow_any: self.allow_any,
             throttles: self.throttles.clone(),
             anonymous: self.anonymous.clone(),
             form_limit: self.form_limit,
@@ -136,6 +140,7 @@ impl<U: AuthUser> Policy<U> {
             inner: Arc::new(PolicyInner {
                 schemes: Vec::new(),
                 permission: Arc::new(AllowAny),
+                allow_any: true,
                 throttles: Vec::new(),
                 anonymous: Anonymous::default(),
                 form_limit: DEFAULT_FORM_LIMIT,
@@ -166,8 +171,12 @@ impl<U: AuthUser> Policy<U> {
 
     /// Replaces the permission (a route's `permission_classes`; combine
     /// several with [`and`](crate::PermissionExt::and)).
-    pub fn permission(self, permission: impl Permission<U>) -> Self {
-        self.edit(|p| p.permission = Arc::new(permission))
+    pub fn permission<P: Permission<U>>(self, permission: P) -> Self {
+        let allow_any = TypeId::of::<P>() == TypeId::of::<AllowAny>();
+        self.edit(|p| {
+            p.permission = Arc::new(permission);
+            p.allow_any = allow_any;
+        })
     }
 
     /// Appends a throttle (DRF's `throttle_classes`); every throttle runs
@@ -240,7 +249,11 @@ impl<U: AuthUser> Policy<U> {
     /// Runs the schemes in order (DRF's `Request._authenticate`).
     pub async fn authenticate(&self, head: &RequestHead<'_>) -> Result<Identity<U>, AuthError> {
         for scheme in &self.inner.schemes {
-            match scheme.authenticate(head).await {
+            if !scheme.sees_credentials(head) {
+                continue;
+            }
+            // Through the `dyn`, not `Arc`'s impl: one boxed future, not two.
+            match (**scheme).authenticate(head).await {
                 Ok(None) => continue,
                 Ok(Some(a)) => {
                     return Ok(Identity::User {
@@ -261,7 +274,7 @@ impl<U: AuthUser> Policy<U> {
     /// Runs the permission (DRF's `check_permissions` and
     /// `permission_denied`).
     pub async fn check(&self, ctx: &Context<'_, U>) -> Result<(), AuthError> {
-        if self.inner.permission.has_permission(ctx).await? {
+        if self.inner.allow_any || (*self.inner.permission).has_permission(ctx).await? {
             return Ok(());
         }
         Err(self.denied(ctx).await)
@@ -287,6 +300,8 @@ impl<U: AuthUser> Policy<U> {
 
     /// Runs the throttles (DRF's `check_throttles`): every one of them,
     /// then [`AuthError::Throttled`] with the longest wait if any refused.
+    /// The identity is resolved first, as DRF authenticates in `initial()`
+    /// before it throttles.
     pub async fn check_throttles(&self, ctx: &Context<'_, U>) -> Result<(), AuthError> {
         throttle::check_throttles(&self.inner.throttles, ctx).await
     }
@@ -297,11 +312,10 @@ impl<U: AuthUser> Policy<U> {
         ctx: &Context<'_, U>,
         object: &(dyn std::any::Any + Send + Sync),
     ) -> Result<(), AuthError> {
-        if self
-            .inner
-            .permission
-            .has_object_permission(ctx, object)
-            .await?
+        if self.inner.allow_any
+            || (*self.inner.permission)
+                .has_object_permission(ctx, object)
+                .await?
         {
             return Ok(());
         }
@@ -357,6 +371,14 @@ impl<U: AuthUser> LazyIdentity<U> {
     /// Whether the schemes have run.
     pub fn is_resolved(&self) -> bool {
         self.inner.cell.initialized()
+    }
+
+    /// What the schemes answered, if they have run.
+    pub fn resolved(&self) -> Option<Result<&Identity<U>, AuthError>> {
+        self.inner
+            .cell
+            .get()
+            .map(|r| r.as_ref().map_err(Clone::clone))
     }
 
     /// Runs the schemes the first time; afterwards returns what they

@@ -95,29 +95,151 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = AuthFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let policy = self.policy.clone();
-        // The clone is the one that is not ready; keep the ready one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            match prepare(&policy, req).await {
-                Ok(req) => inner.call(req).await,
-                Err(e) => Ok(policy.reject(e).map(ResBody::from)),
+        // Most requests are decided without waiting on anything (a route
+        // that allows anyone, cached credentials, in-memory throttles): for
+        // those the inner service, which `poll_ready` made ready, is called
+        // at once, with no clone of it and no boxed future around it.
+        let mut prepared = match prepare_now(&self.policy, req) {
+            Now::Ready(req) => return AuthFuture::inner(self.inner.call(req)),
+            Now::Check(prepared) => prepared,
+        };
+        let waker = std::task::Waker::noop();
+        match prepared.as_mut().poll(&mut TaskContext::from_waker(waker)) {
+            Poll::Ready(Ok(req)) => AuthFuture::inner(self.inner.call(req)),
+            Poll::Ready(Err(e)) => AuthFuture::rejected(self.policy.reject(e).map(ResBody::from)),
+            Poll::Pending => {
+                // Waiting on a store or a body: polled again with the
+                // task's real waker. The clone is the one that is not
+                // ready; keep the ready one.
+                let policy = self.policy.clone();
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                AuthFuture::waiting(Box::pin(async move {
+                    match prepared.await {
+                        Ok(req) => inner.call(req).await,
+                        Err(e) => Ok(policy.reject(e).map(ResBody::from)),
+                    }
+                }))
             }
-        })
+        }
     }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+pin_project_lite::pin_project! {
+    /// The future of [`AuthService`]: the inner service's own future when
+    /// the request was decided at once, else a boxed one that finishes the
+    /// checks first.
+    pub struct AuthFuture<F, B, E> {
+        #[pin]
+        state: State<F, B, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<B>> },
+        Waiting { future: BoxFuture<Result<Response<B>, E>> },
+    }
+}
+
+impl<F, B, E> AuthFuture<F, B, E> {
+    fn inner(future: F) -> Self {
+        AuthFuture {
+            state: State::Inner { future },
+        }
+    }
+
+    fn rejected(response: Response<B>) -> Self {
+        AuthFuture {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+
+    fn waiting(future: BoxFuture<Result<Response<B>, E>>) -> Self {
+        AuthFuture {
+            state: State::Waiting { future },
+        }
+    }
+}
+
+impl<F, B, E> fmt::Debug for AuthFuture<F, B, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for AuthFuture<F, B, E>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            StateProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("AuthFuture polled after it completed"))),
+            StateProj::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+enum Now<B> {
+    /// Nothing to check: the request goes on.
+    Ready(Request<B>),
+    /// The checks to run.
+    Check(BoxFuture<Result<Request<B>, AuthError>>),
+}
+
+/// Lets a request through at once when the route has nothing to check
+/// before the handler (a permission that allows anyone, no throttles, no
+/// body to read); the identity is still resolved lazily, by the handler.
+fn prepare_now<U, B>(policy: &Policy<U>, mut req: Request<B>) -> Now<B>
+where
+    U: AuthUser,
+    B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let inner = &policy.inner;
+    if needs_body(policy, &req) {
+        return Now::Check(Box::pin(prepare(policy.clone(), req)));
+    }
+    if inner.allow_any && inner.throttles.is_empty() {
+        req.extensions_mut()
+            .insert(LazyIdentity::new(policy.clone()));
+        return Now::Ready(req);
+    }
+    // A smaller future than `prepare`'s, which also holds the body reads.
+    Now::Check(Box::pin(check(policy.clone(), req)))
+}
+
+/// Whether a scheme wants the body, or a form field from it, before
+/// authentication.
+fn needs_body<U: AuthUser, B>(policy: &Policy<U>, req: &Request<B>) -> bool {
+    let head = RequestHead::from_request(req);
+    let schemes = &policy.inner.schemes;
+    schemes.iter().any(|s| s.wants_body(&head))
+        || (req.headers().contains_key(CONTENT_TYPE)
+            && schemes.iter().any(|s| s.form_field(&head).is_some()))
 }
 
 /// Reads the CSRF form field if a scheme wants it, runs the permission and
 /// the throttles, and leaves the lazy identity in the extensions.
-async fn prepare<U, B>(policy: &Policy<U>, req: Request<B>) -> Result<Request<B>, AuthError>
+async fn prepare<U, B>(policy: Policy<U>, req: Request<B>) -> Result<Request<B>, AuthError>
 where
     U: AuthUser,
     B: Body<Data = Bytes> + From<Bytes> + Send + 'static,
@@ -144,6 +266,15 @@ where
     if let Some(field) = field {
         req = read_form_token(req, &field, policy.inner.form_limit).await?;
     }
+    check(policy, req).await
+}
+
+/// Runs the permission and the throttles, and leaves the lazy identity in
+/// the extensions.
+async fn check<U: AuthUser, B>(
+    policy: Policy<U>,
+    mut req: Request<B>,
+) -> Result<Request<B>, AuthError> {
     let lazy = LazyIdentity::new(policy.clone());
     {
         let ctx = Context::new(RequestHead::from_request(&req), &lazy);

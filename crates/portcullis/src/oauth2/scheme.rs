@@ -102,7 +102,7 @@ impl<S: UserStore> OAuth2Auth<S> {
     /// The raw token of the request, wherever the settings allow it.
     fn raw_token<'a>(&self, req: &RequestHead<'a>) -> Result<Option<String>, AuthError> {
         let mut found: Vec<String> = Vec::new();
-        let words = req.authorization_words();
+        let words = req.authorization_words3();
         if let Some(first) = words.first() {
             if first.eq_ignore_ascii_case(b"bearer") {
                 if words.len() != 2 {

@@ -125,8 +125,12 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
         "basic"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(http::header::AUTHORIZATION)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
-        let Some((username, password)) = parse(&req.authorization_words())? else {
+        let Some((username, password)) = parse(&req.authorization_words3())? else {
             return Ok(None);
         };
         let client = self.backend.lockout().and_then(|l| l.client_addr(req));

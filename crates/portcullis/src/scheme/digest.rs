@@ -833,6 +833,10 @@ impl<S: UserStore + DigestStore + Clone> Scheme<S::User> for Digest<S> {
         "digest"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(AUTHORIZATION)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
         let Some(value) = req.headers.get(AUTHORIZATION) else {
             return Ok(None);

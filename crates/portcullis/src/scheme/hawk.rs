@@ -554,6 +554,10 @@ impl<S: UserStore + HawkStore + Clone> Scheme<S::User> for Hawk<S> {
         "hawk"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(AUTHORIZATION)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
         let Some(value) = req.headers.get(AUTHORIZATION) else {
             return Ok(None);

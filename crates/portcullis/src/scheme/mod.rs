@@ -126,6 +126,29 @@ impl<'a> RequestHead<'a> {
             .unwrap_or_default()
     }
 
+    /// The first three words of the `Authorization` header, without
+    /// allocating: enough for every scheme that splits it (a third word is
+    /// always an error), so the schemes' parsers see the same as with
+    /// [`authorization_words`](Self::authorization_words).
+    pub(crate) fn authorization_words3(&self) -> Words3<'a> {
+        let mut w = Words3 {
+            words: [&[]; 3],
+            len: 0,
+        };
+        if let Some(v) = self.headers.get(AUTHORIZATION) {
+            let v: &'a [u8] = v.as_bytes();
+            for word in v
+                .split(|c| c.is_ascii_whitespace())
+                .filter(|w| !w.is_empty())
+                .take(3)
+            {
+                w.words[w.len] = word;
+                w.len += 1;
+            }
+        }
+        w
+    }
+
     /// The value of a cookie, from every `Cookie` header.
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
         self.headers
@@ -158,6 +181,20 @@ pub fn split_ascii_whitespace(b: &[u8]) -> Vec<&[u8]> {
     b.split(|c| c.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
         .collect()
+}
+
+/// Up to three words of a header; see
+/// [`RequestHead::authorization_words3`].
+pub(crate) struct Words3<'a> {
+    words: [&'a [u8]; 3],
+    len: usize,
+}
+
+impl<'a> std::ops::Deref for Words3<'a> {
+    type Target = [&'a [u8]];
+    fn deref(&self) -> &[&'a [u8]] {
+        &self.words[..self.len]
+    }
 }
 
 /// The request body, left in the request extensions by the layer when a
@@ -238,6 +275,15 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
         let _ = req;
         false
     }
+
+    /// A cheap look, before [`authenticate`](Scheme::authenticate), for
+    /// credentials of this scheme's kind. `false` promises that
+    /// `authenticate` would answer `Ok(None)`, and the policy skips it
+    /// (saving its boxed future); `true`, the default, runs it.
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        let _ = req;
+        true
+    }
 }
 
 #[async_trait]
@@ -256,6 +302,9 @@ impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
     }
     fn wants_body(&self, req: &RequestHead<'_>) -> bool {
         (**self).wants_body(req)
+    }
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        (**self).sees_credentials(req)
     }
 }
 

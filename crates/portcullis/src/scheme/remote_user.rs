@@ -74,6 +74,10 @@ impl<S: UserStore> Scheme<S::User> for RemoteUser<S> {
         "remote_user"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(&self.header)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
         let Some(value) = req.headers.get(&self.header) else {
             return Ok(None);

@@ -268,6 +268,10 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         "session"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.cookie(&self.sessions.config.cookie_name).is_some()
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
         let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
             return Ok(None);

@@ -102,13 +102,17 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The look-up digest of a key: `v1$` and the hex HMAC.
     pub fn digest(&self, key: &str) -> String {
-        // "v1$" and 64 hex digits, written into one buffer (this runs on
-        // every token request).
+        String::from_utf8(self.digest_bytes(key).to_vec()).expect("hex is ASCII")
+    }
+
+    /// "v1$" and 64 hex digits, written into one buffer on the stack (this
+    /// runs on every token request).
+    fn digest_bytes(&self, key: &str) -> [u8; 67] {
         let mut buf = [0u8; 67];
         buf[..3].copy_from_slice(b"v1$");
         hex::encode_to_slice(self.lookup.mac(key.as_bytes()), &mut buf[3..])
             .expect("a 32-byte MAC fills 64 hex digits");
-        String::from_utf8(buf.to_vec()).expect("hex is ASCII")
+        buf
     }
 
     fn record(&self, user_id: i64, key: &str) -> TokenRecord {
@@ -172,14 +176,45 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The token for a key, if one matches (compared in constant time).
     pub async fn find(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let digest = self.digest(key);
-        let found = self.store.token_by_digest(&digest).await?;
+        let buf = self.digest_bytes(key);
+        let digest = std::str::from_utf8(&buf).expect("hex is ASCII");
+        let found = self.store.token_by_digest(digest).await?;
         Ok(found.filter(|t| bool::from(t.digest.as_bytes().ct_eq(digest.as_bytes()))))
     }
 }
 
+/// `"<keyword> token of user <id>, created <RFC 3339, seconds, Z>"`, built
+/// without chrono's formatter (this runs on every token request).
+fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let mut out = String::with_capacity(keyword.len() + 56);
+    out.push_str(keyword);
+    let _ = write!(out, " token of user {user_id}, created ");
+    if (0..=9999).contains(&created.year()) {
+        let _ = write!(
+            out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            created.year(),
+            created.month(),
+            created.day(),
+            created.hour(),
+            created.minute(),
+            created.second()
+        );
+    } else {
+        out.push_str(&created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
+    out
+}
+
 /// Parses an `Authorization` header's words into the key, for `keyword`.
 pub fn parse(words: &[&[u8]], keyword: &str) -> Result<Option<String>, AuthError> {
+    Ok(parse_borrowed(words, keyword)?.map(str::to_owned))
+}
+
+/// [`parse`] without copying the key.
+fn parse_borrowed<'a>(words: &[&'a [u8]], keyword: &str) -> Result<Option<&'a str>, AuthError> {
     match words.first() {
         Some(kw) if kw.eq_ignore_ascii_case(keyword.as_bytes()) => {}
         _ => return Ok(None),
@@ -188,13 +223,11 @@ pub fn parse(words: &[&[u8]], keyword: &str) -> Result<Option<String>, AuthError
         1 => Err(AuthError::failed(
             "Invalid token header. No credentials provided.",
         )),
-        2 => std::str::from_utf8(words[1])
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| {
-                AuthError::failed(
-                    "Invalid token header. Token string should not contain invalid characters.",
-                )
-            }),
+        2 => std::str::from_utf8(words[1]).map(Some).map_err(|_| {
+            AuthError::failed(
+                "Invalid token header. Token string should not contain invalid characters.",
+            )
+        }),
         _ => Err(AuthError::failed(
             "Invalid token header. Token string should not contain spaces.",
         )),
@@ -245,11 +278,16 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
         "token"
     }
 
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        req.headers.contains_key(http::header::AUTHORIZATION)
+    }
+
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
-        let Some(key) = parse(&req.authorization_words(), &self.keyword)? else {
+        let words = req.authorization_words3();
+        let Some(key) = parse_borrowed(&words, &self.keyword)? else {
             return Ok(None);
         };
-        let Some(token) = self.tokens.find(&key).await? else {
+        let Some(token) = self.tokens.find(key).await? else {
             return Err(AuthError::failed(INVALID_TOKEN));
         };
         let Some(user) = self.tokens.store.user_by_id(token.user_id).await? else {
@@ -258,18 +296,11 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
         if !user.is_active() {
             return Err(AuthError::failed(USER_INACTIVE));
         }
-        let info = AuthInfo::new(format!(
-            "{} token of user {}, created {}",
-            self.keyword,
-            user.id(),
-            token
-                .created
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        ))
-        .with_data(TokenInfo {
-            user_id: token.user_id,
-            created: token.created,
-        });
+        let info = AuthInfo::new(describe(&self.keyword, user.id(), token.created).as_str())
+            .with_data(TokenInfo {
+                user_id: token.user_id,
+                created: token.created,
+            });
         Ok(Some(Authenticated::new(user, "token").with_auth(info)))
     }
 
@@ -285,6 +316,24 @@ mod tests {
 
     fn words(h: &str) -> Vec<&[u8]> {
         crate::scheme::split_ascii_whitespace(h.as_bytes())
+    }
+
+    #[test]
+    fn describes_tokens_as_chrono_would() {
+        for created in [
+            "2026-11-24T01:02:03Z",
+            "1999-12-31T23:59:59.999Z",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let t: DateTime<Utc> = created.parse().unwrap();
+            assert_eq!(
+                describe("Token", 42, t),
+                format!(
+                    "Token token of user 42, created {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            );
+        }
     }
 
     #[test]

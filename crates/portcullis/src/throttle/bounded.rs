@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 struct Slot<V> {
-    value: V,
+    /// `None` only while [`BoundedMap::update`] has the value out.
+    value: Option<V>,
     expires: SystemTime,
 }
 
@@ -37,7 +38,7 @@ impl<V> BoundedMap<V> {
         self.map
             .get(key)
             .filter(|s| s.expires > now)
-            .map(|s| &s.value)
+            .and_then(|s| s.value.as_ref())
     }
 
     pub(crate) fn remove(&mut self, key: &str) {
@@ -52,20 +53,31 @@ impl<V> BoundedMap<V> {
         now: SystemTime,
         f: impl FnOnce(Option<V>) -> (Option<(V, SystemTime)>, R),
     ) -> R {
-        let (old_key, old) = match self.map.remove_entry(key) {
-            Some((k, slot)) => (Some(k), (slot.expires > now).then_some(slot.value)),
-            None => (None, None),
-        };
-        let (new, result) = f(old);
-        if let Some((value, expires)) = new {
-            let k = match old_key {
-                Some(k) => k,
-                None => {
-                    self.make_room(now);
-                    key.into()
+        // A key that is there is updated in place: one hash, no key copy.
+        if let Some(slot) = self.map.get_mut(key) {
+            let old = slot.value.take().filter(|_| slot.expires > now);
+            let (new, result) = f(old);
+            match new {
+                Some((value, expires)) => {
+                    slot.value = Some(value);
+                    slot.expires = expires;
                 }
-            };
-            self.map.insert(k, Slot { value, expires });
+                None => {
+                    self.map.remove(key);
+                }
+            }
+            return result;
+        }
+        let (new, result) = f(None);
+        if let Some((value, expires)) = new {
+            self.make_room(now);
+            self.map.insert(
+                key.into(),
+                Slot {
+                    value: Some(value),
+                    expires,
+                },
+            );
         }
         result
     }

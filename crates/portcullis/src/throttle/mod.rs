@@ -122,6 +122,16 @@ pub enum Decision {
 pub trait Throttle<U: AuthUser>: Send + Sync + 'static {
     /// Whether the request may go on (DRF's `allow_request` and `wait`).
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError>;
+
+    /// [`allow_request`](Throttle::allow_request) answered without
+    /// waiting, when the throttle can (the identity is resolved and its
+    /// store is in memory); `None`, the default, means "call
+    /// `allow_request`". When it answers, it must count the request
+    /// exactly as `allow_request` would have.
+    fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
+        let _ = ctx;
+        None
+    }
 }
 
 #[async_trait]
@@ -129,18 +139,33 @@ impl<U: AuthUser, T: Throttle<U> + ?Sized> Throttle<U> for Arc<T> {
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
         (**self).allow_request(ctx).await
     }
+
+    fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
+        (**self).allow_request_now(ctx)
+    }
 }
 
 /// Runs `throttles` in order (DRF's `check_throttles`): `Ok` when all
-/// allow, else [`AuthError::Throttled`] with the longest known wait.
+/// allow, else [`AuthError::Throttled`] with the longest known wait. The
+/// identity is resolved first (DRF authenticates before it throttles), so
+/// a scheme's failure is answered before any request is counted.
 pub async fn check_throttles<U: AuthUser>(
     throttles: &[Arc<dyn Throttle<U>>],
     ctx: &Context<'_, U>,
 ) -> Result<(), AuthError> {
+    if throttles.is_empty() {
+        return Ok(());
+    }
+    ctx.identity().await?;
     let mut denied = false;
     let mut longest: Option<Duration> = None;
     for t in throttles {
-        if let Decision::Deny { wait } = t.allow_request(ctx).await? {
+        let decision = match t.allow_request_now(ctx) {
+            Some(d) => d?,
+            // Through the `dyn`, not `Arc`'s impl: one boxed future, not two.
+            None => (**t).allow_request(ctx).await?,
+        };
+        if let Decision::Deny { wait } = decision {
             denied = true;
             longest = longest.max(wait);
         }
@@ -409,47 +434,127 @@ impl SimpleRate {
         }
     }
 
-    /// Counts a request for `ident` (`user:<id>` or `ip:<address>`).
-    async fn hit(&self, ident: &str) -> Result<Decision, AuthError> {
-        let mut key = String::with_capacity(10 + self.scope.len() + ident.len());
+    /// Counts a request for `ident`.
+    async fn hit(&self, ident: Ident) -> Result<Decision, AuthError> {
+        let mut key = String::new();
+        self.write_key(&mut key, ident);
+        let now = self.config.clock.now();
+        let hit = (*self.config.store)
+            .hit(&key, self.rate.num_requests, self.rate.period, now)
+            .await?;
+        Ok(self.decide(hit, ident))
+    }
+
+    /// [`hit`](Self::hit) without waiting, when the store can; the key is
+    /// built in a buffer kept per thread, so this path does not allocate.
+    fn hit_now(&self, ident: Ident) -> Option<Result<Decision, AuthError>> {
+        thread_local! {
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let now = self.config.clock.now();
+        let hit = KEY.with(|key| {
+            let mut key = key.borrow_mut();
+            key.clear();
+            self.write_key(&mut key, ident);
+            self.config
+                .store
+                .hit_now(&key, self.rate.num_requests, self.rate.period, now)
+        })?;
+        Some(
+            hit.map(|hit| self.decide(hit, ident))
+                .map_err(AuthError::from),
+        )
+    }
+
+    /// `throttle_<scope>_<ident>`, DRF's cache key.
+    fn write_key(&self, key: &mut String, ident: Ident) {
+        key.reserve(10 + self.scope.len() + 45);
         key.push_str("throttle_");
         key.push_str(&self.scope);
         key.push('_');
-        key.push_str(ident);
-        let now = self.config.clock.now();
-        let hit = self
-            .config
-            .store
-            .hit(&key, self.rate.num_requests, self.rate.period, now)
-            .await?;
-        Ok(match hit {
+        ident.write(key);
+    }
+
+    fn decide(&self, hit: Hit, ident: Ident) -> Decision {
+        match hit {
             Hit::Allowed => Decision::Allow,
             Hit::Limited { wait } => {
                 tracing::debug!(scope = %self.scope, %ident, ?wait, "request throttled");
                 Decision::Deny { wait: Some(wait) }
             }
-        })
+        }
     }
 
-    fn addr_ident(&self, req: &RequestHead<'_>) -> String {
-        addr_ident(self.config.client_ip.resolve(req))
+    fn addr(&self, req: &RequestHead<'_>) -> Ident {
+        Ident::Addr(self.config.client_ip.resolve(req))
     }
 
-    async fn user_or_addr<U: AuthUser>(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
-        let ident = match ctx.identity().await? {
-            Identity::User { user, .. } => format!("user:{}", user.id()),
-            Identity::Anonymous(_) => self.addr_ident(ctx.request()),
-        };
-        self.hit(&ident).await
+    fn user_or_addr<U: AuthUser>(&self, id: &Identity<U>, req: &RequestHead<'_>) -> Ident {
+        match id {
+            Identity::User { user, .. } => Ident::User(user.id()),
+            Identity::Anonymous(_) => self.addr(req),
+        }
     }
 }
 
-/// `ip:<address>`; requests whose address is unknown share `ip:unknown`.
-fn addr_ident(addr: Option<IpAddr>) -> String {
-    match addr {
-        Some(ip) => format!("ip:{ip}"),
-        None => "ip:unknown".to_owned(),
+/// Whom a throttle counts: `user:<id>`, or `ip:<address>` (`ip:unknown`
+/// when the address is unknown).
+#[derive(Clone, Copy, Debug)]
+enum Ident {
+    User(i64),
+    Addr(Option<IpAddr>),
+}
+
+impl Ident {
+    /// Appends the ident; IPv4 addresses and ids without `fmt`, which
+    /// costs more than the rest of the throttle.
+    fn write(self, out: &mut String) {
+        match self {
+            Ident::User(id) => {
+                out.push_str("user:");
+                if id < 0 {
+                    out.push('-');
+                }
+                push_decimal(out, id.unsigned_abs());
+            }
+            Ident::Addr(Some(IpAddr::V4(ip))) => {
+                out.push_str("ip:");
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    push_decimal(out, u64::from(octet));
+                }
+            }
+            Ident::Addr(Some(ip)) => {
+                use std::fmt::Write;
+                let _ = write!(out, "ip:{ip}");
+            }
+            Ident::Addr(None) => out.push_str("ip:unknown"),
+        }
     }
+}
+
+impl fmt::Display for Ident {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut s = String::new();
+        self.write(&mut s);
+        f.write_str(&s)
+    }
+}
+
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
 }
 
 macro_rules! config_methods {
@@ -488,7 +593,15 @@ impl<U: AuthUser> Throttle<U> for AnonRateThrottle {
         if ctx.identity().await?.is_authenticated() {
             return Ok(Decision::Allow);
         }
-        self.0.hit(&self.0.addr_ident(ctx.request())).await
+        self.0.hit(self.0.addr(ctx.request())).await
+    }
+
+    fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
+        match ctx.resolved_identity()? {
+            Err(e) => Some(Err(e)),
+            Ok(id) if id.is_authenticated() => Some(Ok(Decision::Allow)),
+            Ok(_) => self.0.hit_now(self.0.addr(ctx.request())),
+        }
     }
 }
 
@@ -508,7 +621,15 @@ impl UserRateThrottle {
 #[async_trait]
 impl<U: AuthUser> Throttle<U> for UserRateThrottle {
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
-        self.0.user_or_addr(ctx).await
+        let id = ctx.identity().await?;
+        self.0.hit(self.0.user_or_addr(id, ctx.request())).await
+    }
+
+    fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
+        match ctx.resolved_identity()? {
+            Err(e) => Some(Err(e)),
+            Ok(id) => self.0.hit_now(self.0.user_or_addr(id, ctx.request())),
+        }
     }
 }
 
@@ -534,7 +655,15 @@ impl ScopedRateThrottle {
 #[async_trait]
 impl<U: AuthUser> Throttle<U> for ScopedRateThrottle {
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
-        self.0.user_or_addr(ctx).await
+        let id = ctx.identity().await?;
+        self.0.hit(self.0.user_or_addr(id, ctx.request())).await
+    }
+
+    fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
+        match ctx.resolved_identity()? {
+            Err(e) => Some(Err(e)),
+            Ok(id) => self.0.hit_now(self.0.user_or_addr(id, ctx.request())),
+        }
     }
 }
 

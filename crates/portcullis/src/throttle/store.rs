@@ -78,6 +78,20 @@ pub trait RateStore: Send + Sync + 'static {
         period: Duration,
         now: SystemTime,
     ) -> Result<Hit, StoreError>;
+
+    /// [`hit`](RateStore::hit) answered without waiting, for a store that
+    /// can (one in process memory); `None`, the default, means "call
+    /// `hit`". Throttles try this first and so skip a boxed future.
+    fn hit_now(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now: SystemTime,
+    ) -> Option<Result<Hit, StoreError>> {
+        let _ = (key, limit, period, now);
+        None
+    }
 }
 
 #[async_trait]
@@ -90,6 +104,16 @@ impl<T: RateStore + ?Sized> RateStore for Arc<T> {
         now: SystemTime,
     ) -> Result<Hit, StoreError> {
         (**self).hit(key, limit, period, now).await
+    }
+
+    fn hit_now(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now: SystemTime,
+    ) -> Option<Result<Hit, StoreError>> {
+        (**self).hit_now(key, limit, period, now)
     }
 }
 
@@ -168,8 +192,24 @@ impl RateStore for MemoryRateStore {
         period: Duration,
         now: SystemTime,
     ) -> Result<Hit, StoreError> {
+        Ok(self.count(key, limit, period, now))
+    }
+
+    fn hit_now(
+        &self,
+        key: &str,
+        limit: u32,
+        period: Duration,
+        now: SystemTime,
+    ) -> Option<Result<Hit, StoreError>> {
+        Some(Ok(self.count(key, limit, period, now)))
+    }
+}
+
+impl MemoryRateStore {
+    fn count(&self, key: &str, limit: u32, period: Duration, now: SystemTime) -> Hit {
         let mut map = self.lock();
-        Ok(map.update(key, now, |old| {
+        map.update(key, now, |old| {
             let mut times = old.unwrap_or_default();
             while times.front().is_some_and(|&t| t + period <= now) {
                 times.pop_front();
@@ -191,7 +231,7 @@ impl RateStore for MemoryRateStore {
             }
             times.push_back(now);
             (Some((times, now + period)), Hit::Allowed)
-        }))
+        })
     }
 }
 

@@ -79,7 +79,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use moka::sync::Cache;
+mod ttl;
+
+use ttl::TtlCache as Cache;
 
 use crate::identity::{AuthUser, User};
 use crate::secret::{SecretKey, Subkey};
@@ -99,16 +101,8 @@ pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(60);
 /// The purpose label of the credential cache's HMAC subkey.
 pub const CREDENTIAL_PURPOSE: &str = "basic-cache-v1";
 
-fn build<K, V>(ttl: Duration, capacity: u64) -> Cache<K, V>
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder()
-        .time_to_live(ttl)
-        .max_capacity(capacity)
-        .support_invalidation_closures()
-        .build()
+fn build<K: Hash + Eq, V: Clone>(ttl: Duration, capacity: u64) -> Cache<K, V> {
+    Cache::new(ttl, capacity)
 }
 
 struct Caches<U> {
@@ -217,47 +211,44 @@ impl<S: UserStore> CachedStore<S> {
 }
 
 /// Drops the entries whose value matches `pred`.
-fn drop_matching<K, V>(cache: &Cache<K, V>, pred: impl Fn(&V) -> bool + Send + Sync + 'static)
-where
-    K: Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    if cache.invalidate_entries_if(move |_, v| pred(v)).is_err() {
-        // Only possible without `support_invalidation_closures`, which
-        // `build` always sets; still, never keep a stale entry.
-        cache.invalidate_all();
-    }
+fn drop_matching<K: Hash + Eq, V: Clone>(cache: &Cache<K, V>, pred: impl Fn(&V) -> bool) {
+    cache.invalidate_if(pred);
 }
 
 /// A cached read: the cache, else `fetch`, remembered unless a write
 /// happened meanwhile. Misses and errors are not remembered.
-async fn read_through<K, V, F, Fut>(
+///
+/// `key` is borrowed for the look-up; `owned` makes the key to store, only
+/// on a miss.
+async fn read_through<K, Q, V, F, Fut>(
     generation: Option<&AtomicU64>,
     cache: Option<&Cache<K, V>>,
-    key: K,
+    key: &Q,
+    owned: impl FnOnce(&Q) -> K,
     fetch: F,
 ) -> Result<Option<V>, StoreError>
 where
-    K: Hash + Eq + Send + Sync + Clone + 'static,
-    V: Clone + Send + Sync + 'static,
+    K: Hash + Eq + std::borrow::Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
+    V: Clone,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
 {
     let (Some(generation), Some(cache)) = (generation, cache) else {
         return fetch().await;
     };
-    if let Some(hit) = cache.get(&key) {
+    if let Some(hit) = cache.get(key) {
         return Ok(Some(hit));
     }
     let before = generation.load(Ordering::SeqCst);
     let found = fetch().await?;
     if let Some(v) = &found {
         if generation.load(Ordering::SeqCst) == before {
-            cache.insert(key.clone(), v.clone());
+            cache.insert(owned(key), v.clone());
             // A write that started between the check and the insert has
             // bumped the generation by now, or will invalidate after us.
             if generation.load(Ordering::SeqCst) != before {
-                cache.invalidate(&key);
+                cache.invalidate(key);
             }
         }
     }
@@ -276,9 +267,13 @@ impl<S: UserStore> UserStore for CachedStore<S> {
 
     async fn user_by_id(&self, id: i64) -> Result<Option<S::User>, StoreError> {
         let c = self.caches.as_deref();
-        read_through(self.generation(), c.map(|c| &c.users), id, || {
-            self.inner.user_by_id(id)
-        })
+        read_through(
+            self.generation(),
+            c.map(|c| &c.users),
+            &id,
+            |id| *id,
+            || self.inner.user_by_id(id),
+        )
         .await
     }
 
@@ -287,7 +282,8 @@ impl<S: UserStore> UserStore for CachedStore<S> {
         let found = read_through(
             self.generation(),
             c.map(|c| &c.names),
-            username.to_owned(),
+            username,
+            str::to_owned,
             || self.inner.user_by_username(username),
         )
         .await?;
@@ -346,7 +342,8 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
         read_through(
             self.generation(),
             c.map(|c| &c.tokens),
-            digest.to_owned(),
+            digest,
+            str::to_owned,
             || self.inner.token_by_digest(digest),
         )
         .await
@@ -385,7 +382,8 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         let found = read_through(
             self.generation(),
             c.map(|c| &c.sessions),
-            key_digest.to_owned(),
+            key_digest,
+            str::to_owned,
             || self.inner.load_session(key_digest),
         )
         .await?;
@@ -542,8 +540,7 @@ impl CredentialCache {
     /// deactivated or deleted on this server).
     pub fn forget_user(&self, username: &str) {
         if let Some(inner) = &self.inner {
-            let name: Arc<str> = Arc::from(username);
-            drop_matching(&inner.entries, move |v: &Arc<str>| **v == *name);
+            drop_matching(&inner.entries, |v: &Arc<str>| **v == *username);
         }
     }
 
@@ -554,13 +551,9 @@ impl CredentialCache {
         }
     }
 
-    /// How many entries are held (approximately; expired ones may still
-    /// count until the cache's housekeeping runs).
+    /// How many live entries are held.
     pub fn len(&self) -> u64 {
-        self.inner.as_ref().map_or(0, |i| {
-            i.entries.run_pending_tasks();
-            i.entries.entry_count()
-        })
+        self.inner.as_ref().map_or(0, |i| i.entries.len() as u64)
     }
 
     /// Whether no entry is held.
@@ -570,9 +563,9 @@ impl CredentialCache {
 
     #[cfg(test)]
     fn stored(&self) -> Vec<([u8; 32], Arc<str>)> {
-        self.inner.as_ref().map_or_else(Vec::new, |i| {
-            i.entries.iter().map(|(k, v)| (*k, v)).collect()
-        })
+        self.inner
+            .as_ref()
+            .map_or_else(Vec::new, |i| i.entries.entries())
     }
 }
 
