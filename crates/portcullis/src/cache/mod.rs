@@ -804,9 +804,15 @@ mod tests {
             store.set_active(ada.id, false).await.unwrap();
             u
         };
-        let got = read_through(Some(&c.generation), Some(&c.users), ada.id, fetch)
-            .await
-            .unwrap();
+        let got = read_through(
+            Some(&c.generation),
+            Some(&c.users),
+            &ada.id,
+            |id| *id,
+            fetch,
+        )
+        .await
+        .unwrap();
         assert!(
             got.unwrap().is_active,
             "the in-flight answer is the old one"

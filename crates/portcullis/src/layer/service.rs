@@ -198,6 +198,10 @@ where
     }
 }
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once and matched at once; boxing the request would add the allocation this saves"
+)]
 enum Now<B> {
     /// Nothing to check: the request goes on.
     Ready(Request<B>),
