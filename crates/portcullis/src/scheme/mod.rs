@@ -9,7 +9,11 @@
 //! | `Ok(Some(_))` | good credentials | the request is authenticated |
 //! | `Err(_)` | my credentials, but bad | the request fails at once |
 //!
-//! Parse first, in a pure function, then verify against a store.
+//! Parse first, in a pure function, then verify against a store. A scheme
+//! that can tell cheaply that a request carries none of its credentials
+//! (no `Authorization` header, no session cookie) says so in
+//! [`Scheme::sees_credentials`]; the policy then skips its `authenticate`,
+//! which saves a boxed future on every request that is not for it.
 //!
 //! # A custom scheme
 //!
