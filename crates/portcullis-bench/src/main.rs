@@ -306,8 +306,24 @@ impl Bench {
             wrk::run(&self.pinning, &self.load(&server.base, s, self.warmup)?)?;
         }
         let mut samples: Vec<Vec<Sample>> = list.iter().map(|_| Vec::new()).collect();
+        // Each scenario's run is paired with a baseline run just before
+        // it: on a shared machine the capacity drifts within seconds, and a
+        // ratio of two runs taken side by side drifts much less than one of
+        // runs taken half a minute apart.
+        let mut paired: Vec<Vec<f64>> = list.iter().map(|_| Vec::new()).collect();
+        let baseline = &list[0];
         for rep in 0..self.args.reps {
             for (i, s) in list.iter().enumerate() {
+                let before = if i == 0 {
+                    None
+                } else {
+                    // Half as long: it only has to say how fast the machine
+                    // is right now.
+                    let half = (self.duration / 2).max(Duration::from_secs(1));
+                    let b = self.measure(&server, &self.load(&server.base, baseline, half)?)?;
+                    samples[0].push(b.clone());
+                    Some(b)
+                };
                 let sample = self.measure(&server, &self.load(&server.base, s, self.duration)?)?;
                 eprintln!(
                     "   run {}/{} {:<24} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>8.2} ms  {:>6.0} µs CPU/req",
@@ -319,6 +335,11 @@ impl Bench {
                     sample.p99_ms,
                     sample.cpu_us_per_req
                 );
+                if let Some(b) = before {
+                    if b.rps > 0.0 {
+                        paired[i].push(sample.rps / b.rps);
+                    }
+                }
                 samples[i].push(sample);
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -330,9 +351,11 @@ impl Bench {
         Ok(list
             .iter()
             .zip(samples)
-            .map(|(s, runs)| {
+            .zip(paired)
+            .map(|((s, runs), ratios)| {
                 let goal = if caches_on { s.goals.0 } else { s.goals.1 };
                 Row::new(s.name, db, mode, s.path, runs, base, "/health/", goal)
+                    .with_paired_ratios(&ratios)
             })
             .collect())
     }
@@ -534,6 +557,20 @@ fn machine() -> serde_json::Value {
     })
 }
 
+/// All CPU time and the part of it the hypervisor gave to others
+/// (`steal`), in ticks since boot, from `/proc/stat`; `None` off Linux.
+fn cpu_steal() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let steal = *f.get(7)?;
+    Some((f.iter().take(8).sum(), steal))
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -573,6 +610,7 @@ async fn main() -> anyhow::Result<()> {
         warmup,
     };
     let started = Instant::now();
+    let steal_before = cpu_steal();
     eprintln!(
         "portcullis-bench: {}; {} connections; {} × {:.0?} per scenario after {:.0?} warm-up",
         bench.pinning.describe(),
@@ -617,8 +655,21 @@ async fn main() -> anyhow::Result<()> {
         serde_json::Value::Null
     };
 
+    let steal = match (steal_before, cpu_steal()) {
+        (Some((t0, s0)), Some((t1, s1))) if t1 > t0 => Some((s1 - s0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
+    if let Some(st) = steal {
+        let pct = st * 100.0;
+        notes.push(format!(
+            "CPU time stolen by the hypervisor during the run: {pct:.1}% (above a few per cent, ratios are noisy)"
+        ));
+    }
     let table = report::table(&rows);
     println!("\n{table}");
+    for n in &notes {
+        println!("{n}");
+    }
     if let Some(m) = memory.as_object() {
         println!(
             "Memory (RSS of serve): idle {:.1} MiB; after {} tokens and {} sessions exist {:.1} MiB; after each was used once {:.1} MiB",
@@ -641,6 +692,7 @@ async fn main() -> anyhow::Result<()> {
         "reps": bench.args.reps,
         "scenarios": rows,
         "memory": memory,
+        "cpu_steal_fraction": steal,
         "notes": notes,
         "elapsed_s": started.elapsed().as_secs_f64(),
     });

@@ -33,8 +33,9 @@ pub(crate) struct Row {
     pub(crate) p50_ms: f64,
     pub(crate) p99_ms: f64,
     pub(crate) cpu_us_per_req: f64,
-    /// Against `/health/` measured on the same server in the same run
-    /// (for the flood scenario: against `/token/` undisturbed).
+    /// Against `/health/` measured on the same server in the same run: the
+    /// median of the ratios of each run to the baseline run just before it
+    /// (for the flood scenario: against `/token/` undisturbed's median).
     pub(crate) ratio_to_baseline: f64,
     pub(crate) baseline: String,
     /// The goal for this ratio, if it sets one.
@@ -92,6 +93,18 @@ impl Row {
             socket_errors: runs.iter().map(|s| s.socket_errors).sum(),
             runs,
         }
+    }
+}
+
+impl Row {
+    /// Replaces the ratio with the median of per-run ratios, each against
+    /// a baseline run taken just before (none given: left as it is).
+    pub(crate) fn with_paired_ratios(mut self, ratios: &[f64]) -> Row {
+        if !ratios.is_empty() {
+            self.ratio_to_baseline = median(ratios);
+            self.meets_goal = self.goal.map(|g| self.ratio_to_baseline >= g);
+        }
+        self
     }
 }
 
