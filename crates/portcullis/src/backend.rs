@@ -164,6 +164,19 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
         }
     }
 
+    /// The slow hash's worth of work for credentials that cannot match,
+    /// coalesced like a real check (see [`CredentialCache::verify_once`]),
+    /// so that concurrent identical requests take the same time whether
+    /// the user exists or not.
+    async fn dummy_verify(&self, username: &str, password: &str) {
+        self.credentials
+            .verify_once(username, password, "", || async {
+                self.hasher.dummy_verify(password).await;
+                Verification::Invalid
+            })
+            .await;
+    }
+
     /// The active user with these credentials, or `None`. A store error is
     /// an error, never a `None`. No lockout applies here; see
     /// [`authenticate_from`](Self::authenticate_from).
@@ -173,21 +186,32 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
         password: &str,
     ) -> Result<Option<S::User>, StoreError> {
         let Some(user) = self.store.user_by_username(username).await? else {
-            self.hasher.dummy_verify(password).await;
+            self.dummy_verify(username, password).await;
             return Ok(None);
         };
         let encoded = user.password_hash();
         if !password::is_usable(encoded) {
-            self.hasher.dummy_verify(password).await;
+            self.dummy_verify(username, password).await;
             return Ok(None);
         }
         if self.credentials.check(username, password, encoded) {
             return Ok(user.is_active().then_some(user));
         }
-        match self.hasher.verify(password, encoded).await {
+        let (verification, ran) = self
+            .credentials
+            .verify_once(username, password, encoded, || {
+                self.hasher.verify(password, encoded)
+            })
+            .await;
+        match verification {
             Verification::Invalid => Ok(None),
             Verification::Valid { needs_upgrade } => {
                 let mut current = None;
+                // Callers that waited for another's check leave the upgrade
+                // (and the cache entry) to it.
+                if !ran {
+                    return Ok(user.is_active().then_some(user));
+                }
                 if needs_upgrade {
                     match self.hasher.hash(password).await {
                         Ok(h) => {

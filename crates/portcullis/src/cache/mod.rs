@@ -454,7 +454,12 @@ struct CredentialInner {
     ttl: Duration,
     /// Keyed hash -> username (to forget a user's entries).
     entries: Cache<[u8; 32], Arc<str>>,
+    /// Verifications under way, by keyed hash: concurrent requests with the
+    /// same credentials wait for one check instead of each running it.
+    in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<InFlight>>>,
 }
+
+type InFlight = tokio::sync::OnceCell<crate::password::Verification>;
 
 impl fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -482,6 +487,7 @@ impl CredentialCache {
                 mac,
                 ttl,
                 entries: build(ttl, capacity),
+                in_flight: Default::default(),
             })),
         }
     }
@@ -536,6 +542,46 @@ impl CredentialCache {
         }
     }
 
+    /// Runs `verify` for credentials not found by [`check`](Self::check),
+    /// once for all the callers that ask about the same username, password
+    /// and hash at the same time (when an entry expires under load, every
+    /// client sending those credentials would otherwise run the slow hash
+    /// at once). Answers the verification and whether this caller ran it
+    /// (only that caller should act on `needs_upgrade`). A disabled cache
+    /// just runs `verify`.
+    pub async fn verify_once<F, Fut>(
+        &self,
+        username: &str,
+        password: &str,
+        password_hash: &str,
+        verify: F,
+    ) -> (crate::password::Verification, bool)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = crate::password::Verification>,
+    {
+        let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
+        else {
+            return (verify().await, true);
+        };
+        let cell = {
+            let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key).or_default().clone()
+        };
+        let mut ran = false;
+        let v = *cell
+            .get_or_init(|| {
+                ran = true;
+                verify()
+            })
+            .await;
+        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            map.remove(&key);
+        }
+        (v, ran)
+    }
+
     /// Forgets every entry of a username (password changed, user
     /// deactivated or deleted on this server).
     pub fn forget_user(&self, username: &str) {
@@ -559,6 +605,13 @@ impl CredentialCache {
     /// Whether no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    #[cfg(test)]
+    fn in_flight(&self) -> usize {
+        self.inner.as_ref().map_or(0, |i| {
+            i.in_flight.lock().unwrap_or_else(|e| e.into_inner()).len()
+        })
     }
 
     #[cfg(test)]
@@ -895,5 +948,39 @@ mod tests {
             assert!(!cache.is_enabled());
             assert!(cache.is_empty());
         }
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_checks_run_one_verification() {
+        use crate::password::Verification;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache = CredentialCache::new(&SecretKey::new([5u8; 32]).unwrap(), TTL);
+        let runs = AtomicUsize::new(0);
+        let check = |password: &'static str| {
+            cache.verify_once("ada", password, "hash", || async {
+                runs.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Verification::Valid {
+                    needs_upgrade: false,
+                }
+            })
+        };
+        let (a, b, c, d) = tokio::join!(check("pw"), check("pw"), check("pw"), check("other"));
+        assert_eq!(runs.load(Ordering::SeqCst), 2, "one per distinct password");
+        let ran = [a.1, b.1, c.1].iter().filter(|r| **r).count();
+        assert_eq!(ran, 1, "exactly one caller ran the check");
+        assert!(d.1);
+        for (v, _) in [a, b, c, d] {
+            assert_eq!(
+                v,
+                Verification::Valid {
+                    needs_upgrade: false
+                }
+            );
+        }
+        assert_eq!(cache.in_flight(), 0, "nothing left behind");
+        // Later, not concurrent: checked again.
+        check("pw").await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
     }
 }

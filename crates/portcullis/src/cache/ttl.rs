@@ -18,7 +18,22 @@ struct Entry<V> {
     expires: Instant,
 }
 
-type Shard<K, V> = HashMap<K, Entry<V>>;
+struct Shard<K, V> {
+    map: HashMap<K, Entry<V>>,
+    /// When inserts next sweep out expired entries: once per TTL, so a
+    /// shard holds at most about two TTLs' worth of inserts and each sweep
+    /// costs O(1) per insert on average.
+    next_sweep: Instant,
+}
+
+impl<K, V> Shard<K, V> {
+    fn new() -> Self {
+        Shard {
+            map: HashMap::new(),
+            next_sweep: Instant::now(),
+        }
+    }
+}
 
 pub(crate) struct TtlCache<K, V> {
     shards: Box<[Mutex<Shard<K, V>>]>,
@@ -36,7 +51,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         let shards = cores.next_power_of_two().min(64);
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
         TtlCache {
-            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..shards).map(|_| Mutex::new(Shard::new())).collect(),
             picker: RandomState::new(),
             ttl,
             cap: capacity.div_ceil(shards),
@@ -64,6 +79,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         let now = Instant::now();
         let shard = self.shard(key);
         shard
+            .map
             .get(key)
             .filter(|e| e.expires > now)
             .map(|e| e.value.clone())
@@ -76,7 +92,10 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let now = Instant::now();
-        self.shard(key).get(key).is_some_and(|e| e.expires > now)
+        self.shard(key)
+            .map
+            .get(key)
+            .is_some_and(|e| e.expires > now)
     }
 
     /// Stores `value` under `key` for the TTL. A full shard first drops
@@ -84,10 +103,14 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
     pub(crate) fn insert(&self, key: K, value: V) {
         let now = Instant::now();
         let mut shard = self.shard(&key);
-        if shard.len() >= self.cap && !shard.contains_key(&key) {
-            make_room(&mut shard, self.cap, now);
+        if now >= shard.next_sweep {
+            shard.map.retain(|_, e| e.expires > now);
+            shard.next_sweep = now + self.ttl;
         }
-        shard.insert(
+        if shard.map.len() >= self.cap && !shard.map.contains_key(&key) {
+            make_room(&mut shard.map, self.cap, now);
+        }
+        shard.map.insert(
             key,
             Entry {
                 value,
@@ -102,13 +125,13 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.shard(key).remove(key);
+        self.shard(key).map.remove(key);
     }
 
     /// Drops every entry.
     pub(crate) fn invalidate_all(&self) {
         for shard in self.shards.iter() {
-            shard.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            shard.lock().unwrap_or_else(|e| e.into_inner()).map.clear();
         }
     }
 
@@ -118,6 +141,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             shard
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .map
                 .retain(|_, e| !pred(&e.value));
         }
     }
@@ -129,7 +153,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             .iter()
             .map(|s| {
                 let shard = s.lock().unwrap_or_else(|e| e.into_inner());
-                shard.values().filter(|e| e.expires > now).count()
+                shard.map.values().filter(|e| e.expires > now).count()
             })
             .sum()
     }
@@ -146,6 +170,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
             let shard = s.lock().unwrap_or_else(|e| e.into_inner());
             out.extend(
                 shard
+                    .map
                     .iter()
                     .filter(|(_, e)| e.expires > now)
                     .map(|(k, e)| (k.clone(), e.value.clone())),
@@ -158,7 +183,7 @@ impl<K: Hash + Eq, V: Clone> TtlCache<K, V> {
 /// Drops expired entries, then, if the shard is still at its cap, the
 /// tenth that expire soonest (at least one), so that sweeps cost O(1) per
 /// insert on average.
-fn make_room<K: Hash + Eq, V>(shard: &mut Shard<K, V>, cap: usize, now: Instant) {
+fn make_room<K: Hash + Eq, V>(shard: &mut HashMap<K, Entry<V>>, cap: usize, now: Instant) {
     shard.retain(|_, e| e.expires > now);
     if shard.len() < cap {
         return;
@@ -204,6 +229,22 @@ mod tests {
         }
         assert_eq!(c.get(&9_999), Some(9_999));
         assert_eq!(c.get(&0), None);
+    }
+
+    #[test]
+    fn expired_entries_are_swept_by_later_inserts() {
+        let c = TtlCache::new(Duration::from_millis(20), 1_000);
+        for i in 0..100u32 {
+            c.insert(i, i);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        c.insert(1_000, 0);
+        let held: usize = c.shards.iter().map(|s| s.lock().unwrap().map.len()).sum();
+        // The insert swept its own shard; with one shard, everything.
+        assert!(held < 100, "{held} entries still held");
+        if c.shards.len() == 1 {
+            assert_eq!(held, 1);
+        }
     }
 
     #[test]
