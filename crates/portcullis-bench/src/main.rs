@@ -367,12 +367,13 @@ impl Bench {
         let server = self.server(url, true, &[("PORTCULLIS_LOGIN_THROTTLE", "off")])?;
         let list = scenarios(creds, &self.secret);
         let token = list.iter().find(|s| s.path == "/token/").expect("listed");
-        let wrong = base64::engine::general_purpose::STANDARD.encode("bench:wrong-password");
         let flood = Scenario {
             name: "Basic, wrong password",
             path: "/basic/",
-            headers: vec![("Authorization".into(), format!("Basic {wrong}"))],
-            signer: None,
+            headers: Vec::new(),
+            signer: Some(signed::Signer::WrongBasic {
+                username: "bench".into(),
+            }),
             goals: (None, None),
         };
         wrk::run(&self.pinning, &self.load(&server.base, token, self.warmup)?)?;

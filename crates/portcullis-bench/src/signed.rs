@@ -57,6 +57,13 @@ pub(crate) enum Signer {
         /// The shared secret.
         secret: Vec<u8>,
     },
+    /// HTTP Basic with a different wrong password on every request, as a
+    /// brute-force attack sends (identical wrong passwords would share
+    /// one password check on the server).
+    WrongBasic {
+        /// The username attacked.
+        username: String,
+    },
     /// OAuth 1.0a, HMAC-SHA1, with an access token.
     OAuth1 {
         /// Consumer key.
@@ -111,6 +118,13 @@ impl Signer {
                     c.algorithm = Algorithm::Sha256;
                     c.nc = u32::try_from(nc)?;
                     writeln!(out, "Authorization: {}", c.authorization())?;
+                }
+            }
+            Signer::WrongBasic { username } => {
+                let run = nonce();
+                for i in 0..n {
+                    let cred = STANDARD.encode(format!("{username}:wrong-{run}-{i}"));
+                    writeln!(out, "Authorization: Basic {cred}")?;
                 }
             }
             Signer::Hawk { id, key } => {
@@ -195,7 +209,11 @@ impl Signer {
         duration: Duration,
     ) -> anyhow::Result<PathBuf> {
         let secs = duration.as_secs_f64().ceil().max(1.0) as u64;
-        let n = secs * MAX_RPS + 10_000;
+        let n = match self {
+            // A few checks a second at most: no need for 50,000 a second.
+            Signer::WrongBasic { .. } => 20_000,
+            _ => secs * MAX_RPS + 10_000,
+        };
         let data = work.join(format!("{name}.requests"));
         std::fs::write(&data, self.lines(authority, path, n)?)?;
         let script = work.join(format!("{name}.lua"));

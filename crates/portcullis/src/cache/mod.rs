@@ -461,6 +461,24 @@ struct CredentialInner {
 
 type InFlight = tokio::sync::OnceCell<crate::password::Verification>;
 
+struct InFlightGuard<'a> {
+    map: &'a std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<InFlight>>>,
+    key: [u8; 32],
+    cell: &'a Arc<InFlight>,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map
+            .get(&self.key)
+            .is_some_and(|c| Arc::ptr_eq(c, self.cell))
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
 impl fmt::Debug for CredentialCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CredentialCache")
@@ -568,6 +586,13 @@ impl CredentialCache {
             let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
             map.entry(key).or_default().clone()
         };
+        // Removes the entry when this call ends, also when it is dropped
+        // half-way (a client that went away), so nothing is left behind.
+        let _guard = InFlightGuard {
+            map: &inner.in_flight,
+            key,
+            cell: &cell,
+        };
         let mut ran = false;
         let v = *cell
             .get_or_init(|| {
@@ -575,10 +600,6 @@ impl CredentialCache {
                 verify()
             })
             .await;
-        let mut map = inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            map.remove(&key);
-        }
         (v, ran)
     }
 
@@ -979,6 +1000,14 @@ mod tests {
             );
         }
         assert_eq!(cache.in_flight(), 0, "nothing left behind");
+        // A check dropped half-way leaves nothing behind either.
+        let dropped = cache.verify_once("ada", "gone", "hash", || async {
+            std::future::pending::<Verification>().await
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(10), dropped)
+            .await
+            .is_err());
+        assert_eq!(cache.in_flight(), 0, "a cancelled check is forgotten");
         // Later, not concurrent: checked again.
         check("pw").await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
