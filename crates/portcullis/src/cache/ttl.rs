@@ -189,19 +189,7 @@ fn make_room<K: Hash + Eq, V>(shard: &mut HashMap<K, Entry<V>>, cap: usize, now:
         return;
     }
     let excess = shard.len() - (cap - (cap / 10).max(1).min(cap));
-    let mut expiries: Vec<Instant> = shard.values().map(|e| e.expires).collect();
-    let threshold = *expiries.select_nth_unstable(excess - 1).1;
-    let mut ties = excess - expiries.iter().filter(|&&t| t < threshold).count();
-    shard.retain(|_, e| {
-        if e.expires < threshold {
-            false
-        } else if e.expires == threshold && ties > 0 {
-            ties -= 1;
-            false
-        } else {
-            true
-        }
-    });
+    crate::throttle::bounded::evict_soonest(shard, excess, |e| e.expires);
 }
 
 #[cfg(test)]

@@ -94,26 +94,40 @@ impl<V> BoundedMap<V> {
             return;
         }
         let excess = self.map.len() - target;
-        let mut expiries: Vec<SystemTime> = self.map.values().map(|s| s.expires).collect();
-        let threshold = *expiries.select_nth_unstable(excess - 1).1;
-        let below = expiries.iter().filter(|&&e| e < threshold).count();
-        let mut ties = excess - below;
-        self.map.retain(|_, s| {
-            if s.expires < threshold {
-                false
-            } else if s.expires == threshold && ties > 0 {
-                ties -= 1;
-                false
-            } else {
-                true
-            }
-        });
+        evict_soonest(&mut self.map, excess, |s| s.expires);
         tracing::debug!(
             cap = self.cap,
             evicted = excess,
             "bounded store full: evicted the entries expiring soonest"
         );
     }
+}
+
+/// Drops the `excess` entries of `map` that expire soonest (ties broken
+/// arbitrarily, never more than `excess`): what a full bounded map or cache
+/// gives up.
+pub(crate) fn evict_soonest<K, V, T: Ord + Copy>(
+    map: &mut HashMap<K, V>,
+    excess: usize,
+    expires: impl Fn(&V) -> T,
+) {
+    if excess == 0 {
+        return;
+    }
+    let mut expiries: Vec<T> = map.values().map(&expires).collect();
+    let threshold = *expiries.select_nth_unstable(excess - 1).1;
+    let mut ties = excess - expiries.iter().filter(|&&t| t < threshold).count();
+    map.retain(|_, v| {
+        let t = expires(v);
+        if t < threshold {
+            false
+        } else if t == threshold && ties > 0 {
+            ties -= 1;
+            false
+        } else {
+            true
+        }
+    });
 }
 
 #[cfg(test)]

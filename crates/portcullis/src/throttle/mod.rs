@@ -495,6 +495,27 @@ impl SimpleRate {
             Identity::Anonymous(_) => self.addr(req),
         }
     }
+
+    /// Counts the request by user id, or by address when anonymous.
+    async fn by_user_or_addr<U: AuthUser>(
+        &self,
+        ctx: &Context<'_, U>,
+    ) -> Result<Decision, AuthError> {
+        let id = ctx.identity().await?;
+        self.hit(self.user_or_addr(id, ctx.request())).await
+    }
+
+    /// [`by_user_or_addr`](Self::by_user_or_addr) without waiting, when
+    /// the identity is resolved and the store can.
+    fn by_user_or_addr_now<U: AuthUser>(
+        &self,
+        ctx: &Context<'_, U>,
+    ) -> Option<Result<Decision, AuthError>> {
+        match ctx.resolved_identity()? {
+            Err(e) => Some(Err(e)),
+            Ok(id) => self.hit_now(self.user_or_addr(id, ctx.request())),
+        }
+    }
 }
 
 /// Whom a throttle counts: `user:<id>`, or `ip:<address>` (`ip:unknown`
@@ -621,15 +642,11 @@ impl UserRateThrottle {
 #[async_trait]
 impl<U: AuthUser> Throttle<U> for UserRateThrottle {
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
-        let id = ctx.identity().await?;
-        self.0.hit(self.0.user_or_addr(id, ctx.request())).await
+        self.0.by_user_or_addr(ctx).await
     }
 
     fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
-        match ctx.resolved_identity()? {
-            Err(e) => Some(Err(e)),
-            Ok(id) => self.0.hit_now(self.0.user_or_addr(id, ctx.request())),
-        }
+        self.0.by_user_or_addr_now(ctx)
     }
 }
 
@@ -655,15 +672,11 @@ impl ScopedRateThrottle {
 #[async_trait]
 impl<U: AuthUser> Throttle<U> for ScopedRateThrottle {
     async fn allow_request(&self, ctx: &Context<'_, U>) -> Result<Decision, AuthError> {
-        let id = ctx.identity().await?;
-        self.0.hit(self.0.user_or_addr(id, ctx.request())).await
+        self.0.by_user_or_addr(ctx).await
     }
 
     fn allow_request_now(&self, ctx: &Context<'_, U>) -> Option<Result<Decision, AuthError>> {
-        match ctx.resolved_identity()? {
-            Err(e) => Some(Err(e)),
-            Ok(id) => self.0.hit_now(self.0.user_or_addr(id, ctx.request())),
-        }
+        self.0.by_user_or_addr_now(ctx)
     }
 }
 
