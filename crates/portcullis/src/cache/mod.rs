@@ -101,10 +101,6 @@ pub const DEFAULT_CREDENTIAL_TTL: Duration = Duration::from_secs(60);
 /// The purpose label of the credential cache's HMAC subkey.
 pub const CREDENTIAL_PURPOSE: &str = "basic-cache-v1";
 
-fn build<K: Hash + Eq, V: Clone>(ttl: Duration, capacity: u64) -> Cache<K, V> {
-    Cache::new(ttl, capacity)
-}
-
 struct Caches<U> {
     ttl: Duration,
     users: Cache<i64, U>,
@@ -153,10 +149,10 @@ impl<S: UserStore> CachedStore<S> {
         let caches = (!ttl.is_zero() && capacity > 0).then(|| {
             Arc::new(Caches {
                 ttl,
-                users: build(ttl, capacity),
-                names: build(ttl, capacity),
-                tokens: build(ttl, capacity),
-                sessions: build(ttl, capacity),
+                users: Cache::new(ttl, capacity),
+                names: Cache::new(ttl, capacity),
+                tokens: Cache::new(ttl, capacity),
+                sessions: Cache::new(ttl, capacity),
                 generation: AtomicU64::new(0),
             })
         });
@@ -179,9 +175,11 @@ impl<S: UserStore> CachedStore<S> {
     pub fn invalidate_user(&self, id: i64) {
         if let Some(c) = self.begin_write() {
             c.users.invalidate(&id);
-            drop_matching(&c.names, move |u: &S::User| u.id() == id);
-            drop_matching(&c.tokens, move |t: &TokenRecord| t.user_id == id);
-            drop_matching(&c.sessions, move |s: &SessionRecord| s.user_id == id);
+            c.names.invalidate_if(move |u: &S::User| u.id() == id);
+            c.tokens
+                .invalidate_if(move |t: &TokenRecord| t.user_id == id);
+            c.sessions
+                .invalidate_if(move |s: &SessionRecord| s.user_id == id);
         }
     }
 
@@ -205,14 +203,9 @@ impl<S: UserStore> CachedStore<S> {
     fn invalidate_user_row(&self, id: i64) {
         if let Some(c) = self.begin_write() {
             c.users.invalidate(&id);
-            drop_matching(&c.names, move |u: &S::User| u.id() == id);
+            c.names.invalidate_if(move |u: &S::User| u.id() == id);
         }
     }
-}
-
-/// Drops the entries whose value matches `pred`.
-fn drop_matching<K: Hash + Eq, V: Clone>(cache: &Cache<K, V>, pred: impl Fn(&V) -> bool) {
-    cache.invalidate_if(pred);
 }
 
 /// A cached read: the cache, else `fetch`, remembered unless a write
@@ -370,7 +363,8 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
 impl<S: UserStore> CachedStore<S> {
     fn drop_tokens_of(&self, user_id: i64) {
         if let Some(c) = self.begin_write() {
-            drop_matching(&c.tokens, move |t: &TokenRecord| t.user_id == user_id);
+            c.tokens
+                .invalidate_if(move |t: &TokenRecord| t.user_id == user_id);
         }
     }
 }
@@ -415,7 +409,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         let r = self.inner.delete_user_sessions(user_id, keep).await;
         if let Some(c) = self.begin_write() {
             let keep = keep.map(str::to_owned);
-            drop_matching(&c.sessions, move |s: &SessionRecord| {
+            c.sessions.invalidate_if(move |s: &SessionRecord| {
                 s.user_id == user_id && keep.as_deref() != Some(s.key_digest.as_str())
             });
         }
@@ -504,7 +498,7 @@ impl CredentialCache {
             inner: Some(Arc::new(CredentialInner {
                 mac,
                 ttl,
-                entries: build(ttl, capacity),
+                entries: Cache::new(ttl, capacity),
                 in_flight: Default::default(),
             })),
         }
@@ -607,7 +601,7 @@ impl CredentialCache {
     /// deactivated or deleted on this server).
     pub fn forget_user(&self, username: &str) {
         if let Some(inner) = &self.inner {
-            drop_matching(&inner.entries, |v: &Arc<str>| **v == *username);
+            inner.entries.invalidate_if(|v: &Arc<str>| **v == *username);
         }
     }
 

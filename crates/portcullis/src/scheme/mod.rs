@@ -141,11 +141,7 @@ impl<'a> RequestHead<'a> {
         };
         if let Some(v) = self.headers.get(AUTHORIZATION) {
             let v: &'a [u8] = v.as_bytes();
-            for word in v
-                .split(|c| c.is_ascii_whitespace())
-                .filter(|w| !w.is_empty())
-                .take(3)
-            {
+            for word in ascii_words(v).take(3) {
                 w.words[w.len] = word;
                 w.len += 1;
             }
@@ -182,9 +178,12 @@ pub fn is_safe_method(m: &Method) -> bool {
 
 /// Splits on runs of ASCII white space, like Python's `bytes.split()`.
 pub fn split_ascii_whitespace(b: &[u8]) -> Vec<&[u8]> {
+    ascii_words(b).collect()
+}
+
+fn ascii_words(b: &[u8]) -> impl Iterator<Item = &[u8]> {
     b.split(|c| c.is_ascii_whitespace())
         .filter(|w| !w.is_empty())
-        .collect()
 }
 
 /// Up to three words of a header; see

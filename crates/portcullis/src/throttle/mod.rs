@@ -682,3 +682,33 @@ impl<U: AuthUser> Throttle<U> for ScopedRateThrottle {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod ident_tests {
+    use super::Ident;
+
+    /// The hand-written keys equal what `format!` wrote before, so counts
+    /// kept in a shared store (Redis) carry over.
+    #[test]
+    fn idents_read_as_formatted() {
+        let cases: [(Ident, String); 6] = [
+            (Ident::User(0), "user:0".into()),
+            (Ident::User(i64::MIN), format!("user:{}", i64::MIN)),
+            (Ident::User(1_234_567), "user:1234567".into()),
+            (
+                Ident::Addr(Some("0.10.200.255".parse().unwrap())),
+                "ip:0.10.200.255".into(),
+            ),
+            (
+                Ident::Addr(Some("2001:db8::1".parse().unwrap())),
+                "ip:2001:db8::1".into(),
+            ),
+            (Ident::Addr(None), "ip:unknown".into()),
+        ];
+        for (ident, want) in cases {
+            let mut got = String::new();
+            ident.write(&mut got);
+            assert_eq!(got, want);
+        }
+    }
+}
