@@ -137,6 +137,23 @@ impl Subkey {
         self.mac_parts([data])
     }
 
+    /// [`mac`](Self::mac) in lowercase hex, on the stack.
+    pub(crate) fn mac_hex(&self, data: &[u8]) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(self.mac(data), &mut out).expect("32 bytes fill 64 hex digits");
+        out
+    }
+
+    /// `v1$` and [`mac_hex`](Self::mac_hex): the form in which token and
+    /// session keys are stored, on the stack (it is computed on every
+    /// request that carries one).
+    pub(crate) fn v1_digest(&self, data: &[u8]) -> V1Digest {
+        let mut out = [0u8; 67];
+        out[..3].copy_from_slice(b"v1$");
+        out[3..].copy_from_slice(&self.mac_hex(data));
+        V1Digest(out)
+    }
+
     /// HMAC-SHA256 of the concatenation of `parts`, without copying them
     /// into one buffer.
     pub fn mac_parts<'a>(&self, parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
@@ -145,6 +162,15 @@ impl Subkey {
             mac.update(part);
         }
         mac.finalize().into_bytes().into()
+    }
+}
+
+/// A stored key's digest, `v1$` and 64 hex digits ([`Subkey::v1_digest`]).
+pub(crate) struct V1Digest([u8; 67]);
+
+impl V1Digest {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex is ASCII")
     }
 }
 

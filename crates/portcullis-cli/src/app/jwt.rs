@@ -20,6 +20,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -85,11 +86,13 @@ pub(crate) fn routes<S>(
     store: S,
     backend: PasswordBackend<S>,
     defaults: &Policy<User>,
+    cache_ttl: Duration,
 ) -> Router
 where
     S: AppStore + UserStore<User = User>,
 {
-    let scheme: Arc<dyn Scheme<User>> = Arc::new(JwtAuth::new(jwt.clone(), store.clone()));
+    let scheme: Arc<dyn Scheme<User>> =
+        Arc::new(JwtAuth::new(jwt.clone(), store.clone()).with_verified_cache(cache_ttl));
     let obtain_jwt = jwt.clone();
     let refresh_jwt = jwt.clone();
     let verify_jwt = jwt.clone();

@@ -140,7 +140,9 @@ pub struct AppConfig {
     /// (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`). Larger bodies get `413`.
     pub form_limit: usize,
     /// How long users, tokens and sessions read from the store are kept
-    /// ([`CachedStore`]); default 500 ms, zero turns caching off. Writes
+    /// ([`CachedStore`]), and JWTs verified
+    /// ([`JwtAuth::with_verified_cache`](portcullis::jwt::JwtAuth::with_verified_cache));
+    /// default 500 ms, zero turns caching off. Writes
     /// through the app invalidate at once; writes by other processes are
     /// seen after at most this long.
     pub cache_ttl: Duration,
@@ -482,6 +484,7 @@ where
             store.clone(),
             shared.backend.clone(),
             &defaults,
+            config.cache_ttl,
         ))
         .merge(oauth2::routes(
             oauth2::service(&config.oauth2, &config.secret, config.oauth2_store.as_ref()),

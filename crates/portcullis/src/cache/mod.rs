@@ -79,7 +79,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-mod ttl;
+pub(crate) mod ttl;
 
 use ttl::TtlCache as Cache;
 

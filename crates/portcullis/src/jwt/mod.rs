@@ -543,6 +543,38 @@ impl Jwt {
         }
     }
 
+    /// The checks of a signed payload that depend on the clock: `exp`
+    /// (PyJWT's boundary: `exp <= now - leeway` is expired), and `nbf` and
+    /// `iat`, which must be numbers and not in the future.
+    fn check_times(&self, payload: &Map<String, Value>) -> Result<(), TokenError> {
+        let now = Self::now();
+        let leeway = Self::secs(self.inner.settings.leeway);
+        match payload.get("exp") {
+            None => return Err(TokenError::NoExp),
+            Some(exp) => match as_i64(exp) {
+                Some(exp) if exp <= now - leeway => return Err(TokenError::Expired),
+                Some(_) => {}
+                None => return Err(TokenError::Invalid),
+            },
+        }
+        for claim in ["nbf", "iat"] {
+            if let Some(v) = payload.get(claim) {
+                match as_i64(v) {
+                    Some(t) if t > now + leeway => return Err(TokenError::Invalid),
+                    Some(_) => {}
+                    None => return Err(TokenError::Invalid),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks again what [`validate`](Self::validate) checked against the
+    /// clock, for claims it accepted earlier.
+    pub(crate) fn recheck_times(&self, claims: &Claims) -> Result<(), TokenError> {
+        self.check_times(&claims.payload)
+    }
+
     /// Parses and checks a signed payload into [`Claims`].
     fn claims_of(&self, payload: Map<String, Value>) -> Result<Claims, TokenError> {
         let s = &self.inner.settings;
@@ -619,27 +651,7 @@ impl Jwt {
             }
         }
         let payload = payload.ok_or(TokenError::Invalid)?;
-        let now = Self::now();
-        let leeway = i64::try_from(leeway).unwrap_or(i64::MAX / 2);
-        // PyJWT: exp <= now - leeway is expired.
-        match payload.get("exp") {
-            None => return Err(TokenError::NoExp),
-            Some(exp) => match as_i64(exp) {
-                Some(exp) if exp <= now - leeway => return Err(TokenError::Expired),
-                Some(_) => {}
-                None => return Err(TokenError::Invalid),
-            },
-        }
-        for claim in ["nbf", "iat"] {
-            if let Some(v) = payload.get(claim) {
-                // PyJWT: must be a number, and not in the future.
-                match as_i64(v) {
-                    Some(t) if t > now + leeway => return Err(TokenError::Invalid),
-                    Some(_) => {}
-                    None => return Err(TokenError::Invalid),
-                }
-            }
-        }
+        self.check_times(&payload)?;
         let claims = self.claims_of(payload)?;
         if let Some(expected) = expected {
             match claims.token_type.as_deref() {
@@ -651,7 +663,7 @@ impl Jwt {
         Ok(claims)
     }
 
-    async fn check_blacklist(&self, claims: &Claims) -> Result<(), JwtError> {
+    pub(crate) async fn check_blacklist(&self, claims: &Claims) -> Result<(), JwtError> {
         if let Some(b) = &self.inner.blacklist {
             if b.is_blacklisted(&claims.jti).await? {
                 return Err(TokenError::Blacklisted.into());

@@ -1,12 +1,18 @@
 //! [`JwtAuth`]: simplejwt's `JWTAuthentication`.
 
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use http::HeaderValue;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use super::{Claims, Jwt, JwtError, TokenError, UserIdField};
+use crate::cache::ttl::TtlCache;
+use crate::cache::{DEFAULT_CAPACITY, DEFAULT_TTL};
 use crate::error::{AuthError, Failure};
 use crate::identity::{AuthInfo, AuthUser};
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
@@ -50,6 +56,20 @@ pub fn parse_authorization<'a>(
     Ok(Some(words[1]))
 }
 
+/// A refused access token, logged at debug level.
+fn refused(e: TokenError) -> AuthError {
+    tracing::debug!(reason = %e, "JWT access token refused");
+    invalid_token(e)
+}
+
+fn from_jwt_error(e: JwtError) -> AuthError {
+    match e {
+        JwtError::Token(e) => refused(e),
+        JwtError::Store(e) => AuthError::Store(e),
+        JwtError::Signing(_) => invalid_token(TokenError::Invalid),
+    }
+}
+
 /// simplejwt's `InvalidToken` for the access token class.
 fn invalid_token(e: TokenError) -> AuthError {
     AuthError::Failed(
@@ -80,23 +100,77 @@ fn invalid_token(e: TokenError) -> AuthError {
 ///
 /// On success the [`AuthInfo`] reads `jwt access jti=<jti>` and carries the
 /// [`Claims`]. The challenge is `Bearer realm="api"`.
+///
+/// Access tokens it has accepted are remembered for a short time
+/// ([`with_verified_cache`](Self::with_verified_cache), default 500 ms), so
+/// a client that sends the same token again skips the signature check and
+/// the JSON parsing. A remembered token is looked up by a keyed hash and
+/// then compared whole, in constant time; its `exp`, `nbf` and `iat` are
+/// checked against the clock again, and the blacklist (when
+/// [`blacklist_access_tokens`](super::JwtSettings::blacklist_access_tokens)
+/// is on) and the user are read again, as on a first use. The verifying
+/// keys of a [`Jwt`] do not change, so the cache changes no answer.
 #[derive(Clone)]
 pub struct JwtAuth<S> {
     jwt: Jwt,
     store: S,
     challenge: HeaderValue,
+    verified: Option<Arc<VerifiedTokens>>,
+}
+
+/// Access tokens accepted recently, under a keyed 64-bit hash of their
+/// signature.
+struct VerifiedTokens {
+    map: TtlCache<u64, Arc<Verified>>,
+    hasher: RandomState,
+}
+
+/// An accepted access token, with what authentication hands out for it.
+struct Verified {
+    token: Box<[u8]>,
+    claims: Claims,
+    info: AuthInfo,
+}
+
+impl VerifiedTokens {
+    /// The map's key: a keyed hash of the signature, the part after the
+    /// last dot (a MAC or signature: unpredictable, and short to hash).
+    fn key(&self, token: &[u8]) -> u64 {
+        let signature = token.rsplit(|b| *b == b'.').next().unwrap_or(token);
+        self.hasher.hash_one(signature)
+    }
+
+    fn get(&self, token: &[u8]) -> Option<Arc<Verified>> {
+        let hit = self.map.get(&self.key(token))?;
+        // A hash collision finds another token: compare the whole of it.
+        bool::from(hit.token.as_ref().ct_eq(token)).then_some(hit)
+    }
+
+    fn insert(&self, token: &[u8], claims: Claims) -> Arc<Verified> {
+        let info =
+            AuthInfo::new(format!("jwt access jti={}", claims.jti())).with_data(claims.clone());
+        let verified = Arc::new(Verified {
+            token: token.into(),
+            claims,
+            info,
+        });
+        self.map.insert(self.key(token), verified.clone());
+        verified
+    }
 }
 
 impl<S> fmt::Debug for JwtAuth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtAuth")
             .field("jwt", &self.jwt)
+            .field("verified_cache", &self.verified.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl<S: UserStore> JwtAuth<S> {
-    /// The scheme, looking users up in `store`.
+    /// The scheme, looking users up in `store`, remembering accepted
+    /// access tokens for 500 ms.
     pub fn new(jwt: Jwt, store: S) -> Self {
         let challenge =
             HeaderValue::from_str(&jwt.challenge()).expect("header types are checked by Jwt::new");
@@ -104,7 +178,28 @@ impl<S: UserStore> JwtAuth<S> {
             jwt,
             store,
             challenge,
+            verified: None,
         }
+        .with_verified_cache(DEFAULT_TTL)
+    }
+
+    /// Remembers accepted access tokens for `ttl` (at most 100,000 of
+    /// them); zero turns the cache off.
+    pub fn with_verified_cache(mut self, ttl: Duration) -> Self {
+        self.verified = (!ttl.is_zero()).then(|| {
+            Arc::new(VerifiedTokens {
+                map: TtlCache::new(ttl, DEFAULT_CAPACITY),
+                hasher: RandomState::new(),
+            })
+        });
+        self
+    }
+
+    /// Stores `claims` as if `token` had been accepted with them.
+    #[cfg(test)]
+    pub(crate) fn remember(&self, token: &str, claims: Claims) {
+        let cache = self.verified.as_ref().expect("the cache is on");
+        cache.insert(token.as_bytes(), claims);
     }
 
     /// The token service.
@@ -112,7 +207,8 @@ impl<S: UserStore> JwtAuth<S> {
         &self.jwt
     }
 
-    async fn user_for(&self, claims: &Claims) -> Outcome<S::User> {
+    /// The active user `claims` name, authenticated with `info`.
+    async fn user_for(&self, claims: &Claims, info: AuthInfo) -> Outcome<S::User> {
         let s = self.jwt.settings();
         let user = match s.user_id_field {
             UserIdField::Id => {
@@ -142,8 +238,6 @@ impl<S: UserStore> JwtAuth<S> {
                 Failure::new(USER_INACTIVE).with_code("user_inactive"),
             ));
         }
-        let info =
-            AuthInfo::new(format!("jwt access jti={}", claims.jti())).with_data(claims.clone());
         Ok(Some(Authenticated::new(user, "jwt").with_auth(info)))
     }
 }
@@ -163,17 +257,33 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
         let Some(raw) = parse_authorization(&words, &self.jwt.settings().auth_header_types)? else {
             return Ok(None);
         };
-        let token = std::str::from_utf8(raw).map_err(|_| invalid_token(TokenError::Invalid))?;
-        let claims = match self.jwt.validate_access(token).await {
-            Ok(c) => c,
-            Err(JwtError::Token(e)) => {
-                tracing::debug!(reason = %e, "JWT access token refused");
-                return Err(invalid_token(e));
+        if let Some(hit) = self.verified.as_ref().and_then(|v| v.get(raw)) {
+            self.jwt.recheck_times(&hit.claims).map_err(refused)?;
+            if self.jwt.settings().blacklist_access_tokens {
+                self.jwt
+                    .check_blacklist(&hit.claims)
+                    .await
+                    .map_err(from_jwt_error)?;
             }
-            Err(JwtError::Store(e)) => return Err(AuthError::Store(e)),
-            Err(JwtError::Signing(_)) => return Err(invalid_token(TokenError::Invalid)),
-        };
-        self.user_for(&claims).await
+            return self.user_for(&hit.claims, hit.info.clone()).await;
+        }
+        let token = std::str::from_utf8(raw).map_err(|_| invalid_token(TokenError::Invalid))?;
+        let claims = self
+            .jwt
+            .validate_access(token)
+            .await
+            .map_err(from_jwt_error)?;
+        match &self.verified {
+            Some(cache) => {
+                let hit = cache.insert(raw, claims);
+                self.user_for(&hit.claims, hit.info.clone()).await
+            }
+            None => {
+                let info = AuthInfo::new(format!("jwt access jti={}", claims.jti()))
+                    .with_data(claims.clone());
+                self.user_for(&claims, info).await
+            }
+        }
     }
 
     fn challenge(&self) -> Option<HeaderValue> {

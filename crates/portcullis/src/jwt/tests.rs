@@ -657,8 +657,12 @@ async fn store_failures_fail_closed_without_details() {
 // ---- the scheme over the core's Policy ----
 
 async fn app(j: Jwt, store: MemoryStore) -> Router {
+    app_with(JwtAuth::new(j, store))
+}
+
+fn app_with(scheme: JwtAuth<MemoryStore>) -> Router {
     let policy = Policy::<User>::new()
-        .scheme(JwtAuth::new(j, store))
+        .scheme(scheme)
         .permission(IsAuthenticated);
     Router::new()
         .route(
@@ -840,4 +844,83 @@ async fn rsa_key_pairs_generate_and_load() {
         s.verifying_keys = vec![JwtKey::public_pem(Algorithm::PS256, &kp.public_pem).unwrap()]
     });
     verifier.validate(&t, Some(ACCESS)).unwrap();
+}
+
+// ---- the verified-token cache ----
+
+#[tokio::test]
+async fn remembered_tokens_skip_the_signature_check_only() {
+    let store = MemoryStore::new();
+    let ada = user(&store, "ada", true).await;
+    let j = jwt();
+    let pair = j.for_user(&ada).await.unwrap();
+    let claims = j.validate(&pair.access, Some("access")).unwrap();
+    // The same header and payload under a signature no key made: refused
+    // unless the cache holds it, which shows that hits skip the check.
+    let forged = format!("{}.AAAA", pair.access.rsplit_once('.').unwrap().0);
+    let header = format!("Bearer {forged}");
+    let off = JwtAuth::new(j.clone(), store.clone()).with_verified_cache(Duration::ZERO);
+    assert_eq!(call(&app_with(off), Some(&header)).await.0, 401);
+    let on = JwtAuth::new(j.clone(), store.clone());
+    assert_eq!(call(&app_with(on.clone()), Some(&header)).await.0, 401);
+    on.remember(&forged, claims);
+    let app = app_with(on);
+    let (status, _, body) = call(&app, Some(&header)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        Value::String(format!(
+            "jwt access jti={}",
+            part(&pair.access, 1)["jti"].as_str().unwrap()
+        ))
+    );
+    // Tokens that differ in the signature, or only before it, are not hits.
+    let longer = format!("{forged}A");
+    let (head, sig) = forged.rsplit_once('.').unwrap();
+    let same_signature = format!(
+        "{}e30.{sig}",
+        head.split_once('.').unwrap().0.to_owned() + "."
+    );
+    for other in [longer, same_signature] {
+        assert_eq!(call(&app, Some(&format!("Bearer {other}"))).await.0, 401);
+    }
+    // The user is read on every hit.
+    store.set_active(ada.id, false).await.unwrap();
+    let (status, _, body) = call(&app, Some(&header)).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (401, json!("user_inactive"))
+    );
+}
+
+#[tokio::test]
+async fn remembered_tokens_still_expire_and_can_be_blacklisted() {
+    let store = MemoryStore::new();
+    let ada = user(&store, "ada", true).await;
+    // Claims of a token that expired a minute ago, accepted under an hour
+    // of leeway, then looked up by a scheme that allows none.
+    let expired = sign_map(
+        &jwt(),
+        claims_now(json!({"exp": Utc::now().timestamp() - 60, "user_id": ada.id})),
+    );
+    let lenient = jwt_with(|s| s.leeway = Duration::from_secs(3600));
+    let claims = lenient.validate(&expired, Some("access")).unwrap();
+    let strict = JwtAuth::new(jwt(), store.clone());
+    strict.remember(&expired, claims);
+    let (status, _, body) = call(&app_with(strict), Some(&format!("Bearer {expired}"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["messages"][0]["message"], "Token is expired");
+
+    // Accepted once (and remembered), then blacklisted: refused at once.
+    let bl = MemoryBlacklist::new();
+    let j = jwt_with(|s| s.blacklist_access_tokens = true).with_blacklist(bl);
+    let pair = j.for_user(&ada).await.unwrap();
+    let app = app(j.clone(), store).await;
+    let header = format!("Bearer {}", pair.access);
+    assert_eq!(call(&app, Some(&header)).await.0, 200);
+    assert_eq!(call(&app, Some(&header)).await.0, 200);
+    j.blacklist_access(&pair.access).await.unwrap();
+    let (status, _, body) = call(&app, Some(&header)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["messages"][0]["message"], "Token is blacklisted");
 }

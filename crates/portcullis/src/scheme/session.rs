@@ -153,7 +153,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
 
     /// The keyed hash a session key is stored under.
     pub fn digest(&self, key: &str) -> String {
-        format!("v1${}", hex::encode(self.key_mac.mac(key.as_bytes())))
+        self.key_mac.v1_digest(key.as_bytes()).as_str().to_owned()
     }
 
     /// Django's session auth hash: a keyed hash of the password hash.
@@ -230,7 +230,8 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
         if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Ok(None);
         }
-        let Some(session) = self.store.load_session(&self.digest(key)).await? else {
+        let digest = self.key_mac.v1_digest(key.as_bytes());
+        let Some(session) = self.store.load_session(digest.as_str()).await? else {
             return Ok(None);
         };
         let Some(user) = self.store.user_by_id(session.user_id).await? else {
@@ -241,8 +242,8 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             .get("_auth_user_hash")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        let current = self.auth_hash(user.password_hash());
-        if !bool::from(stored.as_bytes().ct_eq(current.as_bytes())) || !user.is_active() {
+        let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
+        if !bool::from(stored.as_bytes().ct_eq(&current)) || !user.is_active() {
             return Ok(None);
         }
         Ok(Some(user))

@@ -102,17 +102,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The look-up digest of a key: `v1$` and the hex HMAC.
     pub fn digest(&self, key: &str) -> String {
-        String::from_utf8(self.digest_bytes(key).to_vec()).expect("hex is ASCII")
-    }
-
-    /// "v1$" and 64 hex digits, written into one buffer on the stack (this
-    /// runs on every token request).
-    fn digest_bytes(&self, key: &str) -> [u8; 67] {
-        let mut buf = [0u8; 67];
-        buf[..3].copy_from_slice(b"v1$");
-        hex::encode_to_slice(self.lookup.mac(key.as_bytes()), &mut buf[3..])
-            .expect("a 32-byte MAC fills 64 hex digits");
-        buf
+        self.lookup.v1_digest(key.as_bytes()).as_str().to_owned()
     }
 
     fn record(&self, user_id: i64, key: &str) -> TokenRecord {
@@ -176,8 +166,8 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 
     /// The token for a key, if one matches (compared in constant time).
     pub async fn find(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let buf = self.digest_bytes(key);
-        let digest = std::str::from_utf8(&buf).expect("hex is ASCII");
+        let buf = self.lookup.v1_digest(key.as_bytes());
+        let digest = buf.as_str();
         let found = self.store.token_by_digest(digest).await?;
         Ok(found.filter(|t| bool::from(t.digest.as_bytes().ct_eq(digest.as_bytes()))))
     }
@@ -187,23 +177,32 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 /// without chrono's formatter (this runs on every token request).
 fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
-    use std::fmt::Write;
+    fn two_digits(out: &mut String, n: u32) {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    }
     let mut out = String::with_capacity(keyword.len() + 56);
     out.push_str(keyword);
-    let _ = write!(out, " token of user {user_id}, created ");
-    if (0..=9999).contains(&created.year()) {
-        let _ = write!(
-            out,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            created.year(),
-            created.month(),
-            created.day(),
-            created.hour(),
-            created.minute(),
-            created.second()
-        );
-    } else {
-        out.push_str(&created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    out.push_str(" token of user ");
+    out.push_str(itoa::Buffer::new().format(user_id));
+    out.push_str(", created ");
+    match u32::try_from(created.year()) {
+        Ok(year) if year <= 9999 => {
+            two_digits(&mut out, year / 100);
+            two_digits(&mut out, year % 100);
+            for (sep, n) in [
+                ('-', created.month()),
+                ('-', created.day()),
+                ('T', created.hour()),
+                (':', created.minute()),
+                (':', created.second()),
+            ] {
+                out.push(sep);
+                two_digits(&mut out, n);
+            }
+            out.push('Z');
+        }
+        _ => out.push_str(&created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     }
     out
 }
@@ -324,16 +323,31 @@ mod tests {
             "2026-11-24T01:02:03Z",
             "1999-12-31T23:59:59.999Z",
             "0001-01-01T00:00:00Z",
+            "2000-02-29T23:09:10Z",
         ] {
             let t: DateTime<Utc> = created.parse().unwrap();
-            assert_eq!(
-                describe("Token", 42, t),
-                format!(
-                    "Token token of user 42, created {}",
-                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                )
-            );
+            for user in [42, 0, -7, i64::MAX] {
+                assert_eq!(
+                    describe("Token", user, t),
+                    format!(
+                        "Token token of user {user}, created {}",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                );
+            }
         }
+        let far = chrono::NaiveDate::from_ymd_opt(12345, 6, 7)
+            .unwrap()
+            .and_hms_opt(8, 9, 10)
+            .unwrap()
+            .and_utc();
+        assert_eq!(
+            describe("Bearer", 1, far),
+            format!(
+                "Bearer token of user 1, created {}",
+                far.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        );
     }
 
     #[test]
