@@ -60,7 +60,6 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header::{HeaderName, AUTHORIZATION, COOKIE, SET_COOKIE};
-use axum::middleware;
 use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
@@ -533,10 +532,7 @@ where
                     HeaderName::from_static("x-csrftoken"),
                 ]))
                 .layer(DefaultBodyLimit::max(limit))
-                .layer(middleware::from_fn(move |req: Request, next| {
-                    respond::refuse_oversized(limit, req, next)
-                }))
-                .layer(middleware::from_fn(respond::json_errors)),
+                .layer(respond::RespondLayer { limit }),
         )
 }
 

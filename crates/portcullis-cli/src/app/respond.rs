@@ -2,15 +2,19 @@
 //! answers, the body-size guard, and the safety net that turns any error
 //! response without a JSON body into `{"detail": ...}`.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
 use axum::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tower::{Layer, Service};
 
 /// How long a handler waits for a request body before answering `408`.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,28 +84,111 @@ pub(crate) async fn read_body(req: Request) -> Result<Bytes, Response> {
     }
 }
 
-/// Refuses a request whose `Content-Length` is above the limit before any
-/// route sees it (`413` JSON); bodies without a length are limited where
-/// they are read.
-pub(crate) async fn refuse_oversized(limit: usize, req: Request, next: Next) -> Response {
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return detail(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
-    }
-    next.run(req).await
+/// The app's outermost rules, in one layer (one service to clone per
+/// request rather than one per rule):
+///
+/// - a body whose declared `Content-Length` exceeds the limit is refused
+///   with `413` before any handler or scheme reads it (bodies without a
+///   length are limited where they are read);
+/// - the safety net: an error response (4xx or 5xx) that does not already
+///   carry JSON gets a DRF-style `{"detail": ...}` body, whatever produced
+///   it (an axum rejection, a tower layer, a method router's default).
+///   Headers such as `Allow` and `WWW-Authenticate` are kept.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RespondLayer {
+    pub(crate) limit: usize,
 }
 
-/// The safety net: an error response (4xx or 5xx) that does not already
-/// carry JSON gets a DRF-style `{"detail": ...}` body, whatever produced it
-/// (an axum rejection, a tower layer, a method router's default). Headers
-/// such as `Allow` and `WWW-Authenticate` are kept.
-pub(crate) async fn json_errors(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let res = next.run(req).await;
+impl<S> Layer<S> for RespondLayer {
+    type Service = Respond<S>;
+
+    fn layer(&self, inner: S) -> Respond<S> {
+        Respond {
+            inner,
+            limit: self.limit,
+        }
+    }
+}
+
+/// The service of [`RespondLayer`].
+#[derive(Clone, Debug)]
+pub(crate) struct Respond<S> {
+    inner: S,
+    limit: usize,
+}
+
+impl<S> Service<Request> for Respond<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = RespondFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.limit as u64) {
+            return RespondFuture {
+                state: RespondState::Refused {
+                    response: Some(detail(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE)),
+                },
+            };
+        }
+        let method = req.method().clone();
+        RespondFuture {
+            state: RespondState::Inner {
+                future: self.inner.call(req),
+                method: Some(method),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`Respond`].
+    pub(crate) struct RespondFuture<F> {
+        #[pin]
+        state: RespondState<F>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = RespondProj]
+    enum RespondState<F> {
+        Inner { #[pin] future: F, method: Option<Method> },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for RespondFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            RespondProj::Inner { future, method } => {
+                let Ok(res) = std::task::ready!(future.poll(cx));
+                let method = method
+                    .take()
+                    .expect("RespondFuture polled after it completed");
+                Poll::Ready(Ok(as_json_error(&method, res)))
+            }
+            RespondProj::Refused { response } => Poll::Ready(Ok(response
+                .take()
+                .expect("RespondFuture polled after it completed"))),
+        }
+    }
+}
+
+/// An error response that is not JSON, made a `{"detail": ...}` one.
+fn as_json_error(method: &Method, res: Response) -> Response {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;

@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use axum::body::Body;
 use axum::extract::Request;
+use axum::ServiceExt;
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
 use portcullis::jwt::Jwt;
 use portcullis::store::SessionStore;
@@ -125,36 +127,38 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         tracing::warn!("the login lockout is off (PORTCULLIS_LOGIN_THROTTLE=off)");
     }
     Jwt::new(config.jwt.clone(), &config.secret).map_err(|e| anyhow!("JWT settings: {e}"))?;
-    let app = router(store.clone(), config).layer(
-        ServiceBuilder::new()
-            .layer(SetSensitiveRequestHeadersLayer::new([
-                AUTHORIZATION,
-                PROXY_AUTHORIZATION,
-                COOKIE,
-            ]))
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(|req: &Request| {
-                        tracing::info_span!(
-                            "request",
-                            method = %req.method(),
-                            path = %req.uri().path(),
-                        )
-                    })
-                    .on_response(
-                        DefaultOnResponse::new()
-                            .level(Level::INFO)
-                            .latency_unit(LatencyUnit::Millis),
-                    ),
-            )
-            .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE])),
-    );
+    // Around the whole router, not `Router::layer`: that would wrap (and
+    // clone, per request) every route separately.
+    let app = ServiceBuilder::new()
+        .map_response(|res: http::Response<_>| res.map(Body::new))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            PROXY_AUTHORIZATION,
+            COOKIE,
+        ]))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                    )
+                })
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
+        )
+        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        .service(router(store.clone(), config));
 
     let purger = tokio::spawn(purge_expired_sessions(store));
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
     )
     .with_graceful_shutdown(async move {
         let name = signals.recv().await;
