@@ -139,7 +139,9 @@ pub struct AppConfig {
     /// (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`). Larger bodies get `413`.
     pub form_limit: usize,
     /// How long users, tokens and sessions read from the store are kept
-    /// ([`CachedStore`]), and JWTs verified
+    /// ([`CachedStore`]), OAuth2 access tokens read
+    /// ([`CachedOAuth2Store`](portcullis::oauth2::CachedOAuth2Store)) and
+    /// JWTs verified
     /// ([`JwtAuth::with_verified_cache`](portcullis::jwt::JwtAuth::with_verified_cache));
     /// default 500 ms, zero turns caching off. Writes
     /// through the app invalidate at once; writes by other processes are
@@ -486,7 +488,12 @@ where
             config.cache_ttl,
         ))
         .merge(oauth2::routes(
-            oauth2::service(&config.oauth2, &config.secret, config.oauth2_store.as_ref()),
+            oauth2::service(
+                &config.oauth2,
+                &config.secret,
+                config.oauth2_store.as_ref(),
+                config.cache_ttl,
+            ),
             store.clone(),
             shared.clone(),
             &defaults,

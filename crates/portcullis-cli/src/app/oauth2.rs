@@ -25,6 +25,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -38,8 +39,8 @@ use axum::routing::MethodRouter;
 use axum::Router;
 use portcullis::backend::LoginOutcome;
 use portcullis::oauth2::{
-    AuthorizationRequest, AuthorizeError, Client, GrantType, MemoryOAuth2Store, OAuth2, OAuth2Auth,
-    OAuth2Error, OAuth2Settings, OAuth2Store, TokenHasScope, TokenKind,
+    AuthorizationRequest, AuthorizeError, CachedOAuth2Store, Client, GrantType, MemoryOAuth2Store,
+    OAuth2, OAuth2Auth, OAuth2Error, OAuth2Settings, OAuth2Store, TokenHasScope, TokenKind,
 };
 use portcullis::scheme::csrf;
 use portcullis::scheme::{RequestHead, Scheme};
@@ -70,15 +71,26 @@ impl fmt::Debug for SharedOAuth2Store {
     }
 }
 
-/// The server the routes share.
+/// The server the routes share; access tokens read from the store are
+/// remembered for `cache_ttl` (zero: not at all).
 pub(crate) fn service(
     settings: &OAuth2Settings,
     secret: &SecretKey,
     store: Option<&SharedOAuth2Store>,
+    cache_ttl: Duration,
 ) -> OAuth2 {
-    match store {
-        Some(s) => OAuth2::new(s.0.clone(), secret, settings.clone()),
-        None => OAuth2::new(MemoryOAuth2Store::new(), secret, settings.clone()),
+    let store: Arc<dyn OAuth2Store> = match store {
+        Some(s) => s.0.clone(),
+        None => Arc::new(MemoryOAuth2Store::new()),
+    };
+    if cache_ttl.is_zero() {
+        OAuth2::new(store, secret, settings.clone())
+    } else {
+        OAuth2::new(
+            CachedOAuth2Store::new(store, cache_ttl),
+            secret,
+            settings.clone(),
+        )
     }
 }
 

@@ -86,7 +86,7 @@ mod tests;
 pub use error::OAuth2Error;
 pub use permission::{TokenHasReadWriteScope, TokenHasScope, TokenMatchesOASRequirements};
 pub use scheme::{BearerToken, OAuth2Auth, CLIENT_TOKEN_NO_USER, INVALID_TOKEN};
-pub use store::{MemoryOAuth2Store, OAuth2Store};
+pub use store::{CachedOAuth2Store, MemoryOAuth2Store, OAuth2Store};
 
 const TOKEN_PURPOSE: &str = "oauth2-token-v1";
 const CLIENT_SECRET_PURPOSE: &str = "oauth2-client-secret-v1";

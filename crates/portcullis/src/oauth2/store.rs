@@ -3,12 +3,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Client, OAuth2Token};
+use super::{Client, OAuth2Token, TokenKind};
+use crate::cache::ttl::TtlCache;
+use crate::cache::DEFAULT_CAPACITY;
 use crate::store::StoreError;
 
 /// Where OAuth2 clients, access tokens, refresh tokens and authorization
@@ -101,6 +105,118 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
     }
     async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         (**self).clear_expired(now).await
+    }
+}
+
+/// An [`OAuth2Store`] that remembers the access tokens it has read for a
+/// short TTL, so that a client sending one bearer token with every
+/// request does not cost a database read each time.
+///
+/// Only unrevoked access tokens are remembered; codes and refresh tokens,
+/// which are spent, always reach the store. Expiry is checked by
+/// [`OAuth2`](super::OAuth2) on every use, cached or not. A revocation,
+/// family revocation or client deletion through this wrapper forgets the
+/// entries it touches at once; one made by another process is seen when
+/// the entry expires. Misses and errors are never remembered, so an
+/// unknown token always reaches the store and an outage fails closed.
+///
+/// ```
+/// use std::time::Duration;
+/// use portcullis::oauth2::{CachedOAuth2Store, MemoryOAuth2Store, OAuth2Store};
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let store = CachedOAuth2Store::new(MemoryOAuth2Store::new(), Duration::from_millis(500));
+/// assert!(store.token("v1$unknown").await.unwrap().is_none());
+/// # });
+/// ```
+pub struct CachedOAuth2Store<S> {
+    inner: S,
+    tokens: TtlCache<String, OAuth2Token>,
+    /// Bumped by every write: a read that overlaps one does not fill the
+    /// cache.
+    generation: AtomicU64,
+}
+
+impl<S> fmt::Debug for CachedOAuth2Store<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedOAuth2Store").finish_non_exhaustive()
+    }
+}
+
+impl<S: OAuth2Store> CachedOAuth2Store<S> {
+    /// Remembers access tokens read from `inner` for `ttl` (at most
+    /// 100,000 of them).
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        CachedOAuth2Store {
+            inner,
+            tokens: TtlCache::new(ttl, DEFAULT_CAPACITY),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks a write: reads in flight will not fill the cache.
+    fn begin_write(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.inner.create_client(client).await
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.inner.client(client_id).await
+    }
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.inner.clients().await
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let r = self.inner.delete_client(client_id).await;
+        self.begin_write();
+        self.tokens.invalidate_if(|t| t.client_id == client_id);
+        r
+    }
+    async fn insert_token(&self, token: &OAuth2Token) -> Result<(), StoreError> {
+        let r = self.inner.insert_token(token).await;
+        self.begin_write();
+        self.tokens.invalidate(&token.digest);
+        r
+    }
+    async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
+        if let Some(hit) = self.tokens.get(digest) {
+            return Ok(Some(hit));
+        }
+        let before = self.generation.load(Ordering::SeqCst);
+        let found = self.inner.token(digest).await?;
+        if let Some(t) = &found {
+            let cacheable = t.kind == TokenKind::Access && !t.revoked;
+            if cacheable && self.generation.load(Ordering::SeqCst) == before {
+                self.tokens.insert(digest.to_owned(), t.clone());
+                // A write that began between the check and the insert has
+                // bumped the generation by now, or invalidates after us.
+                if self.generation.load(Ordering::SeqCst) != before {
+                    self.tokens.invalidate(digest);
+                }
+            }
+        }
+        Ok(found)
+    }
+    async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
+        let r = self.inner.consume_token(digest).await;
+        self.begin_write();
+        self.tokens.invalidate(digest);
+        r
+    }
+    async fn revoke_family(&self, family: &str) -> Result<u64, StoreError> {
+        let r = self.inner.revoke_family(family).await;
+        self.begin_write();
+        self.tokens.invalidate_if(|t| t.family == family);
+        r
+    }
+    async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Every use checks expiry, cached or not.
+        self.inner.clear_expired(now).await
     }
 }
 
@@ -211,5 +327,93 @@ impl OAuth2Store for MemoryOAuth2Store {
         g.tokens
             .retain(|_, t| t.expires_at.is_none_or(|exp| exp > now));
         Ok((before - g.tokens.len()) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(digest: &str, kind: TokenKind, family: &str) -> OAuth2Token {
+        OAuth2Token {
+            digest: digest.into(),
+            kind,
+            client_id: "app".into(),
+            user_id: Some(1),
+            scopes: vec!["read".into()],
+            family: family.into(),
+            revoked: false,
+            expires_at: None,
+            redirect_uri: None,
+            code_challenge: None,
+            code_challenge_method: None,
+            created: Utc::now(),
+        }
+    }
+
+    async fn with_client() -> MemoryOAuth2Store {
+        let store = MemoryOAuth2Store::new();
+        store
+            .create_client(&Client {
+                client_id: "app".into(),
+                name: "App".into(),
+                public: true,
+                secret_digest: None,
+                redirect_uris: Vec::new(),
+                grant_types: Vec::new(),
+                scopes: vec!["read".into()],
+                skip_authorization: false,
+                created: Utc::now(),
+            })
+            .await
+            .unwrap();
+        store
+    }
+
+    async fn revoked(store: &impl OAuth2Store, digest: &str) -> Option<bool> {
+        store.token(digest).await.unwrap().map(|t| t.revoked)
+    }
+
+    #[tokio::test]
+    async fn access_tokens_are_remembered_until_a_write_through_the_cache() {
+        let inner = with_client().await;
+        let cached = CachedOAuth2Store::new(inner.clone(), Duration::from_secs(60));
+        for (d, f) in [("a1", "f1"), ("a2", "f2"), ("a3", "f3")] {
+            cached
+                .insert_token(&row(d, TokenKind::Access, f))
+                .await
+                .unwrap();
+            assert_eq!(revoked(&cached, d).await, Some(false));
+        }
+        // Another process revokes behind the cache's back: still cached.
+        assert!(inner.consume_token("a1").await.unwrap());
+        assert_eq!(revoked(&cached, "a1").await, Some(false));
+        assert_eq!(revoked(&inner, "a1").await, Some(true));
+        // Writes through the cache are seen at once.
+        assert!(cached.consume_token("a2").await.unwrap());
+        assert_eq!(revoked(&cached, "a2").await, Some(true));
+        assert_eq!(cached.revoke_family("f3").await.unwrap(), 1);
+        assert_eq!(revoked(&cached, "a3").await, Some(true));
+        // Deleting the client deletes its tokens: no longer found.
+        cached.delete_client("app").await.unwrap();
+        assert_eq!(revoked(&cached, "a1").await, None);
+    }
+
+    #[tokio::test]
+    async fn spent_kinds_and_misses_are_never_remembered() {
+        let inner = with_client().await;
+        let cached = CachedOAuth2Store::new(inner.clone(), Duration::from_secs(60));
+        assert_eq!(revoked(&cached, "later").await, None);
+        inner
+            .insert_token(&row("later", TokenKind::Access, "f"))
+            .await
+            .unwrap();
+        assert_eq!(revoked(&cached, "later").await, Some(false));
+        for (d, kind) in [("r", TokenKind::Refresh), ("c", TokenKind::Code)] {
+            inner.insert_token(&row(d, kind, "g")).await.unwrap();
+            assert_eq!(revoked(&cached, d).await, Some(false));
+            assert!(inner.consume_token(d).await.unwrap());
+            assert_eq!(revoked(&cached, d).await, Some(true), "{d}");
+        }
     }
 }
