@@ -197,6 +197,65 @@ async fn throttles_that_wait_and_throttles_that_answer_at_once_agree() {
 }
 
 #[tokio::test]
+async fn throttles_after_one_that_waits_count_each_request_once() {
+    // The anonymous fast path asks the memory throttle at once, then has
+    // to wait for the slow one: the memory count must not be taken again.
+    let clock = ManualClock::new();
+    let config = ThrottleConfig::new()
+        .clock(clock.clone())
+        .rates("anon=3/min")
+        .unwrap();
+    let slow = Arc::new(SlowThrottle {
+        seen: AtomicUsize::new(0),
+    });
+    let runs = Arc::new(AtomicUsize::new(0));
+    let policy = Policy::<User>::new()
+        .scheme(Slow { runs: runs.clone() })
+        .permission(AllowAny)
+        .throttle(config.anon().unwrap())
+        .throttle(slow.clone());
+    let app = Router::new().route("/", get(whoami).layer(policy.layer()));
+    let req = |user: Option<&str>| {
+        let mut r = get_req(user);
+        r.extensions_mut().insert(portcullis::throttle::ClientAddr(
+            "192.0.2.1".parse().unwrap(),
+        ));
+        r
+    };
+    let retry_after = |res: &http::Response<Body>| {
+        res.headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    for _ in 0..2 {
+        let res = app.clone().oneshot(req(None)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // Third: the memory throttle allows (3/min), the slow one refuses.
+    let res = app.clone().oneshot(req(None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&res).as_deref(), Some("2"));
+    // Fourth: both refuse; the longer wait wins.
+    let res = app.clone().oneshot(req(None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&res).as_deref(), Some("60"));
+    assert_eq!(slow.seen.load(Ordering::SeqCst), 4, "asked once a request");
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "no credentials, no scheme run"
+    );
+
+    // A request with credentials takes the full path: the scheme runs, the
+    // anonymous throttle lets the user through, the slow one still counts.
+    let res = app.clone().oneshot(req(Some("ada"))).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after(&res).as_deref(), Some("2"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(slow.seen.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
 async fn one_service_serves_requests_that_overlap() {
     // The same AuthService, called again while its first request still
     // waits: the waiting request owns a clone of the inner service.

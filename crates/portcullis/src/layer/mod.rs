@@ -373,6 +373,19 @@ impl<U: AuthUser> LazyIdentity<U> {
         }
     }
 
+    /// An identity resolved already: anonymous, for a request that no
+    /// scheme of `policy` sees credentials in (what
+    /// [`Policy::authenticate`] would answer, without running it).
+    pub(crate) fn anonymous(policy: Policy<U>) -> Self {
+        let anonymous = Identity::Anonymous(policy.inner.anonymous.clone());
+        LazyIdentity {
+            inner: Arc::new(LazyInner {
+                policy,
+                cell: OnceCell::new_with(Some(Ok(anonymous))),
+            }),
+        }
+    }
+
     /// The policy of the route.
     pub fn policy(&self) -> &Policy<U> {
         &self.inner.policy

@@ -19,6 +19,7 @@ use crate::identity::AuthUser;
 use crate::permission::Context;
 use crate::scheme::csrf::FormToken;
 use crate::scheme::{RequestBody, RequestHead};
+use crate::throttle::{finish_throttles, run_throttles_now, Tally};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -108,6 +109,9 @@ where
         // at once, with no clone of it and no boxed future around it.
         let mut prepared = match prepare_now(&self.policy, req) {
             Now::Ready(req) => return AuthFuture::inner(self.inner.call(req)),
+            Now::Rejected(e) => {
+                return AuthFuture::rejected(self.policy.reject(e).map(ResBody::from))
+            }
             Now::Check(prepared) => prepared,
         };
         let waker = std::task::Waker::noop();
@@ -203,15 +207,22 @@ where
     reason = "returned once and matched at once; boxing the request would add the allocation this saves"
 )]
 enum Now<B> {
-    /// Nothing to check: the request goes on.
+    /// Checked: the request goes on.
     Ready(Request<B>),
+    /// Checked: the request is refused.
+    Rejected(AuthError),
     /// The checks to run.
     Check(BoxFuture<Result<Request<B>, AuthError>>),
 }
 
-/// Lets a request through at once when the route has nothing to check
-/// before the handler (a permission that allows anyone, no throttles, no
-/// body to read); the identity is still resolved lazily, by the handler.
+/// Decides at once what can be decided without waiting:
+///
+/// - a route with a permission that allows anyone, no throttles and no
+///   body to read lets the request through; the identity is still
+///   resolved lazily, by the handler;
+/// - on such a route with throttles, a request that no scheme sees
+///   credentials in is anonymous, so throttles that keep their counts in
+///   memory answer at once.
 fn prepare_now<U, B>(policy: &Policy<U>, mut req: Request<B>) -> Now<B>
 where
     U: AuthUser,
@@ -222,13 +233,45 @@ where
     if needs_body(policy, &req) {
         return Now::Check(Box::pin(prepare(policy.clone(), req)));
     }
-    if inner.allow_any && inner.throttles.is_empty() {
-        req.extensions_mut()
-            .insert(LazyIdentity::new(policy.clone()));
-        return Now::Ready(req);
+    if inner.allow_any {
+        if inner.throttles.is_empty() {
+            req.extensions_mut()
+                .insert(LazyIdentity::new(policy.clone()));
+            return Now::Ready(req);
+        }
+        let head = RequestHead::from_request(&req);
+        if !inner.schemes.iter().any(|s| s.sees_credentials(&head)) {
+            let lazy = LazyIdentity::anonymous(policy.clone());
+            let mut tally = Tally::default();
+            let verdict =
+                run_throttles_now(&inner.throttles, &Context::new(head, &lazy), &mut tally);
+            return match verdict {
+                Some(Ok(())) => {
+                    req.extensions_mut().insert(lazy);
+                    Now::Ready(req)
+                }
+                Some(Err(e)) => Now::Rejected(e),
+                None => Now::Check(Box::pin(finish_check(policy.clone(), req, lazy, tally))),
+            };
+        }
     }
     // A smaller future than `prepare`'s, which also holds the body reads.
     Now::Check(Box::pin(check(policy.clone(), req)))
+}
+
+/// The throttles that [`prepare_now`] could not run without waiting.
+async fn finish_check<U: AuthUser, B>(
+    policy: Policy<U>,
+    mut req: Request<B>,
+    lazy: LazyIdentity<U>,
+    tally: Tally,
+) -> Result<Request<B>, AuthError> {
+    {
+        let ctx = Context::new(RequestHead::from_request(&req), &lazy);
+        finish_throttles(&policy.inner.throttles, &ctx, tally).await?;
+    }
+    req.extensions_mut().insert(lazy);
+    Ok(req)
 }
 
 /// Whether a scheme wants the body, or a form field from it, before

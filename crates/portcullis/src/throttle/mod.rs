@@ -157,25 +157,69 @@ pub async fn check_throttles<U: AuthUser>(
         return Ok(());
     }
     ctx.identity().await?;
-    let mut denied = false;
-    let mut longest: Option<Duration> = None;
-    for t in throttles {
-        let decision = match t.allow_request_now(ctx) {
-            Some(d) => d?,
-            // Through the `dyn`, not `Arc`'s impl: one boxed future, not two.
-            None => (**t).allow_request(ctx).await?,
-        };
+    finish_throttles(throttles, ctx, Tally::default()).await
+}
+
+/// How far a run of the throttles has got, and what they answered so far.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    /// The next throttle to ask.
+    next: usize,
+    denied: bool,
+    longest: Option<Duration>,
+}
+
+impl Tally {
+    fn add(&mut self, decision: Decision) {
         if let Decision::Deny { wait } = decision {
-            denied = true;
-            longest = longest.max(wait);
+            self.denied = true;
+            self.longest = self.longest.max(wait);
+        }
+        self.next += 1;
+    }
+
+    fn verdict(&self) -> Result<(), AuthError> {
+        if self.denied {
+            Err(AuthError::Throttled {
+                wait: self.longest.map(wait_seconds),
+            })
+        } else {
+            Ok(())
         }
     }
-    if denied {
-        Err(AuthError::Throttled {
-            wait: longest.map(wait_seconds),
-        })
-    } else {
-        Ok(())
+}
+
+/// Asks the throttles from where `tally` stopped, as long as each answers
+/// without waiting ([`Throttle::allow_request_now`]): the verdict once all
+/// have answered, `None` when the next one has to wait (nothing counted
+/// for it yet; [`finish_throttles`] goes on from there).
+pub(crate) fn run_throttles_now<U: AuthUser>(
+    throttles: &[Arc<dyn Throttle<U>>],
+    ctx: &Context<'_, U>,
+    tally: &mut Tally,
+) -> Option<Result<(), AuthError>> {
+    while let Some(t) = throttles.get(tally.next) {
+        match t.allow_request_now(ctx)? {
+            Ok(decision) => tally.add(decision),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(tally.verdict())
+}
+
+/// The rest of a run of the throttles, waiting where one has to.
+pub(crate) async fn finish_throttles<U: AuthUser>(
+    throttles: &[Arc<dyn Throttle<U>>],
+    ctx: &Context<'_, U>,
+    mut tally: Tally,
+) -> Result<(), AuthError> {
+    loop {
+        if let Some(verdict) = run_throttles_now(throttles, ctx, &mut tally) {
+            return verdict;
+        }
+        // Through the `dyn`, not `Arc`'s impl: one boxed future, not two.
+        let decision = (*throttles[tally.next]).allow_request(ctx).await?;
+        tally.add(decision);
     }
 }
 
@@ -564,18 +608,8 @@ impl fmt::Display for Ident {
     }
 }
 
-fn push_decimal(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[i..]).expect("ASCII digits"));
+fn push_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 macro_rules! config_methods {
