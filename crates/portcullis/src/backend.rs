@@ -28,7 +28,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::cache::CredentialCache;
+use crate::cache::{CredentialCache, Remembered};
 use crate::identity::AuthUser;
 use crate::lockout::Lockout;
 use crate::password::{self, PasswordHasher, Verification};
@@ -177,6 +177,31 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             .await;
     }
 
+    /// Verifies remembered credentials again before their cache entry
+    /// expires, on the hashing threads, and remembers them afresh; the
+    /// request that asked goes on at once. Without this, every request
+    /// carrying those credentials would wait for one slow hash each time
+    /// the entry expired.
+    fn refresh_in_background(&self, username: &str, password: &str, encoded: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cache = self.credentials.clone();
+        let hasher = self.hasher.clone();
+        let (username, password, encoded) =
+            (username.to_owned(), password.to_owned(), encoded.to_owned());
+        runtime.spawn(async move {
+            let (verification, _) = cache
+                .verify_once(&username, &password, &encoded, || {
+                    hasher.verify(&password, &encoded)
+                })
+                .await;
+            if matches!(verification, Verification::Valid { .. }) {
+                cache.remember(&username, &password, &encoded);
+            }
+        });
+    }
+
     /// The active user with these credentials, or `None`. A store error is
     /// an error, never a `None`. No lockout applies here; see
     /// [`authenticate_from`](Self::authenticate_from).
@@ -194,8 +219,13 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             self.dummy_verify(username, password).await;
             return Ok(None);
         }
-        if self.credentials.check(username, password, encoded) {
-            return Ok(user.is_active().then_some(user));
+        match self.credentials.look_up(username, password, encoded) {
+            Remembered::No => {}
+            Remembered::Yes => return Ok(user.is_active().then_some(user)),
+            Remembered::Refresh => {
+                self.refresh_in_background(username, password, encoded);
+                return Ok(user.is_active().then_some(user));
+            }
         }
         let (verification, ran) = self
             .credentials
@@ -340,6 +370,36 @@ mod tests {
             .unwrap();
         assert!(b.authenticate("ada", "pw").await.unwrap().is_none());
         assert!(b.authenticate("ada", "new").await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn remembered_credentials_are_verified_again_before_they_expire() {
+        use crate::secret::SecretKey;
+        let h = hasher(1000);
+        let store = store_with("ada", h.hash("pw").await.unwrap(), true).await;
+        let ttl = Duration::from_secs(60);
+        let cache = CredentialCache::new(&SecretKey::new([5u8; 32]).unwrap(), ttl);
+        let b = PasswordBackend::new(store, h).with_credential_cache(cache.clone());
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        let fresh = |ages: Vec<Duration>| ages.len() == 1 && ages[0] < Duration::from_secs(20);
+
+        // In the first three quarters of the TTL: a plain hit.
+        cache.backdate(Duration::from_secs(30));
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        tokio::task::yield_now().await;
+        assert!(!fresh(cache.ages()), "no refresh yet: {:?}", cache.ages());
+
+        // In the last quarter: answered at once, verified again behind it.
+        cache.backdate(Duration::from_secs(20));
+        assert!(b.authenticate("ada", "pw").await.unwrap().is_some());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !fresh(cache.ages()) {
+            assert!(std::time::Instant::now() < deadline, "{:?}", cache.ages());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(cache.in_flight(), 0);
+        // A wrong password is still refused, and starts no refresh.
+        assert!(b.authenticate("ada", "nope").await.unwrap().is_none());
     }
 
     #[tokio::test]

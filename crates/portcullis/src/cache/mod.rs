@@ -44,7 +44,10 @@
 //! and since the caller reads the hash from the user row (through a
 //! [`CachedStore`] at most its TTL old), the cache can live longer than the
 //! store cache without stretching the one-second promise. The caller still
-//! refuses inactive users on every hit.
+//! refuses inactive users on every hit. An entry in steady use is renewed
+//! in the last quarter of its TTL by a slow-hash check in the background,
+//! so it lives as long as the credentials keep coming, each renewal backed
+//! by a fresh verification.
 //!
 //! The trade-off: while an entry lives, someone who can read the server's
 //! memory (and so the secret key) can test password guesses for that user
@@ -437,6 +440,13 @@ impl<S: UserStore + Ping> Ping for CachedStore<S> {
 /// skip the slow verification (still refusing inactive users); on a miss,
 /// verify, and after a successful verification [`remember`](Self::remember)
 /// with the hash that is stored now (after any upgrade).
+///
+/// [`PasswordBackend`](crate::PasswordBackend) also renews entries in use:
+/// the first hit in the last quarter of an entry's TTL is answered at once
+/// and has the credentials verified again on the hashing threads, so an
+/// entry in steady use never expires under load and no request waits for
+/// the slow hash. Every entry is still backed by a verification at most
+/// one TTL old.
 #[derive(Clone)]
 pub struct CredentialCache {
     inner: Option<Arc<CredentialInner>>,
@@ -446,11 +456,34 @@ struct CredentialInner {
     /// HMAC-SHA256 keyed with the `basic-cache-v1` subkey, ready to clone.
     mac: Subkey,
     ttl: Duration,
-    /// Keyed hash -> username (to forget a user's entries).
-    entries: Cache<[u8; 32], Arc<str>>,
+    /// Keyed hash -> what was verified when.
+    entries: Cache<[u8; 32], Arc<Verified>>,
     /// Verifications under way, by keyed hash: concurrent requests with the
     /// same credentials wait for one check instead of each running it.
     in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<InFlight>>>,
+}
+
+/// A remembered verification.
+struct Verified {
+    /// To forget a user's entries.
+    username: Arc<str>,
+    at: std::time::Instant,
+    /// Whether a request has taken on re-verifying it already.
+    refreshing: std::sync::atomic::AtomicBool,
+}
+
+/// What [`CredentialCache::look_up`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// Not verified within the TTL.
+    No,
+    /// Verified within the TTL.
+    Yes,
+    /// Verified within the TTL, but in its last quarter: the caller, and
+    /// only this one, should verify again in the background (so that the
+    /// entry does not expire under load and hold every request up for a
+    /// slow hash).
+    Refresh,
 }
 
 type InFlight = tokio::sync::OnceCell<crate::password::Verification>;
@@ -545,12 +578,42 @@ impl CredentialCache {
         }
     }
 
+    /// [`check`](Self::check), and whether the caller should verify again
+    /// ahead of expiry (see [`Remembered::Refresh`]).
+    pub(crate) fn look_up(
+        &self,
+        username: &str,
+        password: &str,
+        password_hash: &str,
+    ) -> Remembered {
+        let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
+        else {
+            return Remembered::No;
+        };
+        let Some(hit) = inner.entries.get(&key) else {
+            return Remembered::No;
+        };
+        let stale = hit.at.elapsed() >= inner.ttl - inner.ttl / 4;
+        if stale && !hit.refreshing.swap(true, Ordering::SeqCst) {
+            Remembered::Refresh
+        } else {
+            Remembered::Yes
+        }
+    }
+
     /// Records that these credentials verified against this password hash.
     /// Call only after a successful verification.
     pub fn remember(&self, username: &str, password: &str, password_hash: &str) {
         if let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
         {
-            inner.entries.insert(key, Arc::from(username));
+            inner.entries.insert(
+                key,
+                Arc::new(Verified {
+                    username: Arc::from(username),
+                    at: std::time::Instant::now(),
+                    refreshing: Default::default(),
+                }),
+            );
         }
     }
 
@@ -601,7 +664,9 @@ impl CredentialCache {
     /// deactivated or deleted on this server).
     pub fn forget_user(&self, username: &str) {
         if let Some(inner) = &self.inner {
-            inner.entries.invalidate_if(|v: &Arc<str>| **v == *username);
+            inner
+                .entries
+                .invalidate_if(|v: &Arc<Verified>| *v.username == *username);
         }
     }
 
@@ -623,7 +688,7 @@ impl CredentialCache {
     }
 
     #[cfg(test)]
-    fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.inner.as_ref().map_or(0, |i| {
             i.in_flight.lock().unwrap_or_else(|e| e.into_inner()).len()
         })
@@ -631,9 +696,45 @@ impl CredentialCache {
 
     #[cfg(test)]
     fn stored(&self) -> Vec<([u8; 32], Arc<str>)> {
-        self.inner
-            .as_ref()
-            .map_or_else(Vec::new, |i| i.entries.entries())
+        self.inner.as_ref().map_or_else(Vec::new, |i| {
+            i.entries
+                .entries()
+                .into_iter()
+                .map(|(k, v)| (k, v.username.clone()))
+                .collect()
+        })
+    }
+
+    /// How long ago each entry was verified.
+    #[cfg(test)]
+    pub(crate) fn ages(&self) -> Vec<Duration> {
+        self.inner.as_ref().map_or_else(Vec::new, |i| {
+            i.entries
+                .entries()
+                .into_iter()
+                .map(|(_, v)| v.at.elapsed())
+                .collect()
+        })
+    }
+
+    /// Makes every entry look verified `by` earlier (its expiry stays).
+    #[cfg(test)]
+    pub(crate) fn backdate(&self, by: Duration) {
+        if let Some(i) = &self.inner {
+            for (k, v) in i.entries.entries() {
+                let at =
+                    v.at.checked_sub(by)
+                        .expect("the clock is far enough from its origin");
+                i.entries.insert(
+                    k,
+                    Arc::new(Verified {
+                        username: v.username.clone(),
+                        at,
+                        refreshing: Default::default(),
+                    }),
+                );
+            }
+        }
     }
 }
 
