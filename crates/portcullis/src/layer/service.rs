@@ -202,10 +202,6 @@ where
     }
 }
 
-#[expect(
-    clippy::large_enum_variant,
-    reason = "returned once and matched at once; boxing the request would add the allocation this saves"
-)]
 enum Now<B> {
     /// Checked: the request goes on.
     Ready(Request<B>),
