@@ -230,6 +230,25 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
 {
+    read_through_if(generation, cache, key, owned, fetch, |_| true).await
+}
+
+/// [`read_through`] that remembers only the values `keep` accepts.
+pub(crate) async fn read_through_if<K, Q, V, F, Fut>(
+    generation: Option<&AtomicU64>,
+    cache: Option<&Cache<K, V>>,
+    key: &Q,
+    owned: impl FnOnce(&Q) -> K,
+    fetch: F,
+    keep: impl FnOnce(&V) -> bool,
+) -> Result<Option<V>, StoreError>
+where
+    K: Hash + Eq + std::borrow::Borrow<Q>,
+    Q: Hash + Eq + ?Sized,
+    V: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
+{
     let (Some(generation), Some(cache)) = (generation, cache) else {
         return fetch().await;
     };
@@ -238,7 +257,7 @@ where
     }
     let before = generation.load(Ordering::SeqCst);
     let found = fetch().await?;
-    if let Some(v) = &found {
+    if let Some(v) = found.as_ref().filter(|v| keep(v)) {
         if generation.load(Ordering::SeqCst) == before {
             cache.insert(owned(key), v.clone());
             // A write that started between the check and the insert has

@@ -388,18 +388,8 @@ where
 {
     let kind = form_kind(&req);
     let (mut parts, body) = req.into_parts();
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Err(AuthError::PayloadTooLarge);
-            }
-            // A broken body: no token can be read from it.
-            Bytes::new()
-        }
-    };
+    // A broken body reads as empty: no token can be read from it.
+    let bytes = collect_limited(body, limit).await?;
     let token = match kind {
         Some(FormKind::UrlEncoded) => form_urlencoded::parse(&bytes)
             .find(|(k, _)| k == field)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Client, OAuth2Token, TokenKind};
 use crate::cache::ttl::TtlCache;
-use crate::cache::DEFAULT_CAPACITY;
+use crate::cache::{read_through_if, DEFAULT_CAPACITY};
 use crate::store::StoreError;
 
 /// Where OAuth2 clients, access tokens, refresh tokens and authorization
@@ -184,23 +184,15 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
         r
     }
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        if let Some(hit) = self.tokens.get(digest) {
-            return Ok(Some(hit));
-        }
-        let before = self.generation.load(Ordering::SeqCst);
-        let found = self.inner.token(digest).await?;
-        if let Some(t) = &found {
-            let cacheable = t.kind == TokenKind::Access && !t.revoked;
-            if cacheable && self.generation.load(Ordering::SeqCst) == before {
-                self.tokens.insert(digest.to_owned(), t.clone());
-                // A write that began between the check and the insert has
-                // bumped the generation by now, or invalidates after us.
-                if self.generation.load(Ordering::SeqCst) != before {
-                    self.tokens.invalidate(digest);
-                }
-            }
-        }
-        Ok(found)
+        read_through_if(
+            Some(&self.generation),
+            Some(&self.tokens),
+            digest,
+            str::to_owned,
+            || self.inner.token(digest),
+            |t| t.kind == TokenKind::Access && !t.revoked,
+        )
+        .await
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         let r = self.inner.consume_token(digest).await;
