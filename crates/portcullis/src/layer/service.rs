@@ -214,8 +214,9 @@ enum Now<B> {
 /// Decides at once what can be decided without waiting:
 ///
 /// - a route with a permission that allows anyone, no throttles and no
-///   body to read lets the request through; the identity is still
-///   resolved lazily, by the handler;
+///   body to read lets the request through; the identity is resolved
+///   lazily, by the handler (or known already: anonymous when no scheme
+///   sees credentials);
 /// - on such a route with throttles, a request that no scheme sees
 ///   credentials in is anonymous, so throttles that keep their counts in
 ///   memory answer at once.
@@ -230,13 +231,19 @@ where
         return Now::Check(Box::pin(prepare(policy.clone(), req)));
     }
     if inner.allow_any {
+        let head = RequestHead::from_request(&req);
+        let anonymous = !inner.schemes.iter().any(|s| s.sees_credentials(&head));
         if inner.throttles.is_empty() {
-            req.extensions_mut()
-                .insert(LazyIdentity::new(policy.clone()));
+            // Anonymous is known now; anything else is left to the handler.
+            let lazy = if anonymous {
+                LazyIdentity::anonymous(policy.clone())
+            } else {
+                LazyIdentity::new(policy.clone())
+            };
+            req.extensions_mut().insert(lazy);
             return Now::Ready(req);
         }
-        let head = RequestHead::from_request(&req);
-        if !inner.schemes.iter().any(|s| s.sees_credentials(&head)) {
+        if anonymous {
             let lazy = LazyIdentity::anonymous(policy.clone());
             let mut tally = Tally::default();
             let verdict =
