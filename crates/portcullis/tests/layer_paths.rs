@@ -88,6 +88,15 @@ fn get_req(user: Option<&str>) -> Request<Body> {
     b.body(Body::empty()).unwrap()
 }
 
+/// [`get_req`] from a client address, as the server would give it.
+fn from_addr(user: Option<&str>) -> Request<Body> {
+    let mut r = get_req(user);
+    r.extensions_mut().insert(portcullis::throttle::ClientAddr(
+        "192.0.2.1".parse().unwrap(),
+    ));
+    r
+}
+
 async fn answer(app: &Router, user: Option<&str>) -> (StatusCode, String) {
     let res = app.clone().oneshot(get_req(user)).await.unwrap();
     let status = res.status();
@@ -179,18 +188,11 @@ async fn throttles_that_wait_and_throttles_that_answer_at_once_agree() {
     });
     for (name, policy) in [("memory", memory), ("waiting", waiting)] {
         let app = Router::new().route("/", get(whoami).layer(policy.layer()));
-        let req = || {
-            let mut r = get_req(None);
-            r.extensions_mut().insert(portcullis::throttle::ClientAddr(
-                "192.0.2.1".parse().unwrap(),
-            ));
-            r
-        };
         for _ in 0..2 {
-            let res = app.clone().oneshot(req()).await.unwrap();
+            let res = app.clone().oneshot(from_addr(None)).await.unwrap();
             assert_eq!(res.status(), StatusCode::OK, "{name}");
         }
-        let res = app.clone().oneshot(req()).await.unwrap();
+        let res = app.clone().oneshot(from_addr(None)).await.unwrap();
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "{name}");
         assert!(res.headers().contains_key("retry-after"), "{name}");
     }
@@ -215,28 +217,21 @@ async fn throttles_after_one_that_waits_count_each_request_once() {
         .throttle(config.anon().unwrap())
         .throttle(slow.clone());
     let app = Router::new().route("/", get(whoami).layer(policy.layer()));
-    let req = |user: Option<&str>| {
-        let mut r = get_req(user);
-        r.extensions_mut().insert(portcullis::throttle::ClientAddr(
-            "192.0.2.1".parse().unwrap(),
-        ));
-        r
-    };
     let retry_after = |res: &http::Response<Body>| {
         res.headers()
             .get("retry-after")
             .map(|v| v.to_str().unwrap().to_owned())
     };
     for _ in 0..2 {
-        let res = app.clone().oneshot(req(None)).await.unwrap();
+        let res = app.clone().oneshot(from_addr(None)).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
     }
     // Third: the memory throttle allows (3/min), the slow one refuses.
-    let res = app.clone().oneshot(req(None)).await.unwrap();
+    let res = app.clone().oneshot(from_addr(None)).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after(&res).as_deref(), Some("2"));
     // Fourth: both refuse; the longer wait wins.
-    let res = app.clone().oneshot(req(None)).await.unwrap();
+    let res = app.clone().oneshot(from_addr(None)).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after(&res).as_deref(), Some("60"));
     assert_eq!(slow.seen.load(Ordering::SeqCst), 4, "asked once a request");
@@ -248,7 +243,7 @@ async fn throttles_after_one_that_waits_count_each_request_once() {
 
     // A request with credentials takes the full path: the scheme runs, the
     // anonymous throttle lets the user through, the slow one still counts.
-    let res = app.clone().oneshot(req(Some("ada"))).await.unwrap();
+    let res = app.clone().oneshot(from_addr(Some("ada"))).await.unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after(&res).as_deref(), Some("2"));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
