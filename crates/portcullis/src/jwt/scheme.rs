@@ -109,7 +109,10 @@ fn invalid_token(e: TokenError) -> AuthError {
 /// checked against the clock again, and the blacklist (when
 /// [`blacklist_access_tokens`](super::JwtSettings::blacklist_access_tokens)
 /// is on) and the user are read again, as on a first use. The verifying
-/// keys of a [`Jwt`] do not change, so the cache changes no answer.
+/// keys of a [`Jwt`] do not change, so the cache changes no answer. It
+/// holds the tokens themselves for the TTL, as the requests carrying them
+/// do while they run (and where this process issues them, its signing key
+/// is in the same memory).
 #[derive(Clone)]
 pub struct JwtAuth<S> {
     jwt: Jwt,
@@ -128,8 +131,18 @@ struct VerifiedTokens {
 /// An accepted access token, with what authentication hands out for it.
 struct Verified {
     token: Box<[u8]>,
-    claims: Claims,
     info: AuthInfo,
+}
+
+/// What authentication hands out for an accepted access token: its
+/// description and its [`Claims`].
+fn auth_info(claims: Claims) -> AuthInfo {
+    AuthInfo::new(format!("jwt access jti={}", claims.jti())).with_data(claims)
+}
+
+/// The claims [`auth_info`] put in `info`.
+fn claims_of(info: &AuthInfo) -> &Claims {
+    info.data().expect("made by auth_info")
 }
 
 impl VerifiedTokens {
@@ -146,16 +159,12 @@ impl VerifiedTokens {
         bool::from(hit.token.as_ref().ct_eq(token)).then_some(hit)
     }
 
-    fn insert(&self, token: &[u8], claims: Claims) -> Arc<Verified> {
-        let info =
-            AuthInfo::new(format!("jwt access jti={}", claims.jti())).with_data(claims.clone());
-        let verified = Arc::new(Verified {
+    fn insert(&self, token: &[u8], info: AuthInfo) {
+        let verified = Verified {
             token: token.into(),
-            claims,
             info,
-        });
-        self.map.insert(self.key(token), verified.clone());
-        verified
+        };
+        self.map.insert(self.key(token), Arc::new(verified));
     }
 }
 
@@ -199,7 +208,7 @@ impl<S: UserStore> JwtAuth<S> {
     #[cfg(test)]
     pub(crate) fn remember(&self, token: &str, claims: Claims) {
         let cache = self.verified.as_ref().expect("the cache is on");
-        cache.insert(token.as_bytes(), claims);
+        cache.insert(token.as_bytes(), auth_info(claims));
     }
 
     /// The token service.
@@ -207,8 +216,9 @@ impl<S: UserStore> JwtAuth<S> {
         &self.jwt
     }
 
-    /// The active user `claims` name, authenticated with `info`.
-    async fn user_for(&self, claims: &Claims, info: AuthInfo) -> Outcome<S::User> {
+    /// The active user that the claims in `info` name.
+    async fn user_for(&self, info: AuthInfo) -> Outcome<S::User> {
+        let claims = claims_of(&info);
         let s = self.jwt.settings();
         let user = match s.user_id_field {
             UserIdField::Id => {
@@ -258,14 +268,15 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
             return Ok(None);
         };
         if let Some(hit) = self.verified.as_ref().and_then(|v| v.get(raw)) {
-            self.jwt.recheck_times(&hit.claims).map_err(refused)?;
+            let claims = claims_of(&hit.info);
+            self.jwt.recheck_times(claims).map_err(refused)?;
             if self.jwt.settings().blacklist_access_tokens {
                 self.jwt
-                    .check_blacklist(&hit.claims)
+                    .check_blacklist(claims)
                     .await
                     .map_err(from_jwt_error)?;
             }
-            return self.user_for(&hit.claims, hit.info.clone()).await;
+            return self.user_for(hit.info.clone()).await;
         }
         let token = std::str::from_utf8(raw).map_err(|_| invalid_token(TokenError::Invalid))?;
         let claims = self
@@ -273,17 +284,11 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
             .validate_access(token)
             .await
             .map_err(from_jwt_error)?;
-        match &self.verified {
-            Some(cache) => {
-                let hit = cache.insert(raw, claims);
-                self.user_for(&hit.claims, hit.info.clone()).await
-            }
-            None => {
-                let info = AuthInfo::new(format!("jwt access jti={}", claims.jti()))
-                    .with_data(claims.clone());
-                self.user_for(&claims, info).await
-            }
+        let info = auth_info(claims);
+        if let Some(cache) = &self.verified {
+            cache.insert(raw, info.clone());
         }
+        self.user_for(info).await
     }
 
     fn challenge(&self) -> Option<HeaderValue> {
