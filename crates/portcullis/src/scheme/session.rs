@@ -158,7 +158,8 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
 
     /// Django's session auth hash: a keyed hash of the password hash.
     pub fn auth_hash(&self, password_hash: &str) -> String {
-        hex::encode(self.auth_hash_mac.mac(password_hash.as_bytes()))
+        let hex = self.auth_hash_mac.mac_hex(password_hash.as_bytes());
+        String::from_utf8(hex.to_vec()).expect("hex is ASCII")
     }
 
     /// Logs `user` in: ends the session `old_key` (if any) and creates a new
@@ -242,6 +243,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             .get("_auth_user_hash")
             .and_then(|v| v.as_str())
             .unwrap_or("");
+        // `auth_hash`, on the stack: this runs on every request.
         let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
         if !bool::from(stored.as_bytes().ct_eq(&current)) || !user.is_active() {
             return Ok(None);
