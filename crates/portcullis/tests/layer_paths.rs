@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderValue, Request, StatusCode};
-use portcullis::permission::Context;
+use portcullis::permission::{Context, Permission};
 use portcullis::scheme::{Authenticated, Outcome, RequestHead, Scheme};
 use portcullis::throttle::{Decision, ManualClock, Throttle, ThrottleConfig};
 use portcullis::{AllowAny, AuthError, AuthUser, Identity, IsAuthenticated, Policy, User};
@@ -106,13 +106,20 @@ async fn answer(app: &Router, user: Option<&str>) -> (StatusCode, String) {
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
-#[tokio::test]
-async fn a_permission_that_waits_on_a_scheme_still_decides() {
+/// `whoami` behind the [`Slow`] scheme and `permission`, and how many
+/// times the scheme has run.
+fn slow_app(permission: impl Permission<User>) -> (Router, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
     let policy = Policy::<User>::new()
         .scheme(Slow { runs: runs.clone() })
-        .permission(IsAuthenticated);
+        .permission(permission);
     let app = Router::new().route("/", get(whoami).layer(policy.layer()));
+    (app, runs)
+}
+
+#[tokio::test]
+async fn a_permission_that_waits_on_a_scheme_still_decides() {
+    let (app, runs) = slow_app(IsAuthenticated);
 
     assert_eq!(
         answer(&app, Some("ada")).await,
@@ -135,11 +142,7 @@ async fn a_permission_that_waits_on_a_scheme_still_decides() {
 
 #[tokio::test]
 async fn a_scheme_that_sees_no_credentials_is_never_run() {
-    let runs = Arc::new(AtomicUsize::new(0));
-    let policy = Policy::<User>::new()
-        .scheme(Slow { runs: runs.clone() })
-        .permission(AllowAny);
-    let app = Router::new().route("/", get(whoami).layer(policy.layer()));
+    let (app, runs) = slow_app(AllowAny);
 
     assert_eq!(
         answer(&app, None).await,

@@ -215,26 +215,8 @@ impl<S: UserStore> CachedStore<S> {
 /// happened meanwhile. Misses and errors are not remembered.
 ///
 /// `key` is borrowed for the look-up; `owned` makes the key to store, only
-/// on a miss.
-async fn read_through<K, Q, V, F, Fut>(
-    generation: Option<&AtomicU64>,
-    cache: Option<&Cache<K, V>>,
-    key: &Q,
-    owned: impl FnOnce(&Q) -> K,
-    fetch: F,
-) -> Result<Option<V>, StoreError>
-where
-    K: Hash + Eq + std::borrow::Borrow<Q>,
-    Q: Hash + Eq + ?Sized,
-    V: Clone,
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
-{
-    read_through_if(generation, cache, key, owned, fetch, |_| true).await
-}
-
-/// [`read_through`] that remembers only the values `keep` accepts.
-pub(crate) async fn read_through_if<K, Q, V, F, Fut>(
+/// on a miss; `keep` says which values may be remembered.
+pub(crate) async fn read_through<K, Q, V, F, Fut>(
     generation: Option<&AtomicU64>,
     cache: Option<&Cache<K, V>>,
     key: &Q,
@@ -288,6 +270,7 @@ impl<S: UserStore> UserStore for CachedStore<S> {
             &id,
             |id| *id,
             || self.inner.user_by_id(id),
+            |_| true,
         )
         .await
     }
@@ -300,6 +283,7 @@ impl<S: UserStore> UserStore for CachedStore<S> {
             username,
             str::to_owned,
             || self.inner.user_by_username(username),
+            |_| true,
         )
         .await?;
         // Usernames are case-sensitive; never let a cache blur that.
@@ -360,6 +344,7 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
             digest,
             str::to_owned,
             || self.inner.token_by_digest(digest),
+            |_| true,
         )
         .await
     }
@@ -401,6 +386,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
             key_digest,
             str::to_owned,
             || self.inner.load_session(key_digest),
+            |_| true,
         )
         .await?;
         // A cached session may have expired since it was read.
@@ -998,6 +984,7 @@ mod tests {
             &ada.id,
             |id| *id,
             fetch,
+            |_| true,
         )
         .await
         .unwrap();

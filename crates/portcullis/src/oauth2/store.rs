@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Client, OAuth2Token, TokenKind};
 use crate::cache::ttl::TtlCache;
-use crate::cache::{read_through_if, DEFAULT_CAPACITY};
+use crate::cache::{read_through, DEFAULT_CAPACITY};
 use crate::store::StoreError;
 
 /// Where OAuth2 clients, access tokens, refresh tokens and authorization
@@ -184,7 +184,7 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
         r
     }
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        read_through_if(
+        read_through(
             Some(&self.generation),
             Some(&self.tokens),
             digest,
