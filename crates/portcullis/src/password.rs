@@ -49,7 +49,6 @@ use rand::rngs::OsRng;
 use rand::{Rng as _, RngCore as _};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
 /// Number of characters in a salt generated for a new hash (Django's
@@ -897,7 +896,7 @@ impl Parsed<'_> {
                         pbkdf2::pbkdf2_hmac::<Sha1>(password, salt.as_bytes(), *iterations, &mut dk)
                     }
                 }
-                bool::from(dk.ct_eq(hash))
+                crate::secret::ct_eq(&dk, hash)
             }
             Self::Argon2 {
                 variant,
@@ -917,7 +916,7 @@ impl Parsed<'_> {
                 argon2::Argon2::new(*variant, *version, params)
                     .hash_password_into(password, salt, &mut out)
                     .is_ok()
-                    && bool::from(out.ct_eq(hash))
+                    && crate::secret::ct_eq(&out, hash)
             }
             Self::Bcrypt {
                 sha256,
@@ -935,7 +934,7 @@ impl Parsed<'_> {
                 };
                 let computed = computed.format_for_version(bcrypt::Version::TwoB);
                 let computed = &computed.as_bytes()[computed.len().saturating_sub(31)..];
-                bool::from(computed.ct_eq(checksum.as_bytes()))
+                crate::secret::ct_eq(computed, checksum.as_bytes())
             }
             Self::Scrypt {
                 log_n,
@@ -950,7 +949,7 @@ impl Parsed<'_> {
                 };
                 let mut dk = vec![0u8; hash.len()];
                 scrypt::scrypt(password, salt.as_bytes(), &params, &mut dk).is_ok()
-                    && bool::from(dk.ct_eq(hash))
+                    && crate::secret::ct_eq(&dk, hash)
             }
         }
     }

@@ -174,6 +174,22 @@ impl V1Digest {
     }
 }
 
+/// Whether `a` and `b` hold the same bytes, in time that depends on their
+/// lengths only (lengths are not secret here: digests, MACs and tokens have
+/// fixed or public sizes). Every comparison of a secret, a digest or a MAC
+/// goes through this; never `==`.
+///
+/// ```
+/// use portcullis::secret::ct_eq;
+///
+/// assert!(ct_eq(b"v1$abc", b"v1$abc"));
+/// assert!(!ct_eq(b"v1$abc", b"v1$abd"));
+/// assert!(!ct_eq(b"v1$abc", b"v1$ab"));
+/// ```
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    constant_time_eq::constant_time_eq(a, b)
+}
+
 /// Random text from `[a-zA-Z0-9]` drawn from the OS's CSPRNG.
 pub fn random_alphanumeric(len: usize) -> String {
     use rand::distributions::{Alphanumeric, DistString};

@@ -8,7 +8,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use http::HeaderValue;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::{Claims, Jwt, JwtError, TokenError, UserIdField};
 use crate::cache::ttl::TtlCache;
@@ -156,7 +155,7 @@ impl VerifiedTokens {
     fn get(&self, token: &[u8]) -> Option<Arc<Verified>> {
         let hit = self.map.get(&self.key(token))?;
         // A hash collision finds another token: compare the whole of it.
-        bool::from(hit.token.as_ref().ct_eq(token)).then_some(hit)
+        crate::secret::ct_eq(hit.token.as_ref(), token).then_some(hit)
     }
 
     fn insert(&self, token: &[u8], info: AuthInfo) {

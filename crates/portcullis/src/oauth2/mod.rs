@@ -70,7 +70,6 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::secret::{random_alphanumeric, SecretKey, Subkey};
 use crate::store::StoreError;
@@ -677,7 +676,7 @@ impl OAuth2 {
         };
         match (&client.secret_digest, presented) {
             (Some(stored), Some(given))
-                if bool::from(stored.as_bytes().ct_eq(given.as_bytes())) =>
+                if crate::secret::ct_eq(stored.as_bytes(), given.as_bytes()) =>
             {
                 Ok(client)
             }
@@ -950,7 +949,7 @@ impl OAuth2 {
                     Some("S256") => URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes())),
                     _ => v.to_owned(),
                 };
-                if !bool::from(computed.as_bytes().ct_eq(challenge.as_bytes())) {
+                if !crate::secret::ct_eq(computed.as_bytes(), challenge.as_bytes()) {
                     return Err(bad("Code verifier mismatch."));
                 }
             }

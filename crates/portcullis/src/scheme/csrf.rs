@@ -15,7 +15,6 @@
 
 use http::header::{HeaderName, HeaderValue, HOST, ORIGIN, REFERER};
 use rand::Rng;
-use subtle::ConstantTimeEq;
 
 use crate::scheme::RequestHead;
 
@@ -119,7 +118,7 @@ pub fn token_matches(token: &str, secret: &str) -> bool {
     } else {
         token.to_owned()
     };
-    plain.len() == secret.len() && bool::from(plain.as_bytes().ct_eq(secret.as_bytes()))
+    plain.len() == secret.len() && crate::secret::ct_eq(plain.as_bytes(), secret.as_bytes())
 }
 
 /// The `Set-Cookie` value for a CSRF secret.

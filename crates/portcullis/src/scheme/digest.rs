@@ -93,7 +93,6 @@ use http::{HeaderValue, Response, StatusCode};
 use md5::Md5;
 use rand::RngCore;
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::auth_param::{self, ParamError};
 use crate::error::{AuthError, Failure, Rejection};
@@ -428,7 +427,7 @@ impl RealmDigests {
             return None;
         }
         let bound = Sha256::digest(password_hash.as_bytes());
-        if !bool::from(plain[..32].ct_eq(&bound)) {
+        if !crate::secret::ct_eq(&plain[..32], &bound) {
             return None;
         }
         Some(RealmDigests {
@@ -668,7 +667,7 @@ impl<S: UserStore + DigestStore + Clone> Digest<S> {
             return NonceState::Invalid;
         };
         let mac = self.inner.nonce_key.mac_parts([&raw[..8], &raw[8..16]]);
-        if !bool::from(mac[..16].ct_eq(&raw[16..])) {
+        if !crate::secret::ct_eq(&mac[..16], &raw[16..]) {
             return NonceState::Invalid;
         }
         let ts = u64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
@@ -736,7 +735,7 @@ impl<S: UserStore + DigestStore + Clone> Digest<S> {
         if c.realm != inner.realm
             || c.opaque
                 .as_deref()
-                .is_some_and(|o| !bool::from(o.as_bytes().ct_eq(inner.opaque.as_bytes())))
+                .is_some_and(|o| !crate::secret::ct_eq(o.as_bytes(), inner.opaque.as_bytes()))
         {
             return Err(failed(INVALID_NONCE));
         }
@@ -790,7 +789,7 @@ impl<S: UserStore + DigestStore + Clone> Digest<S> {
             req.method.as_str(),
             body.as_deref(),
         );
-        let matches = bool::from(expected.as_bytes().ct_eq(c.response.as_bytes()));
+        let matches = crate::secret::ct_eq(expected.as_bytes(), c.response.as_bytes());
         let user = match user {
             Some(u) if matches && known && u.is_active() => u,
             _ => {

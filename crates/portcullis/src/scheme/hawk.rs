@@ -66,7 +66,6 @@ use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::HeaderValue;
 use sha2::{Digest as _, Sha256};
-use subtle::ConstantTimeEq;
 
 use super::auth_param::{self, ParamError};
 use crate::error::{AuthError, Failure};
@@ -502,7 +501,7 @@ impl<S: UserStore + HawkStore + Clone> Hawk<S> {
             h.hash.as_deref().unwrap_or(""),
             h.ext.as_deref().unwrap_or(""),
         );
-        if !bool::from(mac.as_bytes().ct_eq(h.mac.as_bytes())) {
+        if !crate::secret::ct_eq(mac.as_bytes(), h.mac.as_bytes()) {
             return Err(fail(BAD_MAC));
         }
         if let Some(hash) = &h.hash {
@@ -516,7 +515,7 @@ impl<S: UserStore + HawkStore + Clone> Hawk<S> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
             let ours = payload_hash(ct, &body.0);
-            if !bool::from(ours.as_bytes().ct_eq(hash.as_bytes())) {
+            if !crate::secret::ct_eq(ours.as_bytes(), hash.as_bytes()) {
                 return Err(fail(BAD_HASH));
             }
         }

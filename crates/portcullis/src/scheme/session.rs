@@ -44,7 +44,6 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use http::HeaderValue;
-use subtle::ConstantTimeEq;
 
 use crate::error::AuthError;
 use crate::identity::AuthUser;
@@ -245,7 +244,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             .unwrap_or("");
         // `auth_hash`, on the stack: this runs on every request.
         let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
-        if !bool::from(stored.as_bytes().ct_eq(&current)) || !user.is_active() {
+        if !crate::secret::ct_eq(stored.as_bytes(), &current) || !user.is_active() {
             return Ok(None);
         }
         Ok(Some(user))

@@ -46,7 +46,6 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::HeaderValue;
-use subtle::ConstantTimeEq;
 
 use crate::error::AuthError;
 use crate::identity::{AuthInfo, AuthUser};
@@ -161,7 +160,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
         let raw = self.secret.open(SEAL_PURPOSE, &t.sealed_key)?;
         let key = String::from_utf8(raw).ok()?;
         // Only trust the copy if it still matches the look-up digest.
-        bool::from(self.digest(&key).as_bytes().ct_eq(t.digest.as_bytes())).then_some(key)
+        crate::secret::ct_eq(self.digest(&key).as_bytes(), t.digest.as_bytes()).then_some(key)
     }
 
     /// The token for a key, if one matches (compared in constant time).
@@ -169,7 +168,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
         let buf = self.lookup.v1_digest(key.as_bytes());
         let digest = buf.as_str();
         let found = self.store.token_by_digest(digest).await?;
-        Ok(found.filter(|t| bool::from(t.digest.as_bytes().ct_eq(digest.as_bytes()))))
+        Ok(found.filter(|t| crate::secret::ct_eq(t.digest.as_bytes(), digest.as_bytes())))
     }
 }
 
@@ -186,16 +185,19 @@ fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
     out.push_str(" token of user ");
     out.push_str(itoa::Buffer::new().format(user_id));
     out.push_str(", created ");
-    match u32::try_from(created.year()) {
+    // The UTC fields directly: `DateTime`'s own accessors add a zero offset
+    // first.
+    let t = created.naive_utc();
+    match u32::try_from(t.year()) {
         Ok(year) if year <= 9999 => {
             two_digits(&mut out, year / 100);
             two_digits(&mut out, year % 100);
             for (sep, n) in [
-                ('-', created.month()),
-                ('-', created.day()),
-                ('T', created.hour()),
-                (':', created.minute()),
-                (':', created.second()),
+                ('-', t.month()),
+                ('-', t.day()),
+                ('T', t.hour()),
+                (':', t.minute()),
+                (':', t.second()),
             ] {
                 out.push(sep);
                 two_digits(&mut out, n);

@@ -426,7 +426,6 @@ fn field_value(headers: &HeaderMap, name: &str, item: &Item) -> Result<String, A
 /// present (others are ignored). Malformed is `400`, a mismatch `401`.
 pub fn check_content_digest(value: &str, body: &[u8]) -> Result<(), AuthError> {
     use sha2::{Digest, Sha256, Sha512};
-    use subtle::ConstantTimeEq;
     let dict = parse_dictionary(value, "Malformed Content-Digest header.")?;
     let mut checked = false;
     for (alg, entry) in &dict {
@@ -442,7 +441,7 @@ pub fn check_content_digest(value: &str, body: &[u8]) -> Result<(), AuthError> {
         else {
             return Err(bad("Malformed Content-Digest header."));
         };
-        if !bool::from(expected.ct_eq(got)) {
+        if !crate::secret::ct_eq(&expected, got) {
             return Err(AuthError::failed(
                 "Content-Digest does not match the request body.",
             ));

@@ -12,7 +12,6 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use http::HeaderMap;
-use subtle::ConstantTimeEq;
 
 use super::base::{combined_field, MAX_FIELD_LEN, MAX_PARAM_LEN};
 use super::keys::Algorithm;
@@ -212,7 +211,7 @@ pub fn check_digest(value: &str, body: &[u8]) -> Result<(), AuthError> {
         let got = STANDARD
             .decode(b64.trim())
             .map_err(|_| bad("Malformed Digest header."))?;
-        if !bool::from(expected.ct_eq(&got)) {
+        if !crate::secret::ct_eq(&expected, &got) {
             return Err(AuthError::failed("Digest does not match the request body."));
         }
         checked = true;

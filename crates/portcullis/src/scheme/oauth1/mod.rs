@@ -81,7 +81,6 @@ use chrono::Utc;
 use hmac::{Hmac, Mac};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use http::{HeaderName, HeaderValue};
-use subtle::ConstantTimeEq;
 
 use crate::error::AuthError;
 use crate::identity::{AuthInfo, AuthUser};
@@ -477,7 +476,9 @@ impl OAuth1 {
         );
 
         let valid = match method {
-            SignatureMethod::Plaintext => bool::from(key.as_bytes().ct_eq(signature.as_bytes())),
+            SignatureMethod::Plaintext => {
+                crate::secret::ct_eq(key.as_bytes(), signature.as_bytes())
+            }
             _ => {
                 let authority = match req.uri.authority() {
                     Some(a) => a.as_str().to_owned(),
@@ -703,7 +704,7 @@ impl OAuth1 {
         else {
             return Err(failed("Request token not authorized."));
         };
-        if !bool::from(digest.as_bytes().ct_eq(stored.as_bytes())) {
+        if !crate::secret::ct_eq(digest.as_bytes(), stored.as_bytes()) {
             return Err(failed("Invalid oauth_verifier."));
         }
         if !self.store.delete_oauth1_token(&token.token).await? {
