@@ -14,7 +14,7 @@
 mod common;
 
 use common::{send, TestApp, SECRET};
-use portcullis::jwt::{generate_key_pair, Algorithm, JwtKey};
+use portcullis::jwt::{algorithm_name, generate_key_pair, Algorithm, JwtKey};
 use portcullis::store::MemoryStore;
 use reqwest::header::AUTHORIZATION;
 use reqwest::StatusCode;
@@ -86,6 +86,23 @@ claims = jwt.decode(sys.argv[2], key.key, algorithms=[header["alg"]])
 print(json.dumps(claims))
 "#;
 
+/// Signs simplejwt's claims with a private key PEM that `cryptography`
+/// loads, as a peer holding a key from `create-jwt-key` would.
+const SIGN_PEM: &str = r#"
+import sys, time, uuid, json, jwt
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+key = load_pem_private_key(sys.argv[1].encode(), password=None)
+now = int(time.time())
+claims = {
+    "token_type": "access",
+    "exp": now + 300,
+    "iat": now,
+    "jti": uuid.uuid4().hex,
+    "user_id": json.loads(sys.argv[3]),
+}
+print(jwt.encode(claims, key, algorithm=sys.argv[2]))
+"#;
+
 async fn pair(app: &TestApp<MemoryStore>) -> (String, String) {
     let res = send(
         app.post("/api/token/")
@@ -155,4 +172,35 @@ async fn pyjwt_verifies_es256_tokens_with_the_published_jwks() {
     let claims: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(claims["user_id"], json!(ada.id));
     assert_eq!(claims["token_type"], "access");
+}
+
+#[tokio::test]
+async fn generated_private_keys_load_in_python_and_sign_accepted_tokens() {
+    for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+        let pair_pem = generate_key_pair(alg).unwrap();
+        let key = JwtKey::private_pem(alg, &pair_pem.private_pem).unwrap();
+        let app = TestApp::start_with(MemoryStore::new(), move |c| {
+            c.jwt.algorithm = alg;
+            c.jwt.signing_key = Some(key);
+        })
+        .await;
+        let ada = app.user("ada", "lovelace").await;
+        let name = algorithm_name(alg).to_owned();
+        let token = python(
+            SIGN_PEM,
+            vec![
+                pair_pem.private_pem.clone(),
+                name.clone(),
+                ada.id.to_string(),
+            ],
+        )
+        .await;
+        let res = send(
+            app.get("/jwt/")
+                .header(AUTHORIZATION, format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{name}: {}", res.text());
+        assert_eq!(res.json()["user"], "ada", "{name}");
+    }
 }

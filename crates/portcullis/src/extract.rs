@@ -3,6 +3,7 @@
 //! | extractor | gives | rejects when |
 //! |---|---|---|
 //! | [`Identity<U>`] | user and auth, or anonymous | a scheme fails |
+//! | [`IdentityRef<U>`] | the same, borrowed from the layer (no copy of the user) | a scheme fails |
 //! | [`CurrentUser<U>`] | the authenticated user | not authenticated or a scheme fails |
 //! | [`Auth<U>`] | DRF's `request.auth` (`None` when anonymous or for Basic, Session, RemoteUser) | a scheme fails |
 //! | [`Guard<U>`] | object-level permission checks | a scheme fails |
@@ -73,6 +74,63 @@ impl<U: AuthUser, S: Send + Sync> FromRequestParts<S> for Identity<U> {
         let head = RequestHead::from_parts(parts);
         match lazy.resolve(&head).await {
             Ok(id) => Ok(id.clone()),
+            Err(e) => Err(reject(&lazy, e)),
+        }
+    }
+}
+
+/// The request's [`Identity`], shared with the layer instead of copied out
+/// of it: it derefs to `Identity<U>`. A handler that only reads the
+/// identity saves a copy of the user (and its strings) per request.
+///
+/// ```
+/// use axum::{body::Body, routing::get, Router};
+/// use portcullis::{IdentityRef, Policy, User};
+/// use tower::ServiceExt;
+///
+/// async fn hello(id: IdentityRef<User>) -> String {
+///     format!("hello, {}", id.username().unwrap_or("nobody"))
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let policy = Policy::<User>::new().unauthenticated_user(Some("stranger"));
+/// let app = Router::new().route("/", get(hello)).layer(policy.layer());
+/// let res = app.oneshot(http::Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+/// let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+/// assert_eq!(body, "hello, stranger");
+/// # });
+/// ```
+pub struct IdentityRef<U: AuthUser> {
+    /// Resolved, to an identity: only [`from_request_parts`] makes one.
+    ///
+    /// [`from_request_parts`]: FromRequestParts::from_request_parts
+    lazy: LazyIdentity<U>,
+}
+
+impl<U: AuthUser> std::ops::Deref for IdentityRef<U> {
+    type Target = Identity<U>;
+
+    fn deref(&self) -> &Identity<U> {
+        self.lazy
+            .resolved_ok()
+            .expect("an IdentityRef holds a resolved identity")
+    }
+}
+
+impl<U: AuthUser + std::fmt::Debug> std::fmt::Debug for IdentityRef<U> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("IdentityRef").field(&**self).finish()
+    }
+}
+
+impl<U: AuthUser, S: Send + Sync> FromRequestParts<S> for IdentityRef<U> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let lazy = lazy_of::<U>(parts)?;
+        let head = RequestHead::from_parts(parts);
+        match lazy.resolve(&head).await {
+            Ok(_) => Ok(IdentityRef { lazy }),
             Err(e) => Err(reject(&lazy, e)),
         }
     }

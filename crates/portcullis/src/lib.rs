@@ -93,6 +93,8 @@ pub mod extract;
 pub mod identity;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+#[cfg(any(feature = "jwt", feature = "httpsig"))]
+mod keygen;
 pub mod layer;
 pub mod lockout;
 #[cfg(feature = "oauth2")]
@@ -108,7 +110,7 @@ pub mod throttle;
 pub use backend::{LoginOutcome, PasswordBackend};
 pub use error::{AuthError, Failure, Rejection};
 #[cfg(feature = "axum")]
-pub use extract::{Auth, CurrentUser, Guard};
+pub use extract::{Auth, CurrentUser, Guard, IdentityRef};
 pub use identity::{Anonymous, AuthInfo, AuthUser, Identity, User};
 pub use layer::{AuthLayer, AuthService, LazyIdentity, Policy};
 pub use lockout::Lockout;

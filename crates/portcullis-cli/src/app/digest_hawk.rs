@@ -25,7 +25,7 @@ use portcullis::scheme::digest::{Digest, DigestStore};
 use portcullis::scheme::hawk::{Artifacts, Hawk, HawkStore};
 use portcullis::scheme::Scheme;
 use portcullis::store::UserStore;
-use portcullis::{Identity, Policy, User};
+use portcullis::{IdentityRef, Policy, User};
 
 use super::views::{self, ViewInfo};
 use super::AppConfig;
@@ -76,7 +76,7 @@ where
 }
 
 /// `{"user": ..., "auth": ...}`, signed for the Hawk client.
-async fn hawk_show(id: Identity<User>) -> Response {
+async fn hawk_show(id: IdentityRef<User>) -> Response {
     let bytes = serde_json::to_vec(&views::show_body(&id)).unwrap_or_default();
     let signature = id
         .auth()

@@ -6,7 +6,7 @@ use axum::http::header::{HeaderValue, ALLOW};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use portcullis::{Identity, Policy, User};
+use portcullis::{Identity, IdentityRef, Policy, User};
 use serde_json::json;
 
 use super::respond::{json, not_allowed_handler, PROTECTED_METHODS};
@@ -72,7 +72,7 @@ struct Status {
     status: &'static str,
 }
 
-async fn show(id: Identity<User>) -> Response {
+async fn show(id: IdentityRef<User>) -> Response {
     json(
         StatusCode::OK,
         Shown {
@@ -84,7 +84,7 @@ async fn show(id: Identity<User>) -> Response {
 
 /// `/api/whoami/`: like [`show`], plus `is_authenticated`; anonymous
 /// requests get the configured unauthenticated user's name.
-async fn whoami(id: Identity<User>) -> Response {
+async fn whoami(id: IdentityRef<User>) -> Response {
     json(
         StatusCode::OK,
         WhoAmI {

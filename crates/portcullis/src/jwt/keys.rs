@@ -410,19 +410,11 @@ pub fn generate_key_pair(alg: Algorithm) -> Result<GeneratedKeyPair, KeyError> {
             })
         }
         Family::Ed25519 => {
-            use ed25519_dalek::pkcs8::{
-                spki::der::pem::LineEnding, EncodePrivateKey, EncodePublicKey,
-            };
-            let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
+            let (private_pem, public_pem) =
+                crate::keygen::ed25519_pem_pair().map_err(|e| gen(&e))?;
             Ok(GeneratedKeyPair {
-                private_pem: key
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| gen(&e))?
-                    .to_string(),
-                public_pem: key
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|e| gen(&e))?,
+                private_pem,
+                public_pem,
             })
         }
     }

@@ -404,6 +404,12 @@ impl<U: AuthUser> LazyIdentity<U> {
             .map(|r| r.as_ref().map_err(Clone::clone))
     }
 
+    /// The identity, if the schemes have run and accepted the request.
+    #[cfg(feature = "axum")]
+    pub(crate) fn resolved_ok(&self) -> Option<&Identity<U>> {
+        self.inner.cell.get().and_then(|r| r.as_ref().ok())
+    }
+
     /// Runs the schemes the first time; afterwards returns what they
     /// answered.
     pub async fn resolve(&self, head: &RequestHead<'_>) -> Result<&Identity<U>, AuthError> {

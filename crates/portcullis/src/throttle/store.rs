@@ -123,9 +123,11 @@ pub const DEFAULT_MAX_KEYS: usize = 50_000;
 /// A [`RateStore`] in process memory, for one server; clones share it.
 ///
 /// Memory is bounded: at most [`max_keys`](MemoryRateStore::with_max_keys)
-/// keys (default 50,000), each holding at most `limit` timestamps. When a
-/// new key finds the store full, expired keys are dropped, then the keys
-/// whose windows end soonest, down to 90% of the cap. Under a flood of
+/// keys (default 50,000), each holding at most `limit` timestamps of 8
+/// bytes, as DRF's history does: a key at `1000/day` may hold 8 KB, so
+/// 50,000 of them 400 MB; size the cap and the rates together. When a new
+/// key finds the store full, expired keys are dropped, then the keys whose
+/// windows end soonest, down to 90% of the cap. Under a flood of
 /// distinct keys that means some clients' counts are forgotten early: the
 /// store fails open for them rather than growing without bound or refusing
 /// everyone. Size the cap above the number of clients you expect per

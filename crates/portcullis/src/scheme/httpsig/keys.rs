@@ -217,20 +217,11 @@ pub fn generate_key_pair(alg: Algorithm) -> Result<GeneratedKeyPair, KeyError> {
     let failed = |_| KeyError::WrongKind(alg);
     match alg {
         Algorithm::Ed25519 => {
-            let key = ed25519_dalek::SigningKey::generate(&mut OsRng);
-            let bytes = ed25519_dalek::pkcs8::KeypairBytes {
-                secret_key: key.to_bytes(),
-                public_key: None,
-            };
+            let (private_pem, public_pem) =
+                crate::keygen::ed25519_pem_pair().map_err(|_| KeyError::WrongKind(alg))?;
             Ok(GeneratedKeyPair {
-                private_pem: bytes
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|_| KeyError::WrongKind(alg))?
-                    .to_string(),
-                public_pem: key
-                    .verifying_key()
-                    .to_public_key_pem(LineEnding::LF)
-                    .map_err(|_| KeyError::WrongKind(alg))?,
+                private_pem,
+                public_pem,
             })
         }
         Algorithm::EcdsaP256Sha256 => {
