@@ -70,6 +70,16 @@ pub trait Permission<U: AuthUser>: Send + Sync + 'static {
     /// Whether the request may reach the handler.
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError>;
 
+    /// [`has_permission`](Permission::has_permission) answered without
+    /// waiting, when the permission can (say, from an identity that is
+    /// resolved already); the layer then decides the request without a
+    /// boxed future. `None`, the default, means "call `has_permission`";
+    /// an answer must be the one `has_permission` would give.
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        let _ = ctx;
+        None
+    }
+
     /// Whether the request may act on `object`; checked by handlers through
     /// [`Guard::check_object`](crate::extract::Guard::check_object). Default: yes.
     async fn has_object_permission(
@@ -93,6 +103,9 @@ impl<U: AuthUser, P: Permission<U> + ?Sized> Permission<U> for Arc<P> {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         (**self).has_permission(ctx).await
     }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        (**self).has_permission_now(ctx)
+    }
     async fn has_object_permission(
         &self,
         ctx: &Context<'_, U>,
@@ -114,6 +127,9 @@ impl<U: AuthUser> Permission<U> for AllowAny {
     async fn has_permission(&self, _ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(true)
     }
+    fn has_permission_now(&self, _ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        Some(Ok(true))
+    }
 }
 
 /// Authenticated requests only.
@@ -125,6 +141,9 @@ impl<U: AuthUser> Permission<U> for IsAuthenticated {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(ctx.identity().await?.is_authenticated())
     }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        Some(ctx.resolved_identity()?.map(Identity::is_authenticated))
+    }
 }
 
 /// Staff users only (`is_staff`).
@@ -135,6 +154,12 @@ pub struct IsAdminUser;
 impl<U: AuthUser> Permission<U> for IsAdminUser {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(ctx.identity().await?.user().is_some_and(|u| u.is_staff()))
+    }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        Some(
+            ctx.resolved_identity()?
+                .map(|id| id.user().is_some_and(|u| u.is_staff())),
+        )
     }
 }
 
@@ -150,6 +175,12 @@ impl<U: AuthUser> Permission<U> for IsAuthenticatedOrReadOnly {
         }
         Ok(ctx.identity().await?.is_authenticated())
     }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        if ctx.request().is_safe_method() {
+            return Some(Ok(true));
+        }
+        Some(ctx.resolved_identity()?.map(Identity::is_authenticated))
+    }
 }
 
 /// Both permissions must pass (DRF's `&`).
@@ -160,6 +191,12 @@ pub struct And<A, B>(pub A, pub B);
 impl<U: AuthUser, A: Permission<U>, B: Permission<U>> Permission<U> for And<A, B> {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(self.0.has_permission(ctx).await? && self.1.has_permission(ctx).await?)
+    }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        match self.0.has_permission_now(ctx)? {
+            Ok(true) => self.1.has_permission_now(ctx),
+            decided => Some(decided),
+        }
     }
     async fn has_object_permission(
         &self,
@@ -182,6 +219,12 @@ pub struct Or<A, B>(pub A, pub B);
 impl<U: AuthUser, A: Permission<U>, B: Permission<U>> Permission<U> for Or<A, B> {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(self.0.has_permission(ctx).await? || self.1.has_permission(ctx).await?)
+    }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        match self.0.has_permission_now(ctx)? {
+            Ok(false) => self.1.has_permission_now(ctx),
+            decided => Some(decided),
+        }
     }
     async fn has_object_permission(
         &self,
@@ -206,6 +249,9 @@ pub struct Not<A>(pub A);
 impl<U: AuthUser, A: Permission<U>> Permission<U> for Not<A> {
     async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
         Ok(!self.0.has_permission(ctx).await?)
+    }
+    fn has_permission_now(&self, ctx: &Context<'_, U>) -> Option<Result<bool, AuthError>> {
+        Some(self.0.has_permission_now(ctx)?.map(|allowed| !allowed))
     }
     async fn has_object_permission(
         &self,

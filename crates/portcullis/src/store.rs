@@ -83,6 +83,15 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user with this id.
     async fn user_by_id(&self, id: i64) -> Result<Option<Self::User>, StoreError>;
 
+    /// The user with this id if a cache in front of the store holds it,
+    /// answered without waiting (the layer then decides the request without
+    /// a boxed future). `None`, the default, means "ask
+    /// [`user_by_id`](UserStore::user_by_id)", never "no such user".
+    fn user_by_id_cached(&self, id: i64) -> Option<Self::User> {
+        let _ = id;
+        None
+    }
+
     /// The user with exactly this (case-sensitive) username.
     async fn user_by_username(&self, username: &str) -> Result<Option<Self::User>, StoreError>;
 
@@ -164,6 +173,13 @@ pub struct TokenRecord {
 pub trait TokenStore: Send + Sync + 'static {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token whose digest is this if a cache holds it; see
+    /// [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// [`token_by_digest`](TokenStore::token_by_digest)".
+    fn token_by_digest_cached(&self, digest: &str) -> Option<TokenRecord> {
+        let _ = digest;
+        None
+    }
     /// The user's token.
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError>;
     /// Stores a token; [`StoreError::Conflict`] if the user has one.
@@ -190,6 +206,13 @@ pub struct SessionRecord {
 pub trait SessionStore: Send + Sync + 'static {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
+    /// The session with this digest if a cache holds it; see
+    /// [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// [`load_session`](SessionStore::load_session)".
+    fn load_session_cached(&self, key_digest: &str) -> Option<SessionRecord> {
+        let _ = key_digest;
+        None
+    }
     /// Inserts or replaces a session.
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// Deletes a session.

@@ -276,3 +276,120 @@ async fn one_service_serves_requests_that_overlap() {
     assert_eq!(a.unwrap().status(), StatusCode::OK);
     assert_eq!(b.unwrap().status(), StatusCode::UNAUTHORIZED);
 }
+
+/// [`Slow`]'s answers, also given at once for names it "has cached" (those
+/// starting with `c`); counts both kinds of run.
+struct Cached {
+    slow: Slow,
+    at_once: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Scheme<User> for Cached {
+    fn name(&self) -> &'static str {
+        "cached"
+    }
+
+    async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<User> {
+        self.slow.authenticate(req).await
+    }
+
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<User>> {
+        let name = req.headers.get("x-user")?.to_str().ok()?;
+        if !name.starts_with('c') && name != "!" {
+            return None;
+        }
+        self.at_once.fetch_add(1, Ordering::SeqCst);
+        Some(if name == "!" {
+            Err(AuthError::failed("Bad user."))
+        } else {
+            Ok(Some(Authenticated::new(
+                User {
+                    id: 7,
+                    username: name.to_owned(),
+                    is_active: true,
+                    is_staff: name == "chief",
+                    ..user()
+                },
+                "cached",
+            )))
+        })
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        self.slow.challenge()
+    }
+
+    fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
+        self.slow.sees_credentials(req)
+    }
+}
+
+/// Allows everyone, but only ever by waiting (no `has_permission_now`).
+struct WaitingAllow;
+
+#[async_trait]
+impl<U: AuthUser> Permission<U> for WaitingAllow {
+    async fn has_permission(&self, ctx: &Context<'_, U>) -> Result<bool, AuthError> {
+        tokio::task::yield_now().await;
+        Ok(ctx.identity().await?.is_authenticated())
+    }
+}
+
+#[tokio::test]
+async fn schemes_that_answer_at_once_decide_as_the_full_path_does() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let at_once = Arc::new(AtomicUsize::new(0));
+    let scheme = Arc::new(Cached {
+        slow: Slow { runs: runs.clone() },
+        at_once: at_once.clone(),
+    });
+    let app = |permission: Arc<dyn Permission<User>>| {
+        let policy = Policy::<User>::new()
+            .scheme(scheme.clone())
+            .permission(permission);
+        Router::new().route("/", get(whoami).layer(policy.layer()))
+    };
+    let authenticated = app(Arc::new(IsAuthenticated));
+    let admin = app(Arc::new(portcullis::IsAdminUser));
+    let waiting = app(Arc::new(WaitingAllow));
+    let counts = || (runs.load(Ordering::SeqCst), at_once.load(Ordering::SeqCst));
+
+    // Answered at once: the scheme's async path never runs.
+    assert_eq!(
+        answer(&authenticated, Some("cy")).await,
+        (StatusCode::OK, "cy".into())
+    );
+    assert_eq!(counts(), (0, 1));
+    let (s, body) = answer(&authenticated, Some("!")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("Bad user."), "{body}");
+    assert_eq!(counts(), (0, 2));
+    // Denied by a permission asked at once: 403 for a user, 401 (with the
+    // challenge) for nobody, as on the full path.
+    let (s, _) = answer(&admin, Some("cy")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        answer(&admin, Some("chief")).await,
+        (StatusCode::OK, "chief".into())
+    );
+    let res = admin.clone().oneshot(get_req(None)).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Slow");
+    assert_eq!(counts(), (0, 4));
+
+    // A permission that has to wait gets the identity found at once: the
+    // scheme is not run again.
+    assert_eq!(
+        answer(&waiting, Some("cy")).await,
+        (StatusCode::OK, "cy".into())
+    );
+    assert_eq!(counts(), (0, 5));
+
+    // Not in the "cache": the full path, once.
+    assert_eq!(
+        answer(&authenticated, Some("ada")).await,
+        (StatusCode::OK, "ada".into())
+    );
+    assert_eq!(counts(), (1, 5));
+}

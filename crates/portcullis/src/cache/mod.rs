@@ -275,6 +275,10 @@ impl<S: UserStore> UserStore for CachedStore<S> {
         .await
     }
 
+    fn user_by_id_cached(&self, id: i64) -> Option<S::User> {
+        self.caches.as_deref()?.users.get(&id)
+    }
+
     async fn user_by_username(&self, username: &str) -> Result<Option<S::User>, StoreError> {
         let c = self.caches.as_deref();
         let found = read_through(
@@ -349,6 +353,10 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
         .await
     }
 
+    fn token_by_digest_cached(&self, digest: &str) -> Option<TokenRecord> {
+        self.caches.as_deref()?.tokens.get(digest)
+    }
+
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
         // Only `/auth-token/` and `create-token` ask; not worth caching.
         self.inner.token_for_user(user_id).await
@@ -391,6 +399,12 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         .await?;
         // A cached session may have expired since it was read.
         Ok(found.filter(|s| s.expires > Utc::now()))
+    }
+
+    fn load_session_cached(&self, key_digest: &str) -> Option<SessionRecord> {
+        let found = self.caches.as_deref()?.sessions.get(key_digest)?;
+        // Expired: `load_session` answers (no session).
+        (found.expires > Utc::now()).then_some(found)
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

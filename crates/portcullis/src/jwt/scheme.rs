@@ -218,37 +218,61 @@ impl<S: UserStore> JwtAuth<S> {
     /// The active user that the claims in `info` name.
     async fn user_for(&self, info: AuthInfo) -> Outcome<S::User> {
         let claims = claims_of(&info);
-        let s = self.jwt.settings();
-        let user = match s.user_id_field {
-            UserIdField::Id => {
-                let Some(id) = claims.user_id_i64() else {
-                    return Err(AuthError::Failed(
-                        Failure::new(NO_USER_ID).with_code("token_not_valid"),
-                    ));
-                };
-                self.store.user_by_id(id).await?
-            }
+        let user = match self.jwt.settings().user_id_field {
+            UserIdField::Id => self.store.user_by_id(user_id(claims)?).await?,
             UserIdField::Username => {
                 let Some(name) = claims.user_id().and_then(|v| v.as_str()) else {
-                    return Err(AuthError::Failed(
-                        Failure::new(NO_USER_ID).with_code("token_not_valid"),
-                    ));
+                    return Err(no_user_id());
                 };
                 self.store.user_by_username(name).await?
             }
         };
-        let Some(user) = user else {
-            return Err(AuthError::Failed(
-                Failure::new(USER_NOT_FOUND).with_code("user_not_found"),
-            ));
-        };
-        if !user.is_active() {
-            return Err(AuthError::Failed(
-                Failure::new(USER_INACTIVE).with_code("user_inactive"),
-            ));
-        }
-        Ok(Some(Authenticated::new(user, "jwt").with_auth(info)))
+        accept(user, info)
     }
+
+    /// [`authenticate`](Scheme::authenticate) for a remembered token, when
+    /// it needs nothing but the clock and the user cache (no blacklist to
+    /// ask, users by id); `None` otherwise.
+    fn remembered_now(&self, hit: &Verified) -> Option<Outcome<S::User>> {
+        let s = self.jwt.settings();
+        if s.blacklist_access_tokens || !matches!(s.user_id_field, UserIdField::Id) {
+            return None;
+        }
+        let claims = claims_of(&hit.info);
+        if let Err(e) = self.jwt.recheck_times(claims) {
+            return Some(Err(refused(e)));
+        }
+        let id = match user_id(claims) {
+            Ok(id) => id,
+            Err(e) => return Some(Err(e)),
+        };
+        let user = self.store.user_by_id_cached(id)?;
+        Some(accept(Some(user), hit.info.clone()))
+    }
+}
+
+fn no_user_id() -> AuthError {
+    AuthError::Failed(Failure::new(NO_USER_ID).with_code("token_not_valid"))
+}
+
+/// The claims' user id, as an integer.
+fn user_id(claims: &Claims) -> Result<i64, AuthError> {
+    claims.user_id_i64().ok_or_else(no_user_id)
+}
+
+/// The answer for a valid token, given its user (if any).
+fn accept<U: AuthUser>(user: Option<U>, info: AuthInfo) -> Outcome<U> {
+    let Some(user) = user else {
+        return Err(AuthError::Failed(
+            Failure::new(USER_NOT_FOUND).with_code("user_not_found"),
+        ));
+    };
+    if !user.is_active() {
+        return Err(AuthError::Failed(
+            Failure::new(USER_INACTIVE).with_code("user_inactive"),
+        ));
+    }
+    Ok(Some(Authenticated::new(user, "jwt").with_auth(info)))
 }
 
 #[async_trait]
@@ -259,6 +283,17 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
 
     fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
         req.headers.contains_key(http::header::AUTHORIZATION)
+    }
+
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        let words = req.authorization_words3();
+        let raw = match parse_authorization(&words, &self.jwt.settings().auth_header_types) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        let hit = self.verified.as_ref()?.get(raw)?;
+        self.remembered_now(&hit)
     }
 
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {

@@ -265,20 +265,31 @@ impl<U: AuthUser> Policy<U> {
             // Through the `dyn`, not `Arc`'s impl: one boxed future, not two.
             match (**scheme).authenticate(head).await {
                 Ok(None) => continue,
-                Ok(Some(a)) => {
-                    return Ok(Identity::User {
-                        user: a.user,
-                        auth: a.auth,
-                        scheme: a.scheme,
-                    })
-                }
-                Err(e) => {
-                    tracing::debug!(scheme = scheme.name(), error = %e, "authentication failed");
-                    return Err(e);
-                }
+                Ok(Some(a)) => return Ok(a.into()),
+                Err(e) => return Err(failed(&**scheme, e)),
             }
         }
         Ok(Identity::Anonymous(self.inner.anonymous.clone()))
+    }
+
+    /// [`authenticate`](Self::authenticate) answered without waiting, when
+    /// every scheme it comes to can answer at once
+    /// ([`Scheme::authenticate_now`]); `None` otherwise.
+    pub(crate) fn authenticate_now(
+        &self,
+        head: &RequestHead<'_>,
+    ) -> Option<Result<Identity<U>, AuthError>> {
+        for scheme in &self.inner.schemes {
+            if !scheme.sees_credentials(head) {
+                continue;
+            }
+            match scheme.authenticate_now(head)? {
+                Ok(None) => continue,
+                Ok(Some(a)) => return Some(Ok(a.into())),
+                Err(e) => return Some(Err(failed(&**scheme, e))),
+            }
+        }
+        Some(Ok(Identity::Anonymous(self.inner.anonymous.clone())))
     }
 
     /// Runs the permission (DRF's `check_permissions` and
@@ -287,14 +298,28 @@ impl<U: AuthUser> Policy<U> {
         if self.inner.allow_any || (*self.inner.permission).has_permission(ctx).await? {
             return Ok(());
         }
-        Err(self.denied(ctx).await)
+        Err(self.denial(ctx.identity().await))
     }
 
-    /// DRF's `permission_denied`: `NotAuthenticated` when the route has
-    /// schemes and none authenticated the request, else `PermissionDenied`
-    /// with the permission's message.
-    async fn denied(&self, ctx: &Context<'_, U>) -> AuthError {
-        match ctx.identity().await {
+    /// [`check`](Self::check) answered without waiting, when the
+    /// permission can ([`Permission::has_permission_now`]); `None`
+    /// otherwise.
+    pub(crate) fn check_now(&self, ctx: &Context<'_, U>) -> Option<Result<(), AuthError>> {
+        if self.inner.allow_any {
+            return Some(Ok(()));
+        }
+        match self.inner.permission.has_permission_now(ctx)? {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => Some(Err(self.denial(ctx.resolved_identity()?))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// DRF's `permission_denied` for the resolved identity:
+    /// `NotAuthenticated` when the route has schemes and none authenticated
+    /// the request, else `PermissionDenied` with the permission's message.
+    fn denial(&self, identity: Result<&Identity<U>, AuthError>) -> AuthError {
+        match identity {
             Err(e) => e,
             Ok(id) if !self.inner.schemes.is_empty() && !id.is_authenticated() => {
                 AuthError::NotAuthenticated
@@ -329,8 +354,14 @@ impl<U: AuthUser> Policy<U> {
         {
             return Ok(());
         }
-        Err(self.denied(ctx).await)
+        Err(self.denial(ctx.identity().await))
     }
+}
+
+/// Logs a scheme's refusal (never the credentials) and passes it on.
+fn failed<U: AuthUser>(scheme: &dyn Scheme<U>, e: AuthError) -> AuthError {
+    tracing::debug!(scheme = scheme.name(), error = %e, "authentication failed");
+    e
 }
 
 /// The request's identity, resolved on first use and then remembered.
@@ -378,10 +409,16 @@ impl<U: AuthUser> LazyIdentity<U> {
     /// [`Policy::authenticate`] would answer, without running it).
     pub(crate) fn anonymous(policy: Policy<U>) -> Self {
         let anonymous = Identity::Anonymous(policy.inner.anonymous.clone());
+        Self::settled(policy, Ok(anonymous))
+    }
+
+    /// An identity resolved already, to `result` (what
+    /// [`Policy::authenticate`] answered).
+    pub(crate) fn settled(policy: Policy<U>, result: Result<Identity<U>, AuthError>) -> Self {
         LazyIdentity {
             inner: Arc::new(LazyInner {
                 policy,
-                cell: OnceCell::new_with(Some(Ok(anonymous))),
+                cell: OnceCell::new_with(Some(result)),
             }),
         }
     }

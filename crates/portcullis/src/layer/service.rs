@@ -219,7 +219,14 @@ enum Now<B> {
 ///   sees credentials);
 /// - on such a route with throttles, a request that no scheme sees
 ///   credentials in is anonymous, so throttles that keep their counts in
-///   memory answer at once.
+///   memory answer at once;
+/// - otherwise, when every scheme answers from its caches
+///   ([`Scheme::authenticate_now`](crate::Scheme::authenticate_now)), the
+///   permission and the throttles are asked the same way, and the request
+///   is decided at once if they answer.
+///
+/// Whatever cannot be decided at once goes on in a boxed future, from
+/// where this stopped.
 fn prepare_now<U, B>(policy: &Policy<U>, mut req: Request<B>) -> Now<B>
 where
     U: AuthUser,
@@ -230,36 +237,43 @@ where
     if needs_body(policy, &req) {
         return Now::Check(Box::pin(prepare(policy.clone(), req)));
     }
-    if inner.allow_any {
-        let head = RequestHead::from_request(&req);
-        let anonymous = !inner.schemes.iter().any(|s| s.sees_credentials(&head));
-        if inner.throttles.is_empty() {
-            // Anonymous is known now; anything else is left to the handler.
-            let lazy = if anonymous {
-                LazyIdentity::anonymous(policy.clone())
-            } else {
-                LazyIdentity::new(policy.clone())
-            };
-            req.extensions_mut().insert(lazy);
-            return Now::Ready(req);
-        }
-        if anonymous {
-            let lazy = LazyIdentity::anonymous(policy.clone());
-            let mut tally = Tally::default();
-            let verdict =
-                run_throttles_now(&inner.throttles, &Context::new(head, &lazy), &mut tally);
-            return match verdict {
-                Some(Ok(())) => {
-                    req.extensions_mut().insert(lazy);
-                    Now::Ready(req)
-                }
-                Some(Err(e)) => Now::Rejected(e),
-                None => Now::Check(Box::pin(finish_check(policy.clone(), req, lazy, tally))),
-            };
-        }
+    let head = RequestHead::from_request(&req);
+    let anonymous = inner.allow_any && !inner.schemes.iter().any(|s| s.sees_credentials(&head));
+    if inner.allow_any && inner.throttles.is_empty() {
+        // Anonymous is known now; anything else is left to the handler.
+        let lazy = if anonymous {
+            LazyIdentity::anonymous(policy.clone())
+        } else {
+            LazyIdentity::new(policy.clone())
+        };
+        req.extensions_mut().insert(lazy);
+        return Now::Ready(req);
     }
-    // A smaller future than `prepare`'s, which also holds the body reads.
-    Now::Check(Box::pin(check(policy.clone(), req)))
+    let lazy = if anonymous {
+        LazyIdentity::anonymous(policy.clone())
+    } else {
+        match policy.authenticate_now(&head) {
+            Some(result) => LazyIdentity::settled(policy.clone(), result),
+            None => return Now::Check(Box::pin(check(policy.clone(), req, None))),
+        }
+    };
+    // The identity is known: the permission and the throttles, as far as
+    // they answer without waiting.
+    let ctx = Context::new(head, &lazy);
+    match policy.check_now(&ctx) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => return Now::Rejected(e),
+        None => return Now::Check(Box::pin(check(policy.clone(), req, Some(lazy)))),
+    }
+    let mut tally = Tally::default();
+    match run_throttles_now(&inner.throttles, &ctx, &mut tally) {
+        Some(Ok(())) => {
+            req.extensions_mut().insert(lazy);
+            Now::Ready(req)
+        }
+        Some(Err(e)) => Now::Rejected(e),
+        None => Now::Check(Box::pin(finish_check(policy.clone(), req, lazy, tally))),
+    }
 }
 
 /// The throttles that [`prepare_now`] could not run without waiting.
@@ -316,16 +330,18 @@ where
     if let Some(field) = field {
         req = read_form_token(req, &field, policy.inner.form_limit).await?;
     }
-    check(policy, req).await
+    check(policy, req, None).await
 }
 
 /// Runs the permission and the throttles, and leaves the lazy identity in
-/// the extensions.
+/// the extensions: `lazy`, when the identity is known already, else a new
+/// one.
 async fn check<U: AuthUser, B>(
     policy: Policy<U>,
     mut req: Request<B>,
+    lazy: Option<LazyIdentity<U>>,
 ) -> Result<Request<B>, AuthError> {
-    let lazy = LazyIdentity::new(policy.clone());
+    let lazy = lazy.unwrap_or_else(|| LazyIdentity::new(policy.clone()));
     {
         let ctx = Context::new(RequestHead::from_request(&req), &lazy);
         policy.check(&ctx).await?;

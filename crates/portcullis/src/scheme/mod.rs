@@ -70,7 +70,7 @@ use http::header::{HeaderValue, AUTHORIZATION, COOKIE};
 use http::{Extensions, HeaderMap, Method, Uri};
 
 use crate::error::AuthError;
-use crate::identity::{AuthInfo, AuthUser};
+use crate::identity::{AuthInfo, AuthUser, Identity};
 
 mod auth_param;
 pub mod basic;
@@ -238,6 +238,16 @@ impl<U> Authenticated<U> {
     }
 }
 
+impl<U> From<Authenticated<U>> for Identity<U> {
+    fn from(a: Authenticated<U>) -> Self {
+        Identity::User {
+            user: a.user,
+            auth: a.auth,
+            scheme: a.scheme,
+        }
+    }
+}
+
 /// What [`Scheme::authenticate`] returns.
 pub type Outcome<U> = Result<Option<Authenticated<U>>, AuthError>;
 
@@ -253,6 +263,18 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
 
     /// Authenticates the request (see the table in the [module docs](self)).
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<U>;
+
+    /// [`authenticate`](Scheme::authenticate) answered without waiting,
+    /// when the scheme can (its credential and user are in a cache); the
+    /// layer then decides the request without a boxed future. `None`, the
+    /// default, means "call `authenticate`". An answer must be the one
+    /// `authenticate` would give, and `Ok(None)` must have no side effects:
+    /// when a later scheme cannot answer at once, the layer runs every
+    /// scheme again the usual way.
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<U>> {
+        let _ = req;
+        None
+    }
 
     /// The `WWW-Authenticate` value for a `401` (DRF's
     /// `authenticate_header`); `None` makes unauthenticated requests `403`.
@@ -296,6 +318,9 @@ impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
     }
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<U> {
         (**self).authenticate(req).await
+    }
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<U>> {
+        (**self).authenticate_now(req)
     }
     fn challenge(&self) -> Option<HeaderValue> {
         (**self).challenge()

@@ -227,7 +227,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
 
     /// The active user whose session this key is, if any.
     pub async fn user(&self, key: &str) -> Result<Option<S::User>, StoreError> {
-        if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if !well_formed(key) {
             return Ok(None);
         }
         let digest = self.key_mac.v1_digest(key.as_bytes());
@@ -237,6 +237,24 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
         let Some(user) = self.store.user_by_id(session.user_id).await? else {
             return Ok(None);
         };
+        Ok(self.still_valid(&session, user))
+    }
+
+    /// [`user`](Self::user) answered from the store's cache, without
+    /// waiting; `None` to ask the store.
+    fn user_cached(&self, key: &str) -> Option<Option<S::User>> {
+        if !well_formed(key) {
+            return Some(None);
+        }
+        let digest = self.key_mac.v1_digest(key.as_bytes());
+        let session = self.store.load_session_cached(digest.as_str())?;
+        let user = self.store.user_by_id_cached(session.user_id)?;
+        Some(self.still_valid(&session, user))
+    }
+
+    /// The session's user, if the session was made for its current
+    /// password hash and the user is active.
+    fn still_valid(&self, session: &SessionRecord, user: S::User) -> Option<S::User> {
         let stored = session
             .data
             .get("_auth_user_hash")
@@ -245,10 +263,17 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
         // `auth_hash`, on the stack: this runs on every request.
         let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
         if !crate::secret::ct_eq(stored.as_bytes(), &current) || !user.is_active() {
-            return Ok(None);
+            return None;
         }
-        Ok(Some(user))
+        Some(user)
     }
+}
+
+/// Whether a cookie value can be a session key at all (what
+/// [`Sessions::login`] makes): anything else is no session, and is not
+/// looked up.
+fn well_formed(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 64 && key.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// The session scheme.
@@ -278,7 +303,29 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
             return Ok(None);
         };
-        let Some(user) = self.sessions.user(key).await? else {
+        let user = self.sessions.user(key).await?;
+        self.accept(req, user)
+    }
+
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
+            return Some(Ok(None));
+        };
+        let user = self.sessions.user_cached(key)?;
+        Some(self.accept(req, user))
+    }
+
+    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
+        (!req.is_safe_method() && req.cookie(&self.sessions.config.cookie_name).is_some())
+            .then_some(self.sessions.config.csrf.form_field.as_str())
+    }
+}
+
+impl<S: SessionStore + UserStore + Clone> SessionAuth<S> {
+    /// The answer for the session's user (if any): unsafe requests must
+    /// also pass the CSRF check.
+    fn accept(&self, req: &RequestHead<'_>, user: Option<S::User>) -> Outcome<S::User> {
+        let Some(user) = user else {
             return Ok(None);
         };
         if !req.is_safe_method() {
@@ -291,9 +338,68 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         }
         Ok(Some(Authenticated::new(user, "session")))
     }
+}
 
-    fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
-        (!req.is_safe_method() && req.cookie(&self.sessions.config.cookie_name).is_some())
-            .then_some(self.sessions.config.csrf.form_field.as_str())
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::CachedStore;
+    use crate::store::{MemoryStore, NewUser, UserAdmin};
+
+    #[tokio::test]
+    async fn cached_sessions_are_answered_at_once_as_authenticate_would() {
+        let store = CachedStore::new(MemoryStore::new(), std::time::Duration::from_secs(60));
+        let ada = store
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let sessions = Sessions::new(store, SecretKey::new([2u8; 32]).unwrap());
+        let login = sessions.login(&ada, None).await.unwrap();
+        let auth = SessionAuth::new(sessions.clone());
+        let name = sessions.config().cookie_name.clone();
+        let with_cookie = |method: http::Method, value: &str| {
+            http::Request::builder()
+                .method(method)
+                .uri("/")
+                .header("cookie", format!("{name}={value}"))
+                .body(())
+                .unwrap()
+        };
+        let get = with_cookie(http::Method::GET, &login.session_key);
+        let head = RequestHead::from_request(&get);
+
+        assert!(auth.authenticate_now(&head).is_none(), "nothing cached yet");
+        let full = auth.authenticate(&head).await.unwrap().unwrap();
+        let now = auth.authenticate_now(&head).unwrap().unwrap().unwrap();
+        assert_eq!((now.user.id, now.scheme), (full.user.id, full.scheme));
+
+        // An unsafe request without a CSRF token: refused at once, alike.
+        let post = with_cookie(http::Method::POST, &login.session_key);
+        let post = RequestHead::from_request(&post);
+        let refused = auth.authenticate(&post).await.unwrap_err().to_string();
+        assert!(refused.starts_with("CSRF Failed"), "{refused}");
+        assert_eq!(
+            auth.authenticate_now(&post)
+                .unwrap()
+                .unwrap_err()
+                .to_string(),
+            refused
+        );
+
+        // A cookie that cannot be a session key is no session, at once.
+        let junk = with_cookie(http::Method::GET, "../etc");
+        assert!(matches!(
+            auth.authenticate_now(&RequestHead::from_request(&junk)),
+            Some(Ok(None))
+        ));
+
+        // Logged out: the cached session is forgotten at once.
+        sessions.logout(&login.session_key).await.unwrap();
+        assert!(auth.authenticate_now(&head).is_none());
+        assert!(auth.authenticate(&head).await.unwrap().is_none());
     }
 }

@@ -170,6 +170,16 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
         let found = self.store.token_by_digest(digest).await?;
         Ok(found.filter(|t| crate::secret::ct_eq(t.digest.as_bytes(), digest.as_bytes())))
     }
+
+    /// [`find`](Self::find) answered from the store's cache, without
+    /// waiting: `Some` with the matching token when the cache holds one,
+    /// `None` to ask the store.
+    fn find_cached(&self, key: &str) -> Option<TokenRecord> {
+        let buf = self.lookup.v1_digest(key.as_bytes());
+        let digest = buf.as_str();
+        let found = self.store.token_by_digest_cached(digest)?;
+        crate::secret::ct_eq(found.digest.as_bytes(), digest.as_bytes()).then_some(found)
+    }
 }
 
 /// `"<keyword> token of user <id>, created <RFC 3339, seconds, Z>"`, built
@@ -291,7 +301,31 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
         let Some(token) = self.tokens.find(key).await? else {
             return Err(AuthError::failed(INVALID_TOKEN));
         };
-        let Some(user) = self.tokens.store.user_by_id(token.user_id).await? else {
+        let user = self.tokens.store.user_by_id(token.user_id).await?;
+        self.accept(&token, user)
+    }
+
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        let words = req.authorization_words3();
+        let key = match parse_borrowed(&words, &self.keyword) {
+            Ok(Some(key)) => key,
+            Ok(None) => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        let token = self.tokens.find_cached(key)?;
+        let user = self.tokens.store.user_by_id_cached(token.user_id)?;
+        Some(self.accept(&token, Some(user)))
+    }
+
+    fn challenge(&self) -> Option<HeaderValue> {
+        Some(self.challenge.clone())
+    }
+}
+
+impl<S: TokenStore + UserStore + Clone> TokenAuth<S> {
+    /// The answer for a token that matched, given its user (if any).
+    fn accept(&self, token: &TokenRecord, user: Option<S::User>) -> Outcome<S::User> {
+        let Some(user) = user else {
             return Err(AuthError::failed(INVALID_TOKEN));
         };
         if !user.is_active() {
@@ -303,10 +337,6 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
                 created: token.created,
             });
         Ok(Some(Authenticated::new(user, "token").with_auth(info)))
-    }
-
-    fn challenge(&self) -> Option<HeaderValue> {
-        Some(self.challenge.clone())
     }
 }
 
@@ -378,6 +408,71 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("invalid characters"));
+    }
+
+    #[tokio::test]
+    async fn cached_tokens_are_answered_at_once_as_authenticate_would() {
+        use crate::cache::CachedStore;
+        let store = CachedStore::new(MemoryStore::new(), std::time::Duration::from_secs(60));
+        let ada = store
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let tokens = Tokens::new(store.clone(), SecretKey::new([1u8; 32]).unwrap());
+        let (key, _) = tokens.get_or_create(ada.id).await.unwrap();
+        let auth = TokenAuth::new(tokens);
+        let request = |value: &str| {
+            http::Request::get("/")
+                .header("authorization", value)
+                .body(())
+                .unwrap()
+        };
+        let good = request(&format!("Token {key}"));
+        let head = RequestHead::from_request(&good);
+
+        assert!(auth.authenticate_now(&head).is_none(), "nothing cached yet");
+        let full = auth.authenticate(&head).await.unwrap().unwrap();
+        let now = auth.authenticate_now(&head).unwrap().unwrap().unwrap();
+        assert_eq!(now.user.id, full.user.id);
+        assert_eq!(now.scheme, full.scheme);
+        assert_eq!(
+            now.auth.as_ref().map(|a| a.description().to_owned()),
+            full.auth.as_ref().map(|a| a.description().to_owned()),
+        );
+
+        // Another keyword, or a malformed header: answered at once, alike.
+        let other = request("Bearer abc");
+        assert!(matches!(
+            auth.authenticate_now(&RequestHead::from_request(&other)),
+            Some(Ok(None))
+        ));
+        let spaced = request("Token a b");
+        let spaced = RequestHead::from_request(&spaced);
+        assert_eq!(
+            auth.authenticate_now(&spaced)
+                .unwrap()
+                .unwrap_err()
+                .to_string(),
+            auth.authenticate(&spaced).await.unwrap_err().to_string(),
+        );
+
+        // Deactivated through the store: the cached user is forgotten, the
+        // full path refuses, and what it read back is refused at once too.
+        store.set_active(ada.id, false).await.unwrap();
+        assert!(auth.authenticate_now(&head).is_none());
+        let refused = auth.authenticate(&head).await.unwrap_err().to_string();
+        assert_eq!(refused, USER_INACTIVE);
+        assert_eq!(
+            auth.authenticate_now(&head)
+                .unwrap()
+                .unwrap_err()
+                .to_string(),
+            refused
+        );
     }
 
     async fn setup() -> (Tokens<MemoryStore>, i64) {
