@@ -206,10 +206,10 @@ pub struct SessionRecord {
 pub trait SessionStore: Send + Sync + 'static {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
-    /// The session with this digest if a cache holds it; see
-    /// [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// The session with this digest if a cache holds it, shared with the
+    /// cache; see [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
     /// [`load_session`](SessionStore::load_session)".
-    fn load_session_cached(&self, key_digest: &str) -> Option<SessionRecord> {
+    fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
         let _ = key_digest;
         None
     }

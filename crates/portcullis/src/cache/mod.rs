@@ -109,7 +109,9 @@ struct Caches<U> {
     users: Cache<i64, U>,
     names: Cache<String, U>,
     tokens: Cache<String, TokenRecord>,
-    sessions: Cache<String, SessionRecord>,
+    /// Shared, so that a request answered at once reads it in place (a
+    /// session's `data` is a JSON map: costly to copy).
+    sessions: Cache<String, Arc<SessionRecord>>,
     /// Bumped by every write; a look-up only fills the cache if no write
     /// happened while it was in flight.
     generation: AtomicU64,
@@ -182,7 +184,7 @@ impl<S: UserStore> CachedStore<S> {
             c.tokens
                 .invalidate_if(move |t: &TokenRecord| t.user_id == id);
             c.sessions
-                .invalidate_if(move |s: &SessionRecord| s.user_id == id);
+                .invalidate_if(move |s: &Arc<SessionRecord>| s.user_id == id);
         }
     }
 
@@ -393,15 +395,20 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
             c.map(|c| &c.sessions),
             key_digest,
             str::to_owned,
-            || self.inner.load_session(key_digest),
+            || async {
+                let found = self.inner.load_session(key_digest).await?;
+                Ok(found.map(Arc::new))
+            },
             |_| true,
         )
         .await?;
         // A cached session may have expired since it was read.
-        Ok(found.filter(|s| s.expires > Utc::now()))
+        Ok(found
+            .filter(|s| s.expires > Utc::now())
+            .map(Arc::unwrap_or_clone))
     }
 
-    fn load_session_cached(&self, key_digest: &str) -> Option<SessionRecord> {
+    fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
         let found = self.caches.as_deref()?.sessions.get(key_digest)?;
         // Expired: `load_session` answers (no session).
         (found.expires > Utc::now()).then_some(found)
@@ -431,7 +438,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         let r = self.inner.delete_user_sessions(user_id, keep).await;
         if let Some(c) = self.begin_write() {
             let keep = keep.map(str::to_owned);
-            c.sessions.invalidate_if(move |s: &SessionRecord| {
+            c.sessions.invalidate_if(move |s: &Arc<SessionRecord>| {
                 s.user_id == user_id && keep.as_deref() != Some(s.key_digest.as_str())
             });
         }
