@@ -1035,8 +1035,23 @@ impl OAuth2 {
             return Ok(None);
         }
         let row = self.store.token(&self.digest(token)).await?;
+        Ok(self.usable_access(row))
+    }
+
+    /// [`validate_access`](Self::validate_access) answered from the store's
+    /// cache, without waiting; `None` to ask the store.
+    pub(crate) fn validate_access_cached(&self, token: &str) -> Option<Option<OAuth2Token>> {
+        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+            return Some(None);
+        }
+        let row = self.store.token_cached(&self.digest(token))?;
+        Some(self.usable_access(Some(row)))
+    }
+
+    /// The row, if it is an access token that is active now.
+    fn usable_access(&self, row: Option<OAuth2Token>) -> Option<OAuth2Token> {
         let now = self.now();
-        Ok(row.filter(|r| r.kind == TokenKind::Access && r.is_active(now)))
+        row.filter(|r| r.kind == TokenKind::Access && r.is_active(now))
     }
 
     /// RFC 7662: the active access or refresh token with this text, if

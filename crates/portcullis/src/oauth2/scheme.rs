@@ -153,16 +153,48 @@ impl<S: UserStore> OAuth2Auth<S> {
         let Some(raw) = self.raw_token(req)? else {
             return Ok(None);
         };
-        let row: OAuth2Token = match self.oauth2.validate_access(&raw).await? {
-            Some(r) => r,
-            None => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
+        let Some(row) = self.oauth2.validate_access(&raw).await? else {
+            return Err(self.fail(&self.invalid_token, INVALID_TOKEN));
         };
         let user = match row.user_id {
             None => None,
-            Some(id) => match self.store.user_by_id(id).await? {
-                Some(u) if u.is_active() => Some(u),
-                _ => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
-            },
+            Some(id) => self.store.user_by_id(id).await?,
+        };
+        self.bearer(row, user)
+    }
+
+    /// [`token_for`](Self::token_for) answered from the caches, without
+    /// waiting; `None` to ask the stores.
+    fn token_for_now(
+        &self,
+        req: &RequestHead<'_>,
+    ) -> Option<Result<Option<BearerToken<S::User>>, AuthError>> {
+        let raw = match self.raw_token(req) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Some(Ok(None)),
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(row) = self.oauth2.validate_access_cached(&raw)? else {
+            return Some(Err(self.fail(&self.invalid_token, INVALID_TOKEN)));
+        };
+        let user = match row.user_id {
+            None => None,
+            Some(id) => Some(self.store.user_by_id_cached(id)?),
+        };
+        Some(self.bearer(row, user))
+    }
+
+    /// What a valid access token stands for, given its user (read when the
+    /// token has one): a missing or inactive user makes the token invalid.
+    fn bearer(
+        &self,
+        row: OAuth2Token,
+        user: Option<S::User>,
+    ) -> Result<Option<BearerToken<S::User>>, AuthError> {
+        let user = match (row.user_id, user) {
+            (None, _) => None,
+            (Some(_), Some(u)) if u.is_active() => Some(u),
+            (Some(_), _) => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
         };
         Ok(Some(BearerToken {
             token: AccessToken {
@@ -183,18 +215,11 @@ impl<S: UserStore> Scheme<S::User> for OAuth2Auth<S> {
     }
 
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
-        let Some(found) = self.token_for(req).await? else {
-            return Ok(None);
-        };
-        let info = AuthInfo::new(found.description());
-        let Some(user) = found.user else {
-            // DRF with django-oauth-toolkit: `request.user` is None, so a
-            // permission that needs a user is refused with 403.
-            return Err(AuthError::denied(CLIENT_TOKEN_NO_USER));
-        };
-        Ok(Some(
-            Authenticated::new(user, "oauth2").with_auth(info.with_data(found.token)),
-        ))
+        accept(self.token_for(req).await?)
+    }
+
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        Some(self.token_for_now(req)?.and_then(accept))
     }
 
     fn challenge(&self) -> Option<HeaderValue> {
@@ -204,4 +229,20 @@ impl<S: UserStore> Scheme<S::User> for OAuth2Auth<S> {
     fn form_field(&self, req: &RequestHead<'_>) -> Option<&str> {
         (self.oauth2.settings().allow_form_token && !req.is_safe_method()).then_some("access_token")
     }
+}
+
+/// The answer for a bearer token found (or none).
+fn accept<U: AuthUser>(found: Option<BearerToken<U>>) -> Outcome<U> {
+    let Some(found) = found else {
+        return Ok(None);
+    };
+    let info = AuthInfo::new(found.description());
+    let Some(user) = found.user else {
+        // DRF with django-oauth-toolkit: `request.user` is None, so a
+        // permission that needs a user is refused with 403.
+        return Err(AuthError::denied(CLIENT_TOKEN_NO_USER));
+    };
+    Ok(Some(
+        Authenticated::new(user, "oauth2").with_auth(info.with_data(found.token)),
+    ))
 }

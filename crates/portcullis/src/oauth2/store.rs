@@ -61,6 +61,14 @@ pub trait OAuth2Store: Send + Sync + 'static {
     /// The token or code with this digest, revoked or not.
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError>;
 
+    /// The token with this digest if a cache in front of the store holds
+    /// it, answered without waiting; `None`, the default, means "ask
+    /// [`token`](OAuth2Store::token)".
+    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+        let _ = digest;
+        None
+    }
+
     /// Marks a token or code revoked (used) if it was not: `true` for the
     /// one caller that did it, `false` if it was already revoked or is
     /// unknown. Atomic: two concurrent calls never both get `true`, which
@@ -96,6 +104,9 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
     }
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
         (**self).token(digest).await
+    }
+    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+        (**self).token_cached(digest)
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         (**self).consume_token(digest).await
@@ -193,6 +204,9 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
             |t| t.kind == TokenKind::Access && !t.revoked,
         )
         .await
+    }
+    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+        self.tokens.get(digest)
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         let r = self.inner.consume_token(digest).await;
