@@ -147,6 +147,18 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
         }
     }
 
+    /// Another scheme's `Authorization` header is nothing for Basic, at
+    /// once (so a Token request on a route that lists Basic first is
+    /// still decided without waiting); Basic credentials wait for the
+    /// lockout and the password check.
+    fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        let words = req.authorization_words3();
+        let basic = words
+            .first()
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"basic"));
+        (!basic).then_some(Ok(None))
+    }
+
     fn challenge(&self) -> Option<HeaderValue> {
         Some(self.challenge.clone())
     }
@@ -168,6 +180,34 @@ mod tests {
     fn other_keywords_pass() {
         assert!(parse(&words("Token abc")).unwrap().is_none());
         assert!(parse(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn other_keywords_pass_at_once_and_basic_waits() {
+        use crate::password::{HasherConfig, PasswordHasher};
+        use crate::store::MemoryStore;
+        use crate::{PasswordBackend, User};
+        let basic = Basic::new(PasswordBackend::new(
+            MemoryStore::new(),
+            PasswordHasher::new(HasherConfig::default()),
+        ));
+        let now = |value: &str| {
+            let req = http::Request::get("/")
+                .header("authorization", value)
+                .body(())
+                .unwrap();
+            let answer: Option<Outcome<User>> =
+                basic.authenticate_now(&RequestHead::from_request(&req));
+            answer.map(|o| o.map(|a| a.is_some()).map_err(|e| e.to_string()))
+        };
+        assert_eq!(now("Token abc"), Some(Ok(false)));
+        assert_eq!(now("Bearer x.y.z"), Some(Ok(false)));
+        assert_eq!(now("Basic YWRhOnB3"), None);
+        assert_eq!(
+            now("basic"),
+            None,
+            "malformed Basic: the full path says why"
+        );
     }
 
     #[test]
