@@ -384,6 +384,52 @@ where
     }
 }
 
+/// What the tests of the schemes' at-once answers share.
+#[cfg(test)]
+pub(crate) mod at_once {
+    use super::*;
+    use crate::cache::CachedStore;
+    use crate::store::{MemoryStore, NewUser, UserAdmin};
+    use crate::User;
+
+    /// A store with read caches (a minute) and an active user `ada` in it.
+    pub(crate) async fn cached_store_with_ada() -> (CachedStore<MemoryStore>, User) {
+        let store = CachedStore::new(MemoryStore::new(), std::time::Duration::from_secs(60));
+        let ada = store
+            .create_user(NewUser {
+                username: "ada".into(),
+                is_active: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (store, ada)
+    }
+
+    /// Asserts that `scheme` answers the request at once, as it does the
+    /// usual way: the same user, scheme name and auth description, or the
+    /// same error.
+    pub(crate) async fn answers_alike<U: AuthUser>(
+        scheme: &impl Scheme<U>,
+        head: &RequestHead<'_>,
+    ) {
+        let now = scheme
+            .authenticate_now(head)
+            .expect("answered at once")
+            .map_err(|e| e.to_string());
+        let full = scheme.authenticate(head).await.map_err(|e| e.to_string());
+        let seen = |r: Result<Option<Authenticated<U>>, String>| {
+            r.map(|found| {
+                found.map(|a| {
+                    let auth = a.auth.map(|i| i.description().to_owned());
+                    (a.user.id(), a.scheme, auth)
+                })
+            })
+        };
+        assert_eq!(seen(now), seen(full));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
