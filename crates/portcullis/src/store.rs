@@ -173,10 +173,10 @@ pub struct TokenRecord {
 pub trait TokenStore: Send + Sync + 'static {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
-    /// The token whose digest is this if a cache holds it; see
-    /// [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// The token whose digest is this if a cache holds it, shared with the
+    /// cache; see [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
     /// [`token_by_digest`](TokenStore::token_by_digest)".
-    fn token_by_digest_cached(&self, digest: &str) -> Option<TokenRecord> {
+    fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
         let _ = digest;
         None
     }

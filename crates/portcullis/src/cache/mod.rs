@@ -108,7 +108,9 @@ struct Caches<U> {
     ttl: Duration,
     users: Cache<i64, U>,
     names: Cache<String, U>,
-    tokens: Cache<String, TokenRecord>,
+    /// Shared like the sessions: a request answered at once reads it in
+    /// place.
+    tokens: Cache<String, Arc<TokenRecord>>,
     /// Shared, so that a request answered at once reads it in place (a
     /// session's `data` is a JSON map: costly to copy).
     sessions: Cache<String, Arc<SessionRecord>>,
@@ -182,7 +184,7 @@ impl<S: UserStore> CachedStore<S> {
             c.users.invalidate(&id);
             c.names.invalidate_if(move |u: &S::User| u.id() == id);
             c.tokens
-                .invalidate_if(move |t: &TokenRecord| t.user_id == id);
+                .invalidate_if(move |t: &Arc<TokenRecord>| t.user_id == id);
             c.sessions
                 .invalidate_if(move |s: &Arc<SessionRecord>| s.user_id == id);
         }
@@ -344,18 +346,22 @@ impl<S: UserAdmin> UserAdmin for CachedStore<S> {
 impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
         let c = self.caches.as_deref();
-        read_through(
+        let found = read_through(
             self.generation(),
             c.map(|c| &c.tokens),
             digest,
             str::to_owned,
-            || self.inner.token_by_digest(digest),
+            || async {
+                let found = self.inner.token_by_digest(digest).await?;
+                Ok(found.map(Arc::new))
+            },
             |_| true,
         )
-        .await
+        .await?;
+        Ok(found.map(Arc::unwrap_or_clone))
     }
 
-    fn token_by_digest_cached(&self, digest: &str) -> Option<TokenRecord> {
+    fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
         self.caches.as_deref()?.tokens.get(digest)
     }
 
@@ -381,7 +387,7 @@ impl<S: UserStore> CachedStore<S> {
     fn drop_tokens_of(&self, user_id: i64) {
         if let Some(c) = self.begin_write() {
             c.tokens
-                .invalidate_if(move |t: &TokenRecord| t.user_id == user_id);
+                .invalidate_if(move |t: &Arc<TokenRecord>| t.user_id == user_id);
         }
     }
 }

@@ -174,7 +174,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// [`find`](Self::find) answered from the store's cache, without
     /// waiting: `Some` with the matching token when the cache holds one,
     /// `None` to ask the store.
-    fn find_cached(&self, key: &str) -> Option<TokenRecord> {
+    fn find_cached(&self, key: &str) -> Option<std::sync::Arc<TokenRecord>> {
         let buf = self.lookup.v1_digest(key.as_bytes());
         let digest = buf.as_str();
         let found = self.store.token_by_digest_cached(digest)?;
