@@ -4,7 +4,9 @@
 //! - a token PyJWT signs with the secret key and simplejwt's claims
 //!   authenticates at `/jwt/`;
 //! - PyJWT decodes and verifies the tokens portcullis issues (HS256 with
-//!   the secret, ES256 with the key from `/.well-known/jwks.json`).
+//!   the secret, ES256 with the key from `/.well-known/jwks.json`);
+//! - the private keys portcullis generates (EdDSA, ES256, RS256) load in
+//!   `cryptography` and sign tokens that `/jwt/` accepts.
 //!
 //! Needs `python3` with PyJWT and `cryptography` (`scripts/python-deps`,
 //! which `scripts/test` runs). When they are missing these tests FAIL,
@@ -54,19 +56,26 @@ fn secret_hex() -> String {
     SECRET.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Signs simplejwt's claims with `argv[1]`, under the algorithm
+/// `argv[2]`: for HS256 the secret in hex, else a private key PEM that
+/// `cryptography` loads (as a peer holding a key from `create-jwt-key`).
 const SIGN: &str = r#"
 import sys, time, uuid, json, jwt
-key = bytes.fromhex(sys.argv[1])
-user_id = json.loads(sys.argv[2])
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+alg = sys.argv[2]
+if alg == "HS256":
+    key = bytes.fromhex(sys.argv[1])
+else:
+    key = load_pem_private_key(sys.argv[1].encode(), password=None)
 now = int(time.time())
 claims = {
     "token_type": "access",
     "exp": now + 300,
     "iat": now,
     "jti": uuid.uuid4().hex,
-    "user_id": user_id,
+    "user_id": json.loads(sys.argv[3]),
 }
-print(jwt.encode(claims, key, algorithm="HS256"))
+print(jwt.encode(claims, key, algorithm=alg))
 "#;
 
 const DECODE_HS256: &str = r#"
@@ -84,23 +93,6 @@ header = jwt.get_unverified_header(sys.argv[2])
 key = jwt.PyJWK(jwks["keys"][0])
 claims = jwt.decode(sys.argv[2], key.key, algorithms=[header["alg"]])
 print(json.dumps(claims))
-"#;
-
-/// Signs simplejwt's claims with a private key PEM that `cryptography`
-/// loads, as a peer holding a key from `create-jwt-key` would.
-const SIGN_PEM: &str = r#"
-import sys, time, uuid, json, jwt
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-key = load_pem_private_key(sys.argv[1].encode(), password=None)
-now = int(time.time())
-claims = {
-    "token_type": "access",
-    "exp": now + 300,
-    "iat": now,
-    "jti": uuid.uuid4().hex,
-    "user_id": json.loads(sys.argv[3]),
-}
-print(jwt.encode(claims, key, algorithm=sys.argv[2]))
 "#;
 
 async fn pair(app: &TestApp<MemoryStore>) -> (String, String) {
@@ -123,7 +115,11 @@ async fn a_pyjwt_token_authenticates_at_jwt() {
     let ada = app.user("ada", "lovelace").await;
     // simplejwt writes an integer id as a number; 5.5.0 wrote a string.
     for user_id in [json!(ada.id), json!(ada.id.to_string())] {
-        let token = python(SIGN, vec![secret_hex(), user_id.to_string()]).await;
+        let token = python(
+            SIGN,
+            vec![secret_hex(), "HS256".into(), user_id.to_string()],
+        )
+        .await;
         let res = send(
             app.get("/jwt/")
                 .header(AUTHORIZATION, format!("Bearer {token}")),
@@ -133,7 +129,11 @@ async fn a_pyjwt_token_authenticates_at_jwt() {
         assert_eq!(res.json()["user"], "ada");
     }
     // Signed with another key: refused.
-    let token = python(SIGN, vec!["00".repeat(32), ada.id.to_string()]).await;
+    let token = python(
+        SIGN,
+        vec!["00".repeat(32), "HS256".into(), ada.id.to_string()],
+    )
+    .await;
     let res = send(
         app.get("/jwt/")
             .header(AUTHORIZATION, format!("Bearer {token}")),
@@ -187,7 +187,7 @@ async fn generated_private_keys_load_in_python_and_sign_accepted_tokens() {
         let ada = app.user("ada", "lovelace").await;
         let name = algorithm_name(alg).to_owned();
         let token = python(
-            SIGN_PEM,
+            SIGN,
             vec![
                 pair_pem.private_pem.clone(),
                 name.clone(),

@@ -256,6 +256,24 @@ where
     Ok(found)
 }
 
+/// [`read_through`] for a cache that shares its records (`Arc`), so that
+/// the at-once path can read them in place: the caller gets its own copy.
+async fn read_through_shared<V, F, Fut>(
+    generation: Option<&AtomicU64>,
+    cache: Option<&Cache<String, Arc<V>>>,
+    key: &str,
+    fetch: F,
+) -> Result<Option<V>, StoreError>
+where
+    V: Clone,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
+{
+    let shared = || async { Ok(fetch().await?.map(Arc::new)) };
+    let found = read_through(generation, cache, key, str::to_owned, shared, |_| true).await?;
+    Ok(found.map(Arc::unwrap_or_clone))
+}
+
 impl<S: UserStore> CachedStore<S> {
     fn generation(&self) -> Option<&AtomicU64> {
         self.caches.as_deref().map(|c| &c.generation)
@@ -346,19 +364,10 @@ impl<S: UserAdmin> UserAdmin for CachedStore<S> {
 impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
         let c = self.caches.as_deref();
-        let found = read_through(
-            self.generation(),
-            c.map(|c| &c.tokens),
-            digest,
-            str::to_owned,
-            || async {
-                let found = self.inner.token_by_digest(digest).await?;
-                Ok(found.map(Arc::new))
-            },
-            |_| true,
-        )
-        .await?;
-        Ok(found.map(Arc::unwrap_or_clone))
+        read_through_shared(self.generation(), c.map(|c| &c.tokens), digest, || {
+            self.inner.token_by_digest(digest)
+        })
+        .await
     }
 
     fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
@@ -396,22 +405,15 @@ impl<S: UserStore> CachedStore<S> {
 impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError> {
         let c = self.caches.as_deref();
-        let found = read_through(
+        let found = read_through_shared(
             self.generation(),
             c.map(|c| &c.sessions),
             key_digest,
-            str::to_owned,
-            || async {
-                let found = self.inner.load_session(key_digest).await?;
-                Ok(found.map(Arc::new))
-            },
-            |_| true,
+            || self.inner.load_session(key_digest),
         )
         .await?;
         // A cached session may have expired since it was read.
-        Ok(found
-            .filter(|s| s.expires > Utc::now())
-            .map(Arc::unwrap_or_clone))
+        Ok(found.filter(|s| s.expires > Utc::now()))
     }
 
     fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {

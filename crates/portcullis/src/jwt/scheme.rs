@@ -230,14 +230,17 @@ impl<S: UserStore> JwtAuth<S> {
         accept(user, info)
     }
 
-    /// [`authenticate`](Scheme::authenticate) for a remembered token, when
-    /// it needs nothing but the clock and the user cache (no blacklist to
-    /// ask, users by id); `None` otherwise.
-    fn remembered_now(&self, hit: &Verified) -> Option<Outcome<S::User>> {
+    /// Whether a remembered token can be answered at once: it then needs
+    /// nothing but the clock and the user cache (no blacklist to ask, users
+    /// by id).
+    fn answers_at_once(&self) -> bool {
         let s = self.jwt.settings();
-        if s.blacklist_access_tokens || !matches!(s.user_id_field, UserIdField::Id) {
-            return None;
-        }
+        !s.blacklist_access_tokens && matches!(s.user_id_field, UserIdField::Id)
+    }
+
+    /// [`authenticate`](Scheme::authenticate) for a remembered token, when
+    /// [`answers_at_once`](Self::answers_at_once).
+    fn remembered_now(&self, hit: &Verified) -> Option<Outcome<S::User>> {
         let claims = claims_of(&hit.info);
         if let Err(e) = self.jwt.recheck_times(claims) {
             return Some(Err(refused(e)));
@@ -292,6 +295,10 @@ impl<S: UserStore> Scheme<S::User> for JwtAuth<S> {
             Ok(None) => return Some(Ok(None)),
             Err(e) => return Some(Err(e)),
         };
+        if !self.answers_at_once() {
+            // Every request waits anyway: no look-up to repeat.
+            return None;
+        }
         let hit = self.verified.as_ref()?.get(raw)?;
         self.remembered_now(&hit)
     }
