@@ -164,6 +164,40 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
         }
     }
 
+    /// [`authenticate_from`](Self::authenticate_from) answered without
+    /// waiting, for credentials it would accept with nothing to wait for:
+    /// the lockout's clear cache shows the username and address clear
+    /// ([`Lockout::status_now`]), the store's cache holds the user
+    /// ([`UserStore::user_by_username_cached`]), the user is active and the
+    /// [`CredentialCache`] remembers these credentials for the user's
+    /// current password hash. `None` in every other case, wrong passwords
+    /// included: ask `authenticate_from`, which counts failures and
+    /// verifies. A remembered entry due for renewal is renewed in the
+    /// background, as on the usual path.
+    pub fn authenticate_now(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<IpAddr>,
+    ) -> Option<S::User> {
+        if let Some(lockout) = &self.lockout {
+            lockout.status_now(username, client)?;
+        }
+        let user = self.store.user_by_username_cached(username)?;
+        let encoded = user.password_hash();
+        if !user.is_active() || !password::is_usable(encoded) {
+            return None;
+        }
+        match self.credentials.look_up(username, password, encoded) {
+            Remembered::No => None,
+            Remembered::Yes => Some(user),
+            Remembered::Refresh => {
+                self.refresh_in_background(username, password, encoded);
+                Some(user)
+            }
+        }
+    }
+
     /// The slow hash's worth of work for credentials that cannot match,
     /// coalesced like a real check (see [`CredentialCache::verify_once`]),
     /// so that concurrent identical requests take the same time whether

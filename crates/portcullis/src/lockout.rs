@@ -475,6 +475,20 @@ impl Lockout {
         Ok(status)
     }
 
+    /// [`status`](Self::status) answered without waiting, from the clear
+    /// cache alone ([`with_clear_cache`](Self::with_clear_cache)): `Some`
+    /// (nothing locked, no failures counted) only when the username and
+    /// the address, when known, were both last seen clear within the
+    /// cache's time to live. `None` means "ask `status`".
+    pub fn status_now(&self, username: &str, addr: Option<IpAddr>) -> Option<LockStatus> {
+        let clear = self.clear.as_ref()?;
+        let now = self.clock.now();
+        let keys = clear.lock();
+        Self::keys(username, addr)
+            .all(|key| keys.get(&key, now).is_some())
+            .then(LockStatus::default)
+    }
+
     /// Counts a failed login for `username` and, when known, `addr`.
     pub async fn record_failure(
         &self,
@@ -804,12 +818,16 @@ mod tests {
             .with_clock(clock.clone())
             .with_clear_cache(Duration::from_millis(500));
         let addr = ip(A);
+        assert_eq!(l.status_now("ada", addr), None, "not read yet");
         assert_eq!(l.locked_for("ada", addr).await.unwrap(), None);
         assert_eq!(store.reads(), 2, "username and address read once");
         assert_eq!(l.locked_for("ada", addr).await.unwrap(), None);
         assert_eq!(store.reads(), 2, "both remembered as clear");
+        assert_eq!(l.status_now("ada", addr), Some(LockStatus::default()));
+        assert_eq!(l.status_now("ada", ip("10.0.0.9")), None, "a new address");
         // Failures through this lockout forget the keys at once.
         l.record_failure("ada", addr).await.unwrap();
+        assert_eq!(l.status_now("ada", addr), None);
         l.record_failure("ada", addr).await.unwrap();
         assert!(l.locked_for("ada", addr).await.unwrap().is_some());
         assert!(l.locked_for("bob", addr).await.unwrap().is_some());
@@ -842,8 +860,10 @@ mod tests {
         there.record_failure("ada", None).await.unwrap();
         // Still remembered as clear here...
         assert_eq!(here.locked_for("ada", None).await.unwrap(), None);
+        assert!(here.status_now("ada", None).is_some());
         // ...until the TTL has passed.
         clock.advance(ttl);
+        assert_eq!(here.status_now("ada", None), None);
         assert!(here.locked_for("ada", None).await.unwrap().is_some());
     }
 

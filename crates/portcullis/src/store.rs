@@ -95,6 +95,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user with exactly this (case-sensitive) username.
     async fn user_by_username(&self, username: &str) -> Result<Option<Self::User>, StoreError>;
 
+    /// The user with exactly this username if a cache in front of the
+    /// store holds it, answered without waiting (see
+    /// [`user_by_id_cached`](UserStore::user_by_id_cached)). `None`, the
+    /// default, means "ask [`user_by_username`](UserStore::user_by_username)",
+    /// never "no such user".
+    fn user_by_username_cached(&self, username: &str) -> Option<Self::User> {
+        let _ = username;
+        None
+    }
+
     /// Replaces a user's password hash; used to upgrade weak hashes after a
     /// successful login. The default does nothing.
     async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {

@@ -316,6 +316,11 @@ impl<S: UserStore> UserStore for CachedStore<S> {
         Ok(found.filter(|u| u.username() == username))
     }
 
+    fn user_by_username_cached(&self, username: &str) -> Option<S::User> {
+        let user = self.caches.as_deref()?.names.get(username)?;
+        (user.username() == username).then_some(user)
+    }
+
     async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
         let r = self.inner.set_password_hash(id, hash).await;
         self.invalidate_user_row(id);
@@ -840,9 +845,23 @@ mod tests {
 
     #[tokio::test]
     async fn cache_usernames_stay_case_sensitive() {
-        let (_, store, _) = setup().await;
+        let (_, store, ada) = setup().await;
+        assert!(
+            store.user_by_username_cached("ada").is_none(),
+            "not read yet"
+        );
         assert!(store.user_by_username("ada").await.unwrap().is_some());
         assert!(store.user_by_username("ADA").await.unwrap().is_none());
+        assert_eq!(
+            store.user_by_username_cached("ada").map(|u| u.id),
+            Some(ada.id)
+        );
+        assert!(store.user_by_username_cached("ADA").is_none());
+        store.set_active(ada.id, false).await.unwrap();
+        assert!(
+            store.user_by_username_cached("ada").is_none(),
+            "invalidated"
+        );
     }
 
     #[tokio::test]

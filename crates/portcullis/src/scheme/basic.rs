@@ -149,14 +149,24 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
 
     /// Another scheme's `Authorization` header is nothing for Basic, at
     /// once (so a Token request on a route that lists Basic first is
-    /// still decided without waiting); Basic credentials wait for the
-    /// lockout and the password check.
+    /// still decided without waiting). Basic credentials are accepted at
+    /// once when the backend can vouch for them from its caches
+    /// ([`PasswordBackend::authenticate_now`]); anything else (a miss, a
+    /// wrong password, a malformed header) waits for the usual path.
     fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
         let words = req.authorization_words3();
         let basic = words
             .first()
             .is_some_and(|w| w.eq_ignore_ascii_case(b"basic"));
-        (!basic).then_some(Ok(None))
+        if !basic {
+            return Some(Ok(None));
+        }
+        let (username, password) = parse(&words).ok()??;
+        let client = self.backend.lockout().and_then(|l| l.client_addr(req));
+        let user = self
+            .backend
+            .authenticate_now(&username, &password, client)?;
+        Some(Ok(Some(Authenticated::new(user, "basic"))))
     }
 
     fn challenge(&self) -> Option<HeaderValue> {
@@ -208,6 +218,60 @@ mod tests {
             None,
             "malformed Basic: the full path says why"
         );
+    }
+
+    #[tokio::test]
+    async fn remembered_credentials_are_accepted_at_once_and_nothing_else_is() {
+        use crate::cache::CredentialCache;
+        use crate::lockout::Lockout;
+        use crate::password::{HasherConfig, PasswordHasher};
+        use crate::scheme::at_once::{answers_alike, cached_store_with_ada};
+        use crate::store::UserAdmin;
+        use crate::{PasswordBackend, SecretKey};
+        use std::time::Duration;
+
+        let (store, ada) = cached_store_with_ada().await;
+        let hasher = PasswordHasher::new(HasherConfig::fast_for_tests());
+        let hash = hasher.hash("pw").await.unwrap();
+        store.set_password_hash(ada.id, &hash).await.unwrap();
+        let secret = SecretKey::new("basic-at-once-test-secret-0123456789").unwrap();
+        let lockout = Lockout::memory().with_clear_cache(Duration::from_secs(60));
+        let basic = Basic::new(
+            PasswordBackend::new(store.clone(), hasher)
+                .with_credential_cache(CredentialCache::new(&secret, Duration::from_secs(60)))
+                .with_lockout(lockout.clone()),
+        );
+        let request = |value: &str| {
+            http::Request::get("/")
+                .header("authorization", value)
+                .body(())
+                .unwrap()
+        };
+        let good = request("Basic YWRhOnB3"); // ada:pw
+        let wrong = request("Basic YWRhOnd4"); // ada:wx
+        let head = RequestHead::from_request(&good);
+        let now = |req: &http::Request<()>| {
+            basic
+                .authenticate_now(&RequestHead::from_request(req))
+                .map(|o| o.map(|a| a.map(|a| a.user.id)).map_err(|e| e.to_string()))
+        };
+
+        assert_eq!(now(&good), None, "nothing verified yet");
+        basic.authenticate(&head).await.unwrap().unwrap();
+        assert_eq!(now(&good), Some(Ok(Some(ada.id))));
+        answers_alike(&basic, &head).await;
+        assert_eq!(now(&wrong), None, "a wrong password waits to be counted");
+
+        store.set_active(ada.id, false).await.unwrap();
+        store.user_by_username("ada").await.unwrap();
+        assert_eq!(now(&good), None, "an inactive user waits to be refused");
+        store.set_active(ada.id, true).await.unwrap();
+        basic.authenticate(&head).await.unwrap().unwrap();
+        assert_eq!(now(&good), Some(Ok(Some(ada.id))));
+
+        lockout.record_failure("ada", None).await.unwrap();
+        assert_eq!(now(&good), None, "a counted failure is read from the store");
+        assert!(basic.authenticate(&head).await.unwrap().is_some());
     }
 
     #[test]
