@@ -187,6 +187,13 @@ impl TokenStore for Store {
         dispatch!(self, s => s.token_by_digest(digest).await)
     }
 
+    async fn token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
+        dispatch!(self, s => s.token_with_user(digest).await)
+    }
+
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
         dispatch!(self, s => s.token_for_user(user_id).await)
     }
@@ -204,6 +211,13 @@ impl TokenStore for Store {
 impl SessionStore for Store {
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError> {
         dispatch!(self, s => s.load_session(key_digest).await)
+    }
+
+    async fn session_with_user(
+        &self,
+        key_digest: &str,
+    ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
+        dispatch!(self, s => s.session_with_user(key_digest).await)
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

@@ -240,6 +240,28 @@ impl TokenStore for MySqlStore {
         .transpose()
     }
 
+    async fn token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
+        // One round trip: the columns of the two tables do not overlap.
+        sqlx::query(concat!(
+            "SELECT ",
+            select_token!(),
+            ", ",
+            select_user!(),
+            " FROM portcullis_token JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+             WHERE digest = ?"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| Ok((sql::token_from_row(&row)?, Some(sql::user_from_row(&row)?))))
+        .transpose()
+        .map_err(map_sqlx_error)
+    }
+
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
@@ -298,6 +320,33 @@ impl SessionStore for MySqlStore {
         .map_err(map_sqlx_error)?
         .map(|row| sql::session_from_row(&row).map_err(map_sqlx_error))
         .transpose()
+    }
+
+    async fn session_with_user(
+        &self,
+        key_digest: &str,
+    ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            select_session!(),
+            ", ",
+            select_user!(),
+            " FROM portcullis_session JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+             WHERE key_digest = ? AND expires > ?"
+        ))
+        .bind(key_digest)
+        .bind(Utc::now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| {
+            Ok((
+                sql::session_from_row(&row)?,
+                Some(sql::user_from_row(&row)?),
+            ))
+        })
+        .transpose()
+        .map_err(map_sqlx_error)
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

@@ -276,6 +276,28 @@ impl TokenStore for SqliteStore {
         .transpose()
     }
 
+    async fn token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
+        // One round trip: the columns of the two tables do not overlap.
+        sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM portcullis_token JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+             WHERE digest = ?"
+        ))
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| Ok((sql::token_from_row(&row)?, Some(sql::user_from_row(&row)?))))
+        .transpose()
+        .map_err(map_sqlx_error)
+    }
+
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
         sqlx::query(concat!(
             "SELECT ",
@@ -334,6 +356,33 @@ impl SessionStore for SqliteStore {
         .map_err(map_sqlx_error)?
         .map(|row| sql::session_from_row(&row).map_err(map_sqlx_error))
         .transpose()
+    }
+
+    async fn session_with_user(
+        &self,
+        key_digest: &str,
+    ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
+        sqlx::query(concat!(
+            "SELECT ",
+            session_columns!(),
+            ", ",
+            user_columns!(),
+            " FROM portcullis_session JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+             WHERE key_digest = ? AND expires > ?"
+        ))
+        .bind(key_digest)
+        .bind(ts(Utc::now()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_sqlx_error)?
+        .map(|row| {
+            Ok((
+                sql::session_from_row(&row)?,
+                Some(sql::user_from_row(&row)?),
+            ))
+        })
+        .transpose()
+        .map_err(map_sqlx_error)
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

@@ -321,6 +321,44 @@ async fn tokens_insert_and_look_up<S: Backend>(s: &S) {
     assert_eq!(s.token_by_digest("v1$other").await.unwrap(), None);
 }
 
+async fn tokens_and_sessions_come_with_their_user<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    let t = token(ada.id, "v1$digest-of-ada");
+    s.insert_token(&t).await.unwrap();
+    s.insert_token(&token(bob.id, "v1$digest-of-bob"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.token_with_user("v1$digest-of-ada").await.unwrap(),
+        Some((t, Some(ada.clone())))
+    );
+    assert_eq!(s.token_with_user("v1$other").await.unwrap(), None);
+
+    let live = session("s-ada", ada.id, hour());
+    s.save_session(&live).await.unwrap();
+    s.save_session(&session("s-old", ada.id, -hour()))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.session_with_user("s-ada").await.unwrap(),
+        Some((live, Some(ada.clone())))
+    );
+    assert_eq!(s.session_with_user("s-old").await.unwrap(), None, "expired");
+    assert_eq!(s.session_with_user("s-none").await.unwrap(), None);
+
+    // The user as stored now, not as it was when the token was made.
+    s.set_active(ada.id, false).await.unwrap();
+    let (_, user) = s
+        .token_with_user("v1$digest-of-ada")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!user.unwrap().is_active);
+    let (_, user) = s.session_with_user("s-ada").await.unwrap().unwrap();
+    assert!(!user.unwrap().is_active);
+}
+
 async fn second_token_is_conflict<S: Backend>(s: &S) {
     let ada = s.create_user(new_user("ada")).await.unwrap();
     s.insert_token(&token(ada.id, "first")).await.unwrap();
@@ -439,6 +477,7 @@ macro_rules! suite {
                 unknown_ids_are_not_found,
                 delete_user_cascades_token_and_sessions,
                 tokens_insert_and_look_up,
+                tokens_and_sessions_come_with_their_user,
                 second_token_is_conflict,
                 delete_token_reports_whether_there_was_one,
                 sessions_save_and_load,

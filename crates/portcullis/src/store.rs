@@ -180,7 +180,7 @@ pub struct TokenRecord {
 
 /// DRF's authtoken table, one token per user, keyed by a hash.
 #[async_trait]
-pub trait TokenStore: Send + Sync + 'static {
+pub trait TokenStore: UserStore {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// The token whose digest is this if a cache holds it, shared with the
@@ -189,6 +189,21 @@ pub trait TokenStore: Send + Sync + 'static {
     fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
         let _ = digest;
         None
+    }
+    /// The token whose digest is this with its user (`None` when the user
+    /// row is gone), in one read where the store can: the SQL stores join
+    /// the two tables, as DRF's `select_related("user")` does. The default
+    /// asks [`token_by_digest`](TokenStore::token_by_digest), then
+    /// [`user_by_id`](UserStore::user_by_id).
+    async fn token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(TokenRecord, Option<Self::User>)>, StoreError> {
+        let Some(token) = self.token_by_digest(digest).await? else {
+            return Ok(None);
+        };
+        let user = self.user_by_id(token.user_id).await?;
+        Ok(Some((token, user)))
     }
     /// The user's token.
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError>;
@@ -213,7 +228,7 @@ pub struct SessionRecord {
 
 /// Django's session table.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub trait SessionStore: UserStore {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// The session with this digest if a cache holds it, shared with the
@@ -222,6 +237,21 @@ pub trait SessionStore: Send + Sync + 'static {
     fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
         let _ = key_digest;
         None
+    }
+    /// The unexpired session with this digest with its user (`None` when
+    /// the user row is gone), in one read where the store can (the SQL
+    /// stores join the two tables). The default asks
+    /// [`load_session`](SessionStore::load_session), then
+    /// [`user_by_id`](UserStore::user_by_id).
+    async fn session_with_user(
+        &self,
+        key_digest: &str,
+    ) -> Result<Option<(SessionRecord, Option<Self::User>)>, StoreError> {
+        let Some(session) = self.load_session(key_digest).await? else {
+            return Ok(None);
+        };
+        let user = self.user_by_id(session.user_id).await?;
+        Ok(Some((session, user)))
     }
     /// Inserts or replaces a session.
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError>;

@@ -278,6 +278,50 @@ impl<S: UserStore> CachedStore<S> {
     fn generation(&self) -> Option<&AtomicU64> {
         self.caches.as_deref().map(|c| &c.generation)
     }
+
+    /// A record (a token or a session) with its user, for the joined reads:
+    /// from the caches when the record is there (the user read through its
+    /// own cache), else one joined read from the store that fills both
+    /// caches, unless a write happened meanwhile.
+    async fn with_user<V, F, Fut>(
+        &self,
+        records: impl Fn(&Caches<S::User>) -> &Cache<String, Arc<V>>,
+        key: &str,
+        user_id: impl Fn(&V) -> i64,
+        fetch: F,
+    ) -> Result<Option<(V, Option<S::User>)>, StoreError>
+    where
+        V: Clone,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<(V, Option<S::User>)>, StoreError>>,
+    {
+        let Some(c) = self.caches.as_deref() else {
+            return fetch().await;
+        };
+        if let Some(hit) = records(c).get(key) {
+            let user = self.user_by_id(user_id(&hit)).await?;
+            return Ok(Some((Arc::unwrap_or_clone(hit), user)));
+        }
+        let before = c.generation.load(Ordering::SeqCst);
+        let found = fetch().await?;
+        if let Some((record, user)) = &found {
+            if c.generation.load(Ordering::SeqCst) == before {
+                records(c).insert(key.to_owned(), Arc::new(record.clone()));
+                if let Some(u) = user {
+                    c.users.insert(u.id(), u.clone());
+                }
+                // As in `read_through`: a write that started meanwhile has
+                // bumped the generation by now, or will invalidate after us.
+                if c.generation.load(Ordering::SeqCst) != before {
+                    records(c).invalidate(key);
+                    if let Some(u) = user {
+                        c.users.invalidate(&u.id());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
 }
 
 #[async_trait]
@@ -379,6 +423,19 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
         self.caches.as_deref()?.tokens.get(digest)
     }
 
+    async fn token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(TokenRecord, Option<S::User>)>, StoreError> {
+        self.with_user(
+            |c| &c.tokens,
+            digest,
+            |t| t.user_id,
+            || self.inner.token_with_user(digest),
+        )
+        .await
+    }
+
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
         // Only `/auth-token/` and `create-token` ask; not worth caching.
         self.inner.token_for_user(user_id).await
@@ -419,6 +476,22 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         .await?;
         // A cached session may have expired since it was read.
         Ok(found.filter(|s| s.expires > Utc::now()))
+    }
+
+    async fn session_with_user(
+        &self,
+        key_digest: &str,
+    ) -> Result<Option<(SessionRecord, Option<S::User>)>, StoreError> {
+        let found = self
+            .with_user(
+                |c| &c.sessions,
+                key_digest,
+                |s| s.user_id,
+                || self.inner.session_with_user(key_digest),
+            )
+            .await?;
+        // A cached session may have expired since it was read.
+        Ok(found.filter(|(s, _)| s.expires > Utc::now()))
     }
 
     fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
@@ -829,6 +902,30 @@ mod tests {
             assert!(store.load_session("s1").await.unwrap().is_some());
         }
         assert_eq!(memory.lookups(), 4, "one look-up per key, then hits");
+    }
+
+    #[tokio::test]
+    async fn joined_reads_fill_both_caches_and_then_hit() {
+        let (memory, store, ada) = setup().await;
+        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
+        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        let (t, user) = store.token_with_user("t1").await.unwrap().unwrap();
+        assert_eq!((t.user_id, user.map(|u| u.id)), (ada.id, Some(ada.id)));
+        assert!(store.session_with_user("s1").await.unwrap().is_some());
+        assert!(store.token_by_digest_cached("t1").is_some());
+        assert!(store.user_by_id_cached(ada.id).is_some());
+        assert!(store.load_session_cached("s1").is_some());
+        let before = memory.lookups();
+        for _ in 0..5 {
+            assert!(store.token_with_user("t1").await.unwrap().is_some());
+            assert!(store.session_with_user("s1").await.unwrap().is_some());
+        }
+        assert_eq!(memory.lookups(), before, "hits: the store is not asked");
+        // A write invalidates: the user is read again, as stored now.
+        store.set_active(ada.id, false).await.unwrap();
+        let (_, user) = store.token_with_user("t1").await.unwrap().unwrap();
+        assert!(!user.unwrap().is_active);
+        assert!(memory.lookups() > before);
     }
 
     #[tokio::test]

@@ -231,10 +231,8 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             return Ok(None);
         }
         let digest = self.key_mac.v1_digest(key.as_bytes());
-        let Some(session) = self.store.load_session(digest.as_str()).await? else {
-            return Ok(None);
-        };
-        let Some(user) = self.store.user_by_id(session.user_id).await? else {
+        let Some((session, Some(user))) = self.store.session_with_user(digest.as_str()).await?
+        else {
             return Ok(None);
         };
         Ok(self.still_valid(&session, user))

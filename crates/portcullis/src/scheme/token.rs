@@ -171,6 +171,18 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
         Ok(found.filter(|t| crate::secret::ct_eq(t.digest.as_bytes(), digest.as_bytes())))
     }
 
+    /// [`find`](Self::find) with the token's user, in one read where the
+    /// store can ([`TokenStore::token_with_user`]).
+    pub async fn find_with_user(
+        &self,
+        key: &str,
+    ) -> Result<Option<(TokenRecord, Option<S::User>)>, StoreError> {
+        let buf = self.lookup.v1_digest(key.as_bytes());
+        let digest = buf.as_str();
+        let found = self.store.token_with_user(digest).await?;
+        Ok(found.filter(|(t, _)| crate::secret::ct_eq(t.digest.as_bytes(), digest.as_bytes())))
+    }
+
     /// [`find`](Self::find) answered from the store's cache, without
     /// waiting: `Some` with the matching token when the cache holds one,
     /// `None` to ask the store.
@@ -298,10 +310,9 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
         let Some(key) = parse_borrowed(&words, &self.keyword)? else {
             return Ok(None);
         };
-        let Some(token) = self.tokens.find(key).await? else {
+        let Some((token, user)) = self.tokens.find_with_user(key).await? else {
             return Err(AuthError::failed(INVALID_TOKEN));
         };
-        let user = self.tokens.store.user_by_id(token.user_id).await?;
         self.accept(&token, user)
     }
 
