@@ -180,7 +180,7 @@ pub struct TokenRecord {
 
 /// DRF's authtoken table, one token per user, keyed by a hash.
 #[async_trait]
-pub trait TokenStore: UserStore {
+pub trait TokenStore: Send + Sync + 'static {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// The token whose digest is this if a cache holds it, shared with the
@@ -195,10 +195,16 @@ pub trait TokenStore: UserStore {
     /// the two tables, as DRF's `select_related("user")` does. The default
     /// asks [`token_by_digest`](TokenStore::token_by_digest), then
     /// [`user_by_id`](UserStore::user_by_id).
+    ///
+    /// Only for stores that hold the users too (`where Self: UserStore`);
+    /// a token store without users implements nothing here.
     async fn token_with_user(
         &self,
         digest: &str,
-    ) -> Result<Option<(TokenRecord, Option<Self::User>)>, StoreError> {
+    ) -> Result<Option<(TokenRecord, Option<<Self as UserStore>::User>)>, StoreError>
+    where
+        Self: UserStore,
+    {
         let Some(token) = self.token_by_digest(digest).await? else {
             return Ok(None);
         };
@@ -228,7 +234,7 @@ pub struct SessionRecord {
 
 /// Django's session table.
 #[async_trait]
-pub trait SessionStore: UserStore {
+pub trait SessionStore: Send + Sync + 'static {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// The session with this digest if a cache holds it, shared with the
@@ -243,10 +249,17 @@ pub trait SessionStore: UserStore {
     /// stores join the two tables). The default asks
     /// [`load_session`](SessionStore::load_session), then
     /// [`user_by_id`](UserStore::user_by_id).
+    ///
+    /// Only for stores that hold the users too (`where Self: UserStore`);
+    /// a session store without users (say, one on Redis) implements
+    /// nothing here.
     async fn session_with_user(
         &self,
         key_digest: &str,
-    ) -> Result<Option<(SessionRecord, Option<Self::User>)>, StoreError> {
+    ) -> Result<Option<(SessionRecord, Option<<Self as UserStore>::User>)>, StoreError>
+    where
+        Self: UserStore,
+    {
         let Some(session) = self.load_session(key_digest).await? else {
             return Ok(None);
         };

@@ -426,7 +426,7 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
     async fn token_with_user(
         &self,
         digest: &str,
-    ) -> Result<Option<(TokenRecord, Option<S::User>)>, StoreError> {
+    ) -> Result<Option<(TokenRecord, Option<<Self as UserStore>::User>)>, StoreError> {
         self.with_user(
             |c| &c.tokens,
             digest,
@@ -481,7 +481,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
     async fn session_with_user(
         &self,
         key_digest: &str,
-    ) -> Result<Option<(SessionRecord, Option<S::User>)>, StoreError> {
+    ) -> Result<Option<(SessionRecord, Option<<Self as UserStore>::User>)>, StoreError> {
         let found = self
             .with_user(
                 |c| &c.sessions,
