@@ -184,10 +184,12 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             lockout.status_now(username, client)?;
         }
         let user = self.store.user_by_username_cached(username)?;
-        let encoded = user.password_hash();
-        if !user.is_active() || !password::is_usable(encoded) {
+        if !user.is_active() {
             return None;
         }
+        // No `is_usable` check: an entry exists only for a hash that
+        // verified, and its key covers the hash stored now.
+        let encoded = user.password_hash();
         match self.credentials.look_up(username, password, encoded) {
             Remembered::No => None,
             Remembered::Yes => Some(user),

@@ -180,18 +180,35 @@ impl<T: LockoutStore + ?Sized> LockoutStore for Arc<T> {
 /// `lockout:username:<username>`, or `lockout:username-sha256:<hex>` for a
 /// username longer than 150 bytes (so keys stay small).
 pub fn username_key(username: &str) -> String {
+    let mut key = String::new();
+    write_username_key(&mut key, username);
+    key
+}
+
+fn write_username_key(key: &mut String, username: &str) {
     if username.len() <= MAX_PLAIN_USERNAME {
-        format!("lockout:username:{username}")
+        key.push_str("lockout:username:");
+        key.push_str(username);
     } else {
         let digest = Sha256::digest(username.as_bytes());
-        format!("lockout:username-sha256:{}", hex::encode(digest))
+        key.push_str("lockout:username-sha256:");
+        key.push_str(&hex::encode(digest));
     }
 }
 
 /// The key under which an address's failures are counted:
 /// `lockout:ip:<address>` (canonical form, IPv4-mapped IPv6 as IPv4).
 pub fn address_key(addr: IpAddr) -> String {
-    format!("lockout:ip:{}", addr.to_canonical())
+    let mut key = String::new();
+    write_address_key(&mut key, addr);
+    key
+}
+
+fn write_address_key(key: &mut String, addr: IpAddr) {
+    use std::fmt::Write;
+    key.push_str("lockout:ip:");
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{}", addr.to_canonical());
 }
 
 /// A [`LockoutStore`] in process memory, for one server; clones share it.
@@ -481,12 +498,25 @@ impl Lockout {
     /// the address, when known, were both last seen clear within the
     /// cache's time to live. `None` means "ask `status`".
     pub fn status_now(&self, username: &str, addr: Option<IpAddr>) -> Option<LockStatus> {
+        thread_local! {
+            // The keys are written here: this path does not allocate.
+            static KEY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
         let clear = self.clear.as_ref()?;
         let now = self.clock.now();
-        let keys = clear.lock();
-        Self::keys(username, addr)
-            .all(|key| keys.get(&key, now).is_some())
-            .then(LockStatus::default)
+        KEY.with(|key| {
+            let mut key = key.borrow_mut();
+            let keys = clear.lock();
+            key.clear();
+            write_username_key(&mut key, username);
+            keys.get(&key, now)?;
+            if let Some(addr) = addr {
+                key.clear();
+                write_address_key(&mut key, addr);
+                keys.get(&key, now)?;
+            }
+            Some(LockStatus::default())
+        })
     }
 
     /// Counts a failed login for `username` and, when known, `addr`.
