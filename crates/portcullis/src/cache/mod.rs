@@ -244,16 +244,33 @@ where
     let before = generation.load(Ordering::SeqCst);
     let found = fetch().await?;
     if let Some(v) = found.as_ref().filter(|v| keep(v)) {
-        if generation.load(Ordering::SeqCst) == before {
-            cache.insert(owned(key), v.clone());
-            // A write that started between the check and the insert has
-            // bumped the generation by now, or will invalidate after us.
-            if generation.load(Ordering::SeqCst) != before {
-                cache.invalidate(key);
-            }
-        }
+        fill_unless_written(
+            generation,
+            before,
+            || cache.insert(owned(key), v.clone()),
+            || cache.invalidate(key),
+        );
     }
     Ok(found)
+}
+
+/// Remembers what a read found (`insert`) unless a write happened since
+/// the read began (`generation` is no longer `before`); undoes it
+/// (`invalidate`) when a write began in between.
+fn fill_unless_written(
+    generation: &AtomicU64,
+    before: u64,
+    insert: impl FnOnce(),
+    invalidate: impl FnOnce(),
+) {
+    if generation.load(Ordering::SeqCst) == before {
+        insert();
+        // A write that started between the check and the insert has
+        // bumped the generation by now, or will invalidate after us.
+        if generation.load(Ordering::SeqCst) != before {
+            invalidate();
+        }
+    }
 }
 
 /// [`read_through`] for a cache that shares its records (`Arc`), so that
@@ -305,20 +322,22 @@ impl<S: UserStore> CachedStore<S> {
         let before = c.generation.load(Ordering::SeqCst);
         let found = fetch().await?;
         if let Some((record, user)) = &found {
-            if c.generation.load(Ordering::SeqCst) == before {
-                records(c).insert(key.to_owned(), Arc::new(record.clone()));
-                if let Some(u) = user {
-                    c.users.insert(u.id(), u.clone());
-                }
-                // As in `read_through`: a write that started meanwhile has
-                // bumped the generation by now, or will invalidate after us.
-                if c.generation.load(Ordering::SeqCst) != before {
+            fill_unless_written(
+                &c.generation,
+                before,
+                || {
+                    records(c).insert(key.to_owned(), Arc::new(record.clone()));
+                    if let Some(u) = user {
+                        c.users.insert(u.id(), u.clone());
+                    }
+                },
+                || {
                     records(c).invalidate(key);
                     if let Some(u) = user {
                         c.users.invalidate(&u.id());
                     }
-                }
-            }
+                },
+            );
         }
         Ok(found)
     }
