@@ -3,8 +3,10 @@
 //!
 //! Run it through `bench/run` (which installs wrk and builds the release
 //! binaries). For each database (SQLite, and PostgreSQL when reachable) it
-//! creates a fresh database with a user and credentials for every scheme,
-//! starts `portcullis serve` pinned to one core, drives each scenario with
+//! creates a fresh database with a user and credentials for every scheme
+//! (64 plain users for Token, Bearer, Session, JWT and OAuth2, whose
+//! requests take turns among them, so that requests in flight together are
+//! different users'), starts `portcullis serve` pinned to one core, drives each scenario with
 //! wrk pinned to the other, warms up, then measures every scenario for a
 //! fixed time, several rounds (scenarios interleaved, so drift hits all
 //! alike), first with the caches on (the default; each run then follows
@@ -63,6 +65,10 @@ struct Args {
     /// Tokens and sessions for the memory measurement (0 skips it).
     #[arg(long, default_value_t = 100_000)]
     memory_entries: usize,
+    /// Only the scenarios whose name contains this (any case; repeatable;
+    /// the baseline always runs, the flood only with Token). Default: all.
+    #[arg(long, value_name = "NAME")]
+    only: Vec<String>,
     /// Where the report goes.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
@@ -77,18 +83,25 @@ struct Scenario {
     goals: (Option<f64>, Option<f64>),
     /// For a signed-request scheme: how to sign each request.
     signer: Option<Signer>,
+    /// A header whose value changes from request to request, taking the
+    /// values in turn (one for each of the plain users).
+    turns: Option<(&'static str, Vec<String>)>,
 }
 
 fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
     let basic =
         base64::engine::general_purpose::STANDARD.encode(format!("bench:{}", seed::PASSWORD));
     let h = |k: &str, v: String| vec![(k.to_owned(), v)];
+    let each = |name: &'static str, value: &dyn Fn(&seed::UserCredentials) -> String| {
+        Some((name, c.users.iter().map(value).collect()))
+    };
     vec![
         Scenario {
             name: "baseline",
             path: "/health/",
             headers: vec![],
             signer: None,
+            turns: None,
             goals: (None, None),
         },
         Scenario {
@@ -96,6 +109,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             path: "/api/whoami/",
             headers: vec![],
             signer: None,
+            turns: None,
             goals: (Some(0.95), Some(0.95)),
         },
         Scenario {
@@ -103,47 +117,54 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             path: "/throttled/",
             headers: vec![],
             signer: None,
+            turns: None,
             goals: (Some(0.90), Some(0.90)),
         },
         Scenario {
             name: "Token",
             path: "/token/",
-            headers: h("Authorization", format!("Token {}", c.token)),
+            headers: vec![],
             signer: None,
+            turns: each("Authorization", &|u| format!("Token {}", u.token)),
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "Bearer keyword",
             path: "/customkeywordtoken/",
-            headers: h("Authorization", format!("Bearer {}", c.token)),
+            headers: vec![],
             signer: None,
+            turns: each("Authorization", &|u| format!("Bearer {}", u.token)),
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "Session GET",
             path: "/session/",
-            headers: h("Cookie", format!("sessionid={}", c.session_key)),
+            headers: vec![],
             signer: None,
+            turns: each("Cookie", &|u| format!("sessionid={}", u.session_key)),
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "JWT",
             path: "/jwt/",
-            headers: h("Authorization", format!("Bearer {}", c.jwt_access)),
+            headers: vec![],
             signer: None,
+            turns: each("Authorization", &|u| format!("Bearer {}", u.jwt_access)),
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "OAuth2 Bearer",
             path: "/oauth2/",
-            headers: h("Authorization", format!("Bearer {}", c.oauth2_access)),
+            headers: vec![],
             signer: None,
+            turns: each("Authorization", &|u| format!("Bearer {}", u.oauth2_access)),
             goals: (Some(0.90), Some(0.60)),
         },
         Scenario {
             name: "Digest SHA-256",
             path: "/digest/",
             headers: vec![],
+            turns: None,
             signer: Some(Signer::Digest {
                 username: "bench".into(),
                 password: seed::PASSWORD.into(),
@@ -155,6 +176,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             name: "Hawk",
             path: "/hawk/",
             headers: vec![],
+            turns: None,
             signer: Some(Signer::Hawk {
                 id: c.hawk.0.clone(),
                 key: c.hawk.1.clone(),
@@ -165,6 +187,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             name: "HTTP signature, HMAC",
             path: "/httpsig/",
             headers: vec![],
+            turns: None,
             signer: Some(Signer::HttpSig {
                 key_id: c.httpsig.0.clone(),
                 secret: c.httpsig.1.clone(),
@@ -175,6 +198,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             name: "OAuth 1.0a HMAC-SHA1",
             path: "/oauth1/",
             headers: vec![],
+            turns: None,
             signer: Some(Signer::OAuth1 {
                 consumer_key: c.oauth1[0].clone(),
                 consumer_secret: c.oauth1[1].clone(),
@@ -188,6 +212,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             path: "/admin-only/",
             headers: h("Authorization", format!("Token {}", c.staff_token)),
             signer: None,
+            turns: None,
             goals: (None, None),
         },
         // Last: with the caches off its hashing may still be finishing when
@@ -197,6 +222,7 @@ fn scenarios(c: &Credentials, secret: &str) -> Vec<Scenario> {
             path: "/basic/",
             headers: h("Authorization", format!("Basic {basic}")),
             signer: None,
+            turns: None,
             goals: (Some(0.80), None),
         },
     ]
@@ -217,17 +243,35 @@ struct Bench {
 }
 
 impl Bench {
+    /// Whether `--only` lets scenario `name` run.
+    fn selected(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.args.only.is_empty()
+            || self
+                .args
+                .only
+                .iter()
+                .any(|o| name.contains(&o.to_lowercase()))
+    }
+
     fn load(&self, base: &str, s: &Scenario, duration: Duration) -> anyhow::Result<Load> {
         // Signed scenarios get a fresh file of distinct signed requests.
-        let script = match &s.signer {
-            Some(signer) => signer.script(
+        let name = s.name.replace(' ', "-");
+        let script = match (&s.signer, &s.turns) {
+            (Some(signer), _) => signer.script(
                 &self.work,
-                &s.name.replace(' ', "-"),
+                &name,
                 base.trim_start_matches("http://"),
                 s.path,
                 duration,
             )?,
-            None => self.script.clone(),
+            (None, Some((header, values))) => {
+                let data = self.work.join(format!("{name}.requests"));
+                let lines: String = values.iter().map(|v| format!("{header}: {v}\n")).collect();
+                std::fs::write(&data, lines)?;
+                wrk::script_of_requests(&self.work, &name, s.path, &data)?
+            }
+            (None, None) => self.script.clone(),
         };
         Ok(Load {
             url: format!("{base}{}", s.path),
@@ -284,29 +328,38 @@ impl Bench {
         let mode = if caches_on { "warm" } else { "caches-off" };
         eprintln!("== {db}, caches {mode}");
         let server = self.server(url, caches_on, &[])?;
-        let list = scenarios(creds, &self.secret);
+        let mut list = scenarios(creds, &self.secret);
+        list.retain(|s| s.name == "baseline" || self.selected(s.name));
         let client = reqwest::Client::new();
         for s in &list {
-            let mut req = client.get(format!("{}{}", server.base, s.path));
-            for (k, v) in &s.headers {
-                req = req.header(k, v);
-            }
-            if let Some(signer) = &s.signer {
-                let line = signer.lines(server.base.trim_start_matches("http://"), s.path, 1)?;
-                for pair in line.trim_end().split('\t') {
-                    let (k, v) = pair.split_once(": ").context("a signed header")?;
+            // Every user's credentials, when the scenario takes turns.
+            let turns: Vec<Option<(&str, &String)>> = match &s.turns {
+                Some((header, values)) => values.iter().map(|v| Some((*header, v))).collect(),
+                None => vec![None],
+            };
+            for turn in turns {
+                let mut req = client.get(format!("{}{}", server.base, s.path));
+                for (k, v) in s.headers.iter().map(|(k, v)| (k.as_str(), v)).chain(turn) {
                     req = req.header(k, v);
                 }
-            }
-            let res = req.send().await?;
-            if res.status() != 200 {
-                bail!(
-                    "{} {} answered {} before the run: {}",
-                    s.name,
-                    s.path,
-                    res.status(),
-                    res.text().await.unwrap_or_default()
-                );
+                if let Some(signer) = &s.signer {
+                    let line =
+                        signer.lines(server.base.trim_start_matches("http://"), s.path, 1)?;
+                    for pair in line.trim_end().split('\t') {
+                        let (k, v) = pair.split_once(": ").context("a signed header")?;
+                        req = req.header(k, v);
+                    }
+                }
+                let res = req.send().await?;
+                if res.status() != 200 {
+                    bail!(
+                        "{} {} answered {} before the run: {}",
+                        s.name,
+                        s.path,
+                        res.status(),
+                        res.text().await.unwrap_or_default()
+                    );
+                }
             }
         }
         for s in &list {
@@ -386,6 +439,7 @@ impl Bench {
             name: "Basic, wrong password",
             path: "/basic/",
             headers: Vec::new(),
+            turns: None,
             signer: Some(signed::Signer::WrongBasic {
                 username: "bench".into(),
             }),
@@ -664,7 +718,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    rows.extend(bench.flood(&sqlite, &creds)?);
+    if bench.selected("Token") {
+        rows.extend(bench.flood(&sqlite, &creds)?);
+    }
     let memory = if bench.args.memory_entries > 0 {
         bench.memory(bench.args.memory_entries).await?
     } else {

@@ -9,28 +9,41 @@ use portcullis::jwt::{Jwt, JwtSettings};
 use portcullis::oauth2::{NewClient, OAuth2, OAuth2Settings};
 use portcullis::scheme::session::Sessions;
 use portcullis::scheme::token::Tokens;
-use portcullis::store::UserStore;
+use portcullis::store::{NewUser, UserAdmin, UserStore};
 use portcullis::SecretKey;
 use portcullis_store::{sqlx, SqliteStore, Store};
 
 /// The benchmark's users' password (Basic).
 pub(crate) const PASSWORD: &str = "bench-password-1";
 
+/// How many plain users the token, session, JWT and OAuth2 scenarios
+/// take turns with: more than wrk's connections, so requests in flight at
+/// once are different users' (as on a real server), and no read is saved
+/// because two requests carried the same credentials.
+pub(crate) const USERS: usize = 64;
+
+/// One plain user's credentials (`bench`, or `bench1` … `bench63`).
+#[derive(Clone, Debug)]
+pub(crate) struct UserCredentials {
+    /// The user's token.
+    pub(crate) token: String,
+    /// A session key.
+    pub(crate) session_key: String,
+    /// A JWT access token, valid for a day (longer than any run; the
+    /// server checks only its signature and expiry).
+    pub(crate) jwt_access: String,
+    /// An OAuth2 access token (scopes `read write`), issued to a
+    /// confidential client registered for the run.
+    pub(crate) oauth2_access: String,
+}
+
 /// The credentials each scenario sends.
 #[derive(Clone, Debug)]
 pub(crate) struct Credentials {
-    /// A plain user's token.
-    pub(crate) token: String,
+    /// [`USERS`] plain users' credentials; the first are `bench`'s.
+    pub(crate) users: Vec<UserCredentials>,
     /// A staff user's token.
     pub(crate) staff_token: String,
-    /// A plain user's session key.
-    pub(crate) session_key: String,
-    /// A JWT access token for the plain user, valid for a day (longer than
-    /// any run; the server checks only its signature and expiry).
-    pub(crate) jwt_access: String,
-    /// An OAuth2 access token for the plain user (scopes `read write`),
-    /// issued to a confidential client registered for the run.
-    pub(crate) oauth2_access: String,
     /// The plain user's Hawk credentials (`create-hawk-credentials`).
     pub(crate) hawk: (String, String),
     /// The plain user's `hmac-sha256` signature key (`add-signature-key`):
@@ -79,8 +92,10 @@ fn token_of(output: &str) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow!("unexpected create-token output: {output:?}"))
 }
 
-/// Migrates, creates `bench` and `staff` (default hasher), their tokens
-/// (through the CLI, as a user would) and a session for `bench`.
+/// Migrates, creates `bench` and `staff` (default hasher) and their tokens
+/// through the CLI, as a user would; then, through the library, the other
+/// plain users (with `bench`'s password hash, which saves hashing 63
+/// passwords) and every plain user's token, session, JWT and OAuth2 token.
 pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::Result<Credentials> {
     cli(binary, url, secret, &["migrate"])?;
     cli(
@@ -139,34 +154,54 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
         .user_by_username("bench")
         .await?
         .ok_or_else(|| anyhow!("user bench is missing"))?;
-    let login = Sessions::new(store.clone(), key.clone())
-        .login(&bench, None)
-        .await?;
+    let sessions = Sessions::new(store.clone(), key.clone());
+    let tokens = Tokens::new(store.clone(), key.clone());
     let mut settings = JwtSettings::default();
     settings.access_token_lifetime = std::time::Duration::from_secs(86_400);
     let jwt = Jwt::new(settings, &key).map_err(|e| anyhow!("JWT settings: {e}"))?;
-    let jwt_access = jwt
-        .for_user(&bench)
-        .await
-        .map_err(|e| anyhow!("cannot issue a JWT: {e}"))?
-        .access;
     let oauth2 = OAuth2::new(store.clone(), &key, OAuth2Settings::default());
     let (client, _) = oauth2
         .register_client(NewClient::confidential("bench"))
         .await
         .map_err(|e| anyhow!("cannot register an OAuth2 client: {e}"))?;
-    let oauth2_access = oauth2
-        .issue(&client, Some(bench.id), &client.scopes, None)
-        .await
-        .map_err(|e| anyhow!("cannot issue an OAuth2 token: {e}"))?
-        .access_token;
+    let mut users = Vec::with_capacity(USERS);
+    for i in 0..USERS {
+        let user = if i == 0 {
+            bench.clone()
+        } else {
+            store
+                .create_user(NewUser {
+                    username: format!("bench{i}"),
+                    password_hash: bench.password.clone(),
+                    is_active: true,
+                    ..NewUser::default()
+                })
+                .await?
+        };
+        let token = if i == 0 {
+            token.clone()
+        } else {
+            tokens.get_or_create(user.id).await?.0
+        };
+        users.push(UserCredentials {
+            token,
+            session_key: sessions.login(&user, None).await?.session_key,
+            jwt_access: jwt
+                .for_user(&user)
+                .await
+                .map_err(|e| anyhow!("cannot issue a JWT: {e}"))?
+                .access,
+            oauth2_access: oauth2
+                .issue(&client, Some(user.id), &client.scopes, None)
+                .await
+                .map_err(|e| anyhow!("cannot issue an OAuth2 token: {e}"))?
+                .access_token,
+        });
+    }
     store.close().await;
     Ok(Credentials {
-        token,
+        users,
         staff_token,
-        session_key: login.session_key,
-        jwt_access,
-        oauth2_access,
         hawk,
         httpsig,
         oauth1,

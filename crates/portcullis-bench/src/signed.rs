@@ -216,31 +216,7 @@ impl Signer {
         };
         let data = work.join(format!("{name}.requests"));
         std::fs::write(&data, self.lines(authority, path, n)?)?;
-        let script = work.join(format!("{name}.lua"));
-        let lua = format!(
-            r#"local reqs = {{}}
-local i = 0
-init = function(args)
-  for line in io.lines("{data}") do
-    local headers = {{}}
-    for pair in string.gmatch(line, "[^\t]+") do
-      local k, v = string.match(pair, "^([^:]+): (.*)$")
-      headers[k] = v
-    end
-    reqs[#reqs + 1] = wrk.format("GET", "{path}", headers)
-  end
-end
-request = function()
-  i = i + 1
-  if i > #reqs then i = 1 end
-  return reqs[i]
-end
-{done}"#,
-            data = data.display(),
-            done = crate::wrk::SCRIPT,
-        );
-        std::fs::write(&script, lua)?;
-        Ok(script)
+        crate::wrk::script_of_requests(work, name, path, &data)
     }
 }
 

@@ -24,6 +24,43 @@ done = function(summary, latency, requests)
 end
 "#;
 
+/// Writes a Lua script that sends, in turn, one request for each line of
+/// the file `data` (each line: tab-separated `Name: value` headers) to
+/// `path`; returns the script's path. The requests are prepared in `init`,
+/// so the per-request hook only indexes a table.
+pub(crate) fn script_of_requests(
+    work: &std::path::Path,
+    name: &str,
+    path: &str,
+    data: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    let script = work.join(format!("{name}.lua"));
+    let lua = format!(
+        r#"local reqs = {{}}
+local i = 0
+init = function(args)
+  for line in io.lines("{data}") do
+    local headers = {{}}
+    for pair in string.gmatch(line, "[^\t]+") do
+      local k, v = string.match(pair, "^([^:]+): (.*)$")
+      headers[k] = v
+    end
+    reqs[#reqs + 1] = wrk.format("GET", "{path}", headers)
+  end
+end
+request = function()
+  i = i + 1
+  if i > #reqs then i = 1 end
+  return reqs[i]
+end
+{done}"#,
+        data = data.display(),
+        done = SCRIPT,
+    );
+    std::fs::write(&script, lua)?;
+    Ok(script)
+}
+
 /// One wrk run's results.
 #[derive(Clone, Debug, Deserialize)]
 pub(crate) struct WrkResult {

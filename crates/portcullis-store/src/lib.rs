@@ -70,6 +70,19 @@
 //! duplicate (as it does under Django); look-ups still return only the exact
 //! name. Timestamps are UTC with microsecond precision.
 //!
+//! ## Batched reads
+//!
+//! The reads every authenticated request makes when nothing is cached
+//! (`user_by_id`, `token_with_user`, `session_with_user`) are coalesced:
+//! while one such query runs, the same reads of other requests wait, and
+//! the next query fetches all their keys at once (`IN (…)`, or `= ANY($1)`
+//! on PostgreSQL; at most 64 keys). Under load this turns many round trips
+//! into one; a lone request still gets its own query at once. Nothing is
+//! remembered between queries: every read is answered by a query that
+//! started after it was asked, so a write that finished before the read
+//! began is always seen. When the query fails, every read in its batch
+//! fails with the same error.
+//!
 //! ## Features
 //!
 //! | feature | default | what |
@@ -106,6 +119,8 @@
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod any;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod batch;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod digest_hawk;
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -132,6 +147,8 @@ pub mod redis;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+#[cfg(feature = "sqlite")]
+mod sqlite_json;
 #[cfg(feature = "testing")]
 pub mod testing;
 

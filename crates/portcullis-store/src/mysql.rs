@@ -20,6 +20,7 @@ use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 
+use crate::batch::{self, Batcher};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{self, session_columns, session_data, token_columns, user_found, ACQUIRE_TIMEOUT};
 use crate::DatabaseKind;
@@ -58,6 +59,95 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/mysql");
 #[derive(Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
+    reads: Reads,
+}
+
+/// The point reads on every authenticated request, each coalesced with
+/// the same reads of concurrent requests (see `batch.rs`).
+#[derive(Clone)]
+struct Reads {
+    users: Batcher<i64, User>,
+    tokens: Batcher<String, (TokenRecord, Option<User>)>,
+    sessions: Batcher<String, (SessionRecord, Option<User>)>,
+}
+
+impl Reads {
+    fn new(pool: &MySqlPool) -> Self {
+        let p = pool.clone();
+        let users = Batcher::new(move |ids: Vec<i64>| {
+            let pool = p.clone();
+            async move {
+                let sql = format!(
+                    concat!(
+                        "SELECT ",
+                        select_user!(),
+                        " FROM auth_user WHERE id IN ({})"
+                    ),
+                    batch::placeholders(ids.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for id in batch::pad(ids) {
+                    q = q.bind(id);
+                }
+                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
+                sql::keyed_users(&rows)
+            }
+        });
+        let p = pool.clone();
+        let tokens = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                // The columns of the two tables do not overlap.
+                let sql = format!(
+                    concat!(
+                        "SELECT ",
+                        select_token!(),
+                        ", ",
+                        select_user!(),
+                        " FROM portcullis_token \
+                         JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                         WHERE digest IN ({})"
+                    ),
+                    batch::placeholders(digests.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for digest in batch::pad(digests) {
+                    q = q.bind(digest);
+                }
+                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
+                sql::keyed_tokens(&rows)
+            }
+        });
+        let p = pool.clone();
+        let sessions = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                let sql = format!(
+                    concat!(
+                        "SELECT ",
+                        select_session!(),
+                        ", ",
+                        select_user!(),
+                        " FROM portcullis_session \
+                         JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                         WHERE expires > ? AND key_digest IN ({})"
+                    ),
+                    batch::placeholders(digests.len())
+                );
+                let mut q = sqlx::query(&sql).bind(Utc::now());
+                for digest in batch::pad(digests) {
+                    q = q.bind(digest);
+                }
+                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
+                sql::keyed_sessions(&rows)
+            }
+        });
+        Reads {
+            users,
+            tokens,
+            sessions,
+        }
+    }
 }
 
 impl fmt::Debug for MySqlStore {
@@ -89,7 +179,8 @@ impl MySqlStore {
     /// Uses an existing pool. Its connections must use the UTC time zone
     /// (sqlx's default).
     pub fn from_pool(pool: MySqlPool) -> Self {
-        MySqlStore { pool }
+        let reads = Reads::new(&pool);
+        MySqlStore { pool, reads }
     }
 
     /// The connection pool, for queries of your own.
@@ -135,17 +226,7 @@ impl UserStore for MySqlStore {
     type User = User;
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            select_user!(),
-            " FROM auth_user WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row).map_err(map_sqlx_error))
-        .transpose()
+        self.reads.users.get(id).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -244,22 +325,7 @@ impl TokenStore for MySqlStore {
         &self,
         digest: &str,
     ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
-        // One round trip: the columns of the two tables do not overlap.
-        sqlx::query(concat!(
-            "SELECT ",
-            select_token!(),
-            ", ",
-            select_user!(),
-            " FROM portcullis_token JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-             WHERE digest = ?"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| Ok((sql::token_from_row(&row)?, Some(sql::user_from_row(&row)?))))
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.tokens.get(digest.to_owned()).await
     }
 
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
@@ -326,27 +392,7 @@ impl SessionStore for MySqlStore {
         &self,
         key_digest: &str,
     ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            select_session!(),
-            ", ",
-            select_user!(),
-            " FROM portcullis_session JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-             WHERE key_digest = ? AND expires > ?"
-        ))
-        .bind(key_digest)
-        .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| {
-            Ok((
-                sql::session_from_row(&row)?,
-                Some(sql::user_from_row(&row)?),
-            ))
-        })
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.sessions.get(key_digest.to_owned()).await
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

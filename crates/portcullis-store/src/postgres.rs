@@ -19,6 +19,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use crate::batch::Batcher;
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{
     self, session_columns, session_data, token_columns, user_columns, user_found, ACQUIRE_TIMEOUT,
@@ -33,6 +34,84 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    reads: Reads,
+}
+
+/// The point reads on every authenticated request, each coalesced with
+/// the same reads of concurrent requests (see `batch.rs`).
+#[derive(Clone)]
+struct Reads {
+    users: Batcher<i64, User>,
+    tokens: Batcher<String, (TokenRecord, Option<User>)>,
+    sessions: Batcher<String, (SessionRecord, Option<User>)>,
+}
+
+impl Reads {
+    fn new(pool: &PgPool) -> Self {
+        let p = pool.clone();
+        let users = Batcher::new(move |ids: Vec<i64>| {
+            let pool = p.clone();
+            async move {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM auth_user WHERE id = ANY($1)"
+                ))
+                .bind(ids)
+                .fetch_all(&pool)
+                .await
+                .map_err(map_sqlx_error)?;
+                sql::keyed_users(&rows)
+            }
+        });
+        let p = pool.clone();
+        let tokens = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                // The columns of the two tables do not overlap.
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    token_columns!(),
+                    ", ",
+                    user_columns!(),
+                    " FROM portcullis_token \
+                     JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                     WHERE digest = ANY($1)"
+                ))
+                .bind(digests)
+                .fetch_all(&pool)
+                .await
+                .map_err(map_sqlx_error)?;
+                sql::keyed_tokens(&rows)
+            }
+        });
+        let p = pool.clone();
+        let sessions = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    ", ",
+                    user_columns!(),
+                    " FROM portcullis_session \
+                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                     WHERE key_digest = ANY($1) AND expires > $2"
+                ))
+                .bind(digests)
+                .bind(Utc::now())
+                .fetch_all(&pool)
+                .await
+                .map_err(map_sqlx_error)?;
+                sql::keyed_sessions(&rows)
+            }
+        });
+        Reads {
+            users,
+            tokens,
+            sessions,
+        }
+    }
 }
 
 impl fmt::Debug for PostgresStore {
@@ -63,7 +142,8 @@ impl PostgresStore {
 
     /// Uses an existing pool.
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        let reads = Reads::new(&pool);
+        PostgresStore { pool, reads }
     }
 
     /// The connection pool, for queries of your own.
@@ -109,17 +189,7 @@ impl UserStore for PostgresStore {
     type User = User;
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM auth_user WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row).map_err(map_sqlx_error))
-        .transpose()
+        self.reads.users.get(id).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -219,22 +289,7 @@ impl TokenStore for PostgresStore {
         &self,
         digest: &str,
     ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
-        // One round trip: the columns of the two tables do not overlap.
-        sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM portcullis_token JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-             WHERE digest = $1"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| Ok((sql::token_from_row(&row)?, Some(sql::user_from_row(&row)?))))
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.tokens.get(digest.to_owned()).await
     }
 
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
@@ -301,27 +356,7 @@ impl SessionStore for PostgresStore {
         &self,
         key_digest: &str,
     ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM portcullis_session JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-             WHERE key_digest = $1 AND expires > $2"
-        ))
-        .bind(key_digest)
-        .bind(Utc::now())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| {
-            Ok((
-                sql::session_from_row(&row)?,
-                Some(sql::user_from_row(&row)?),
-            ))
-        })
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.sessions.get(key_digest.to_owned()).await
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

@@ -108,6 +108,71 @@ where
     })
 }
 
+/// Users from rows selected with `user_columns!()`, each keyed by id
+/// (for a batched read, see `batch.rs`).
+pub(crate) fn keyed_users<'r, R>(rows: &'r [R]) -> Result<Vec<(i64, User)>, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    rows.iter()
+        .map(|row| user_from_row(row).map(|user| (user.id, user)))
+        .collect::<Result<_, _>>()
+        .map_err(crate::error::map_sqlx_error)
+}
+
+/// Tokens with their users from joined rows, each keyed by digest.
+pub(crate) type KeyedTokens = Vec<(String, (TokenRecord, Option<User>))>;
+
+/// [`KeyedTokens`] from rows selected with `token_columns!()` and the
+/// user's columns.
+pub(crate) fn keyed_tokens<'r, R>(rows: &'r [R]) -> Result<KeyedTokens, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            let token = token_from_row(row)?;
+            let user = user_from_row(row)?;
+            Ok((token.digest.clone(), (token, Some(user))))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(crate::error::map_sqlx_error)
+}
+
+/// Sessions with their users from joined rows, each keyed by key digest.
+pub(crate) type KeyedSessions = Vec<(String, (SessionRecord, Option<User>))>;
+
+/// [`KeyedSessions`] from rows selected with `session_columns!()` and
+/// the user's columns.
+pub(crate) fn keyed_sessions<'r, R>(rows: &'r [R]) -> Result<KeyedSessions, StoreError>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            let session = session_from_row(row)?;
+            let user = user_from_row(row)?;
+            Ok((session.key_digest.clone(), (session, Some(user))))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(crate::error::map_sqlx_error)
+}
+
 /// Session data as the JSON text the `data` column holds.
 pub(crate) fn session_data(session: &SessionRecord) -> Result<String, StoreError> {
     serde_json::to_string(&session.data).map_err(StoreError::backend)

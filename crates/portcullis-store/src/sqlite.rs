@@ -37,10 +37,12 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
+use crate::batch::{self, Batcher};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{
     self, session_columns, session_data, token_columns, user_columns, user_found, ACQUIRE_TIMEOUT,
 };
+use crate::sqlite_json;
 use crate::DatabaseKind;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -51,6 +53,96 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    reads: Reads,
+}
+
+/// The point reads on every authenticated request, each coalesced with
+/// the same reads of concurrent requests (see `batch.rs`).
+#[derive(Clone)]
+struct Reads {
+    users: Batcher<i64, User>,
+    tokens: Batcher<String, (TokenRecord, Option<User>)>,
+    sessions: Batcher<String, (SessionRecord, Option<User>)>,
+}
+
+impl Reads {
+    // Each query folds its rows into one JSON array: see `sqlite_json.rs`.
+    fn new(pool: &SqlitePool) -> Self {
+        let p = pool.clone();
+        let users = Batcher::new(move |ids: Vec<i64>| {
+            let pool = p.clone();
+            async move {
+                let sql = format!(
+                    concat!(
+                        "SELECT json_group_array(json_array(",
+                        user_columns!(),
+                        ")) FROM auth_user WHERE id IN ({})"
+                    ),
+                    batch::placeholders(ids.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for id in batch::pad(ids) {
+                    q = q.bind(id);
+                }
+                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
+                sqlite_json::users(&row)
+            }
+        });
+        let p = pool.clone();
+        let tokens = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                // The columns of the two tables do not overlap.
+                let sql = format!(
+                    concat!(
+                        "SELECT json_group_array(json_array(json_array(",
+                        token_columns!(),
+                        "), json_array(",
+                        user_columns!(),
+                        "))) FROM portcullis_token \
+                         JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                         WHERE digest IN ({})"
+                    ),
+                    batch::placeholders(digests.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for digest in batch::pad(digests) {
+                    q = q.bind(digest);
+                }
+                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
+                sqlite_json::tokens(&row)
+            }
+        });
+        let p = pool.clone();
+        let sessions = Batcher::new(move |digests: Vec<String>| {
+            let pool = p.clone();
+            async move {
+                let sql = format!(
+                    concat!(
+                        "SELECT json_group_array(json_array(json_array(",
+                        session_columns!(),
+                        "), json_array(",
+                        user_columns!(),
+                        "))) FROM portcullis_session \
+                         JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                         WHERE expires > ? AND key_digest IN ({})"
+                    ),
+                    batch::placeholders(digests.len())
+                );
+                let mut q = sqlx::query(&sql).bind(ts(Utc::now()));
+                for digest in batch::pad(digests) {
+                    q = q.bind(digest);
+                }
+                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
+                sqlite_json::sessions(&row)
+            }
+        });
+        Reads {
+            users,
+            tokens,
+            sessions,
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -99,8 +191,12 @@ impl SqliteStore {
         }
         // One connection stays open for good, so an in-memory database is
         // never dropped between two uses.
+        // No ping before each use: a connection to a local file does not go
+        // stale as a network connection can, and the ping is a second trip
+        // to the connection's worker thread on every query.
         let pool = SqlitePoolOptions::new()
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
@@ -114,7 +210,8 @@ impl SqliteStore {
     /// on (sqlx's default); [`delete_user`](UserAdmin::delete_user) removes
     /// tokens and sessions itself either way.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        SqliteStore { pool }
+        let reads = Reads::new(&pool);
+        SqliteStore { pool, reads }
     }
 
     /// The connection pool, for queries of your own.
@@ -159,17 +256,7 @@ impl UserStore for SqliteStore {
     type User = User;
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM auth_user WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row).map_err(map_sqlx_error))
-        .transpose()
+        self.reads.users.get(id).await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -280,22 +367,7 @@ impl TokenStore for SqliteStore {
         &self,
         digest: &str,
     ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
-        // One round trip: the columns of the two tables do not overlap.
-        sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM portcullis_token JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-             WHERE digest = ?"
-        ))
-        .bind(digest)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| Ok((sql::token_from_row(&row)?, Some(sql::user_from_row(&row)?))))
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.tokens.get(digest.to_owned()).await
     }
 
     async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
@@ -362,27 +434,7 @@ impl SessionStore for SqliteStore {
         &self,
         key_digest: &str,
     ) -> Result<Option<(SessionRecord, Option<User>)>, StoreError> {
-        sqlx::query(concat!(
-            "SELECT ",
-            session_columns!(),
-            ", ",
-            user_columns!(),
-            " FROM portcullis_session JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-             WHERE key_digest = ? AND expires > ?"
-        ))
-        .bind(key_digest)
-        .bind(ts(Utc::now()))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_sqlx_error)?
-        .map(|row| {
-            Ok((
-                sql::session_from_row(&row)?,
-                Some(sql::user_from_row(&row)?),
-            ))
-        })
-        .transpose()
-        .map_err(map_sqlx_error)
+        self.reads.sessions.get(key_digest.to_owned()).await
     }
 
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {

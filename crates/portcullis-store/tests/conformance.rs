@@ -359,6 +359,74 @@ async fn tokens_and_sessions_come_with_their_user<S: Backend>(s: &S) {
     assert!(!user.unwrap().is_active);
 }
 
+/// Many look-ups at once (which the SQL stores answer in batches): each
+/// gets its own row, repeated keys the same row, unknown, expired and
+/// near-miss keys nothing.
+async fn concurrent_reads_each_get_their_own_row<S: Backend + Send + Sync + 'static>(s: &S) {
+    let mut users = Vec::new();
+    for i in 0..12 {
+        // Names that need escaping in JSON or SQL, and a recorded login.
+        let name = format!("user{i} \"q\" \\ 'é' \u{1F980}");
+        let mut user = s.create_user(new_user(&name)).await.unwrap();
+        if i % 2 == 0 {
+            let at = Utc::now().trunc_subsecs(6);
+            s.touch_last_login(user.id, at).await.unwrap();
+            user.last_login = Some(at);
+        }
+        s.insert_token(&token(user.id, &format!("v1$d-{i}")))
+            .await
+            .unwrap();
+        let ttl = if i % 3 == 0 { -hour() } else { hour() };
+        s.save_session(&session(&format!("s-{i}"), user.id, ttl))
+            .await
+            .unwrap();
+        users.push(user);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for round in 0..3 {
+        for i in 0..14 {
+            let s = s.clone();
+            let user = users.get(i).cloned();
+            tasks.spawn(async move {
+                let digest = format!("v1$d-{i}");
+                let found = s.token_with_user(&digest).await.unwrap();
+                match &user {
+                    Some(u) => {
+                        let (t, tu) = found.unwrap();
+                        assert_eq!((t.user_id, t.digest.as_str()), (u.id, digest.as_str()));
+                        assert_eq!(tu.as_ref(), Some(u));
+                    }
+                    None => assert_eq!(found, None, "{digest}"),
+                }
+                // A key that differs only by case or a trailing space.
+                let near = if round == 0 {
+                    digest.to_uppercase()
+                } else {
+                    format!("{digest} ")
+                };
+                assert_eq!(s.token_with_user(&near).await.unwrap(), None, "{near:?}");
+
+                let key = format!("s-{i}");
+                let found = s.session_with_user(&key).await.unwrap();
+                match &user {
+                    Some(u) if i % 3 != 0 => {
+                        let (rec, su) = found.unwrap();
+                        assert_eq!((rec.user_id, rec.key_digest.as_str()), (u.id, key.as_str()));
+                        assert_eq!(su.as_ref(), Some(u));
+                    }
+                    _ => assert_eq!(found, None, "{key} is expired or unknown"),
+                }
+
+                let id = user.as_ref().map_or(987_654_321, |u| u.id);
+                assert_eq!(s.user_by_id(id).await.unwrap(), user);
+            });
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+}
+
 async fn second_token_is_conflict<S: Backend>(s: &S) {
     let ada = s.create_user(new_user("ada")).await.unwrap();
     s.insert_token(&token(ada.id, "first")).await.unwrap();
@@ -478,6 +546,7 @@ macro_rules! suite {
                 delete_user_cascades_token_and_sessions,
                 tokens_insert_and_look_up,
                 tokens_and_sessions_come_with_their_user,
+                concurrent_reads_each_get_their_own_row,
                 second_token_is_conflict,
                 delete_token_reports_whether_there_was_one,
                 sessions_save_and_load,

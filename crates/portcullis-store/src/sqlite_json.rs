@@ -1,0 +1,246 @@
+//! SQLite's batched reads (see `batch.rs`) come back as one JSON value.
+//!
+//! Through sqlx, every SQLite row is copied value by value on the
+//! connection's worker thread and handed over to the async side on its
+//! own, and each column is then found by name and decoded (timestamps by
+//! trying several formats). For a batch of many rows that, not the look-up,
+//! was most of the cost. So a batch query folds its rows into one JSON
+//! array (`json_group_array(json_array(…))`): one value crosses over, and
+//! it is read here with serde, column by position.
+
+use std::fmt;
+
+use chrono::format::{parse, Fixed, Item, Numeric, Pad, Parsed};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use portcullis::store::{SessionRecord, StoreError, TokenRecord};
+use portcullis::User;
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+use serde::Deserialize as DeriveDeserialize;
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::error::map_sqlx_error;
+use crate::sql::{KeyedSessions, KeyedTokens};
+
+/// `json_array` of `user_columns!()`: booleans are SQLite's 0 and 1.
+#[derive(DeriveDeserialize)]
+struct JsonUser(
+    i64,
+    String,
+    Option<Timestamp>,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Timestamp,
+);
+
+impl From<JsonUser> for User {
+    fn from(u: JsonUser) -> Self {
+        User {
+            id: u.0,
+            password: u.1,
+            last_login: u.2.map(|t| t.0),
+            is_superuser: u.3 != 0,
+            username: u.4,
+            first_name: u.5,
+            last_name: u.6,
+            email: u.7,
+            is_staff: u.8 != 0,
+            is_active: u.9 != 0,
+            date_joined: u.10 .0,
+        }
+    }
+}
+
+/// `json_array` of `token_columns!()`.
+#[derive(DeriveDeserialize)]
+struct JsonToken(i64, String, String, Timestamp);
+
+/// `json_array` of `session_columns!()`; `data` is JSON text.
+#[derive(DeriveDeserialize)]
+struct JsonSession(String, i64, String, Timestamp);
+
+/// The JSON text in the one column of the one row a batch query returns.
+fn parse_rows<'r, T: Deserialize<'r>>(row: &'r SqliteRow) -> Result<Vec<T>, StoreError> {
+    let text: &str = row.try_get(0).map_err(map_sqlx_error)?;
+    serde_json::from_str(text).map_err(StoreError::backend)
+}
+
+/// Users, keyed by id, from `json_group_array(json_array(user_columns))`.
+pub(crate) fn users(row: &SqliteRow) -> Result<Vec<(i64, User)>, StoreError> {
+    Ok(parse_rows::<JsonUser>(row)?
+        .into_iter()
+        .map(|u| (u.0, User::from(u)))
+        .collect())
+}
+
+/// Tokens with their users, keyed by digest, from
+/// `json_group_array(json_array(json_array(token_columns), json_array(user_columns)))`.
+pub(crate) fn tokens(row: &SqliteRow) -> Result<KeyedTokens, StoreError> {
+    Ok(parse_rows::<(JsonToken, JsonUser)>(row)?
+        .into_iter()
+        .map(|(t, u)| {
+            let token = TokenRecord {
+                user_id: t.0,
+                digest: t.1,
+                sealed_key: t.2,
+                created: t.3 .0,
+            };
+            (token.digest.clone(), (token, Some(User::from(u))))
+        })
+        .collect())
+}
+
+/// Sessions with their users, keyed by key digest, as [`tokens`].
+pub(crate) fn sessions(row: &SqliteRow) -> Result<KeyedSessions, StoreError> {
+    parse_rows::<(JsonSession, JsonUser)>(row)?
+        .into_iter()
+        .map(|(s, u)| {
+            let session = SessionRecord {
+                key_digest: s.0,
+                user_id: s.1,
+                data: serde_json::from_str(&s.2).map_err(StoreError::backend)?,
+                expires: s.3 .0,
+            };
+            Ok((session.key_digest.clone(), (session, Some(User::from(u)))))
+        })
+        .collect()
+}
+
+/// A timestamp column: text, as this crate and Django write it (UTC
+/// `YYYY-MM-DD HH:MM:SS.ffffff`), or any of the forms sqlx reads (RFC
+/// 3339, an offset, no seconds, a `T`); a number is a Unix time (integer)
+/// or a Julian day (real), as SQLite's date functions take them.
+struct Timestamp(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a timestamp")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                parse_timestamp(s)
+                    .map(Timestamp)
+                    .ok_or_else(|| E::custom(format_args!("not a timestamp: {s:?}")))
+            }
+
+            fn visit_i64<E: de::Error>(self, secs: i64) -> Result<Timestamp, E> {
+                DateTime::from_timestamp(secs, 0)
+                    .map(Timestamp)
+                    .ok_or_else(|| E::custom("timestamp out of range"))
+            }
+
+            fn visit_u64<E: de::Error>(self, secs: u64) -> Result<Timestamp, E> {
+                self.visit_i64(
+                    i64::try_from(secs).map_err(|_| E::custom("timestamp out of range"))?,
+                )
+            }
+
+            fn visit_f64<E: de::Error>(self, julian_day: f64) -> Result<Timestamp, E> {
+                const UNIX_EPOCH_JULIAN_DAY: f64 = 2_440_587.5;
+                let micros = (julian_day - UNIX_EPOCH_JULIAN_DAY) * 86_400e6;
+                // `as` saturates; out-of-range values are refused below.
+                DateTime::from_timestamp_micros(micros.round() as i64)
+                    .map(Timestamp)
+                    .ok_or_else(|| E::custom("timestamp out of range"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The written form first, with its items prepared once; then the others.
+fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    const WRITTEN: &[Item<'static>] = &[
+        Item::Numeric(Numeric::Year, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Month, Pad::Zero),
+        Item::Literal("-"),
+        Item::Numeric(Numeric::Day, Pad::Zero),
+        Item::Literal(" "),
+        Item::Numeric(Numeric::Hour, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Minute, Pad::Zero),
+        Item::Literal(":"),
+        Item::Numeric(Numeric::Second, Pad::Zero),
+        Item::Fixed(Fixed::Nanosecond),
+    ];
+    let mut parsed = Parsed::new();
+    if parse(&mut parsed, s, WRITTEN.iter()).is_ok() {
+        if let Ok(at) = parsed.to_naive_datetime_with_offset(0) {
+            return Some(at.and_utc());
+        }
+    }
+    if let Ok(at) = DateTime::parse_from_rfc3339(s) {
+        return Some(at.to_utc());
+    }
+    for format in ["%F %T%.f%:z", "%F %R%:z", "%FT%T%.f%:z", "%FT%R%:z"] {
+        if let Ok(at) = DateTime::parse_from_str(s, format) {
+            return Some(at.to_utc());
+        }
+    }
+    let naive = s.strip_suffix('Z').unwrap_or(s);
+    ["%F %T%.f", "%F %R", "%FT%T%.f", "%FT%R"]
+        .into_iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(naive, format).ok())
+        .map(|at| at.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn timestamps_in_every_form_sqlx_reads() {
+        let at = |h, m, s, us| {
+            Utc.with_ymd_and_hms(2024, 2, 29, h, m, s).unwrap() + chrono::Duration::microseconds(us)
+        };
+        let cases = [
+            ("2024-02-29 13:45:07.123456", at(13, 45, 7, 123_456)),
+            ("2024-02-29 13:45:07", at(13, 45, 7, 0)),
+            ("2024-02-29 13:45:07.5", at(13, 45, 7, 500_000)),
+            ("2024-02-29T13:45:07.123456Z", at(13, 45, 7, 123_456)),
+            ("2024-02-29T15:45:07+02:00", at(13, 45, 7, 0)),
+            ("2024-02-29 15:45:07.25+02:00", at(13, 45, 7, 250_000)),
+            ("2024-02-29 13:45", at(13, 45, 0, 0)),
+            ("2024-02-29T13:45", at(13, 45, 0, 0)),
+            ("2024-02-29 13:45:07Z", at(13, 45, 7, 0)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_timestamp(text), Some(want), "{text}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "2024-02-30 00:00:00",
+            "2024-02-29 25:00:00",
+        ]
+        .into_iter()
+        .chain(["2024-02-29 13:45:07 and more"])
+        {
+            assert_eq!(parse_timestamp(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_timestamps_are_unix_times_or_julian_days() {
+        let t: Timestamp = serde_json::from_str("1709214307").unwrap();
+        assert_eq!(t.0, Utc.with_ymd_and_hms(2024, 2, 29, 13, 45, 7).unwrap());
+        let t: Timestamp = serde_json::from_str("2440588.5").unwrap();
+        assert_eq!(t.0, Utc.with_ymd_and_hms(1970, 1, 2, 0, 0, 0).unwrap());
+        assert!(serde_json::from_str::<Timestamp>("true").is_err());
+        assert!(serde_json::from_str::<Timestamp>("1e300").is_err());
+        let err = serde_json::from_str::<Timestamp>("\"soon\"").err().unwrap();
+        assert!(err.to_string().contains("not a timestamp"), "{err}");
+    }
+}
