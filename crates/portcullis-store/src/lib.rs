@@ -83,6 +83,17 @@
 //! began is always seen. When the query fails, every read in its batch
 //! fails with the same error.
 //!
+//! ## Connections
+//!
+//! The PostgreSQL and MariaDB pools made by `connect` ping a connection
+//! before handing it out only when it has sat idle for a second or more
+//! (sqlx's default pings before every use, a second round trip on every
+//! query). So after the database restarts, idle connections are found out
+//! and replaced before use; a connection that breaks while in use fails
+//! its query (with [`StoreError::Unavailable`]) and is then dropped. The
+//! SQLite pool never pings: a connection to a local file does not go stale.
+//! Pools passed to `from_pool` are used as they are.
+//!
 //! ## Features
 //!
 //! | feature | default | what |

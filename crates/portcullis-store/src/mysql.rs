@@ -18,11 +18,11 @@ use portcullis::store::{
 };
 use portcullis::User;
 use sqlx::migrate::Migrator;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 
 use crate::batch::{self, Batcher};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
-use crate::sql::{self, session_columns, session_data, token_columns, user_found, ACQUIRE_TIMEOUT};
+use crate::sql::{self, session_columns, session_data, token_columns, user_found};
 use crate::DatabaseKind;
 
 // sqlx reads `utf8mb4_bin` columns as VARBINARY, which does not decode
@@ -168,8 +168,7 @@ impl MySqlStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         DatabaseKind::MySql.expect(url)?;
         let options = MySqlConnectOptions::from_str(url).map_err(map_sqlx_error)?;
-        let pool = MySqlPoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = sql::server_pool_options()
             .connect_with(options)
             .await
             .map_err(map_sqlx_error)?;

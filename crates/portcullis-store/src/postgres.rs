@@ -16,14 +16,12 @@ use portcullis::store::{
 };
 use portcullis::User;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Row;
 
 use crate::batch::Batcher;
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
-use crate::sql::{
-    self, session_columns, session_data, token_columns, user_columns, user_found, ACQUIRE_TIMEOUT,
-};
+use crate::sql::{self, session_columns, session_data, token_columns, user_columns, user_found};
 use crate::DatabaseKind;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
@@ -132,8 +130,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         DatabaseKind::Postgres.expect(url)?;
         let options = PgConnectOptions::from_str(url).map_err(map_sqlx_error)?;
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = sql::server_pool_options()
             .connect_with(options)
             .await
             .map_err(map_sqlx_error)?;

@@ -16,6 +16,32 @@ pub(crate) use crate::millis::{expiry_millis, from_millis, millis};
 /// [`StoreError::Unavailable`], so a database that is down fails fast.
 pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long a PostgreSQL or MariaDB connection may have been idle and
+/// still be handed out without a ping first.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Pool options for a server database: fail fast when it is down, and
+/// ping a connection before use only when it has been idle for
+/// [`PING_AFTER_IDLE`] (sqlx's default pings before every use: a second
+/// round trip on every query). A connection that broke while busy fails
+/// its next query and is then dropped (sqlx pings it when it comes back).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) fn server_pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    use sqlx::Connection;
+    sqlx::pool::PoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .before_acquire(|conn: &mut DB::Connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 /// The columns of `auth_user` in Django's order, as a literal for
 /// `concat!` (MariaDB selects its own, see `mysql.rs`).
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -2118,3 +2118,50 @@ macro_rules! oauth1_suite {
 oauth1_suite!(oauth1_sqlite, super::store_sqlite);
 oauth1_suite!(oauth1_postgres, super::store_postgres);
 oauth1_suite!(oauth1_mysql, super::store_mysql);
+
+/// A connection the server dropped while it sat idle in the pool is found
+/// out (pinged, since it was idle for over a second) and replaced before
+/// use: the first read after the outage succeeds.
+#[tokio::test]
+async fn connections_killed_while_idle_are_replaced() {
+    use sqlx::Connection;
+
+    let pg_url = testing::fresh_postgres_url().await;
+    let my_url = testing::fresh_mysql_url().await;
+    let pg: Fixture<PostgresStore> = fresh(pg_url.clone(), None).await;
+    let my: Fixture<MySqlStore> = fresh(my_url.clone(), None).await;
+    let pg_ada = pg.store.create_user(new_user("ada")).await.unwrap();
+    let my_ada = my.store.create_user(new_user("ada")).await.unwrap();
+
+    // Kill every other session on each test database.
+    let mut admin = sqlx::PgConnection::connect(&pg_url).await.unwrap();
+    let killed: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty(), "the pool had connections to kill");
+    let mut admin = sqlx::MySqlConnection::connect(&my_url).await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM information_schema.processlist \
+         WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ids.is_empty(), "the pool had connections to kill");
+    for id in ids {
+        sqlx::query(&format!("KILL {id}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(pg.store.user_by_id(pg_ada.id).await.unwrap(), Some(pg_ada));
+    assert_eq!(my.store.user_by_id(my_ada.id).await.unwrap(), Some(my_ada));
+    assert!(pg.store.user_by_username("ada").await.unwrap().is_some());
+    assert!(my.store.user_by_username("ada").await.unwrap().is_some());
+}
