@@ -411,8 +411,11 @@ impl Bench {
                 samples[i].push(sample);
                 std::thread::sleep(Duration::from_millis(200));
             }
-            // Let hashing queued by a caches-off Basic run drain.
-            std::thread::sleep(Duration::from_millis(if caches_on { 0 } else { 1500 }));
+            // Let hashing queued by a caches-off Basic run drain: it runs
+            // on the server's core and would slow the next round.
+            if !caches_on {
+                server.wait_idle(Duration::from_secs(60))?;
+            }
         }
         server.stop();
         let base = report::median(&samples[0].iter().map(|s| s.rps).collect::<Vec<_>>());

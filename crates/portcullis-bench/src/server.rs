@@ -127,6 +127,25 @@ impl Server {
         Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
     }
 
+    /// Waits until the server has been (nearly) idle for a quarter of a
+    /// second, or `limit` has passed: hashing queued by a run of Basic
+    /// with the caches off goes on after wrk stops, on the server's core.
+    pub(crate) fn wait_idle(&self, limit: Duration) -> anyhow::Result<()> {
+        let step = Duration::from_millis(250);
+        let start = std::time::Instant::now();
+        let mut before = self.cpu_time()?;
+        while start.elapsed() < limit {
+            std::thread::sleep(step);
+            let now = self.cpu_time()?;
+            // Under 5% of one core.
+            if now.saturating_sub(before) <= step / 20 {
+                return Ok(());
+            }
+            before = now;
+        }
+        Ok(())
+    }
+
     /// Resident memory, in KiB.
     pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
