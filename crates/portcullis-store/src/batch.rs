@@ -20,8 +20,22 @@ use std::mem;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use portcullis::store::StoreError;
+use portcullis::store::{SessionRecord, StoreError, TokenRecord};
+use portcullis::User;
 use tokio::sync::oneshot;
+
+/// The point reads every authenticated request makes when nothing is
+/// cached, each coalesced with the same reads of concurrent requests. Each
+/// SQL store builds one with its own queries.
+#[derive(Clone)]
+pub(crate) struct Reads {
+    /// `user_by_id`.
+    pub(crate) users: Batcher<i64, User>,
+    /// `token_with_user`, by digest.
+    pub(crate) tokens: Batcher<String, (TokenRecord, Option<User>)>,
+    /// `session_with_user`, by key digest.
+    pub(crate) sessions: Batcher<String, (SessionRecord, Option<User>)>,
+}
 
 /// The most look-ups one query answers (so at most this many keys). The
 /// rest wait for the next query.
@@ -212,6 +226,7 @@ impl<K, V> Drop for Reset<'_, K, V> {
 /// `?` placeholders for an `IN (…)` list of `n` keys, their count rounded
 /// up to a power of two so that few distinct statements reach the
 /// driver's statement cache; [`pad`] repeats the last key to fill them.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn placeholders(n: usize) -> String {
     let mut out = "?, ".repeat(padded(n));
     out.truncate(out.len() - 2);
@@ -219,11 +234,13 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 /// `n` rounded up to a power of two.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn padded(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
 /// The keys, with the last repeated up to [`padded`] length.
+#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn pad<K: Clone>(mut keys: Vec<K>) -> Vec<K> {
     if let Some(last) = keys.last().cloned() {
         keys.resize(padded(keys.len()), last);
@@ -389,6 +406,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(any(feature = "sqlite", feature = "mysql"))]
     fn in_lists_are_padded_to_a_power_of_two() {
         assert_eq!(placeholders(1), "?");
         assert_eq!(placeholders(0), "?");

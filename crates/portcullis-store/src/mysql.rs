@@ -20,7 +20,7 @@ use portcullis::User;
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 
-use crate::batch::{self, Batcher};
+use crate::batch::{self, Batcher, Reads};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{self, session_columns, session_data, token_columns, user_found};
 use crate::DatabaseKind;
@@ -62,17 +62,9 @@ pub struct MySqlStore {
     reads: Reads,
 }
 
-/// The point reads on every authenticated request, each coalesced with
-/// the same reads of concurrent requests (see `batch.rs`).
-#[derive(Clone)]
-struct Reads {
-    users: Batcher<i64, User>,
-    tokens: Batcher<String, (TokenRecord, Option<User>)>,
-    sessions: Batcher<String, (SessionRecord, Option<User>)>,
-}
-
+/// The batched reads' queries on MariaDB/MySQL (see `batch.rs`).
 impl Reads {
-    fn new(pool: &MySqlPool) -> Self {
+    fn mysql(pool: &MySqlPool) -> Self {
         let p = pool.clone();
         let users = Batcher::new(move |ids: Vec<i64>| {
             let pool = p.clone();
@@ -178,7 +170,7 @@ impl MySqlStore {
     /// Uses an existing pool. Its connections must use the UTC time zone
     /// (sqlx's default).
     pub fn from_pool(pool: MySqlPool) -> Self {
-        let reads = Reads::new(&pool);
+        let reads = Reads::mysql(&pool);
         MySqlStore { pool, reads }
     }
 

@@ -19,7 +19,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::Row;
 
-use crate::batch::Batcher;
+use crate::batch::{Batcher, Reads};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{self, session_columns, session_data, token_columns, user_columns, user_found};
 use crate::DatabaseKind;
@@ -35,17 +35,9 @@ pub struct PostgresStore {
     reads: Reads,
 }
 
-/// The point reads on every authenticated request, each coalesced with
-/// the same reads of concurrent requests (see `batch.rs`).
-#[derive(Clone)]
-struct Reads {
-    users: Batcher<i64, User>,
-    tokens: Batcher<String, (TokenRecord, Option<User>)>,
-    sessions: Batcher<String, (SessionRecord, Option<User>)>,
-}
-
+/// The batched reads' queries on PostgreSQL (see `batch.rs`).
 impl Reads {
-    fn new(pool: &PgPool) -> Self {
+    fn postgres(pool: &PgPool) -> Self {
         let p = pool.clone();
         let users = Batcher::new(move |ids: Vec<i64>| {
             let pool = p.clone();
@@ -139,7 +131,7 @@ impl PostgresStore {
 
     /// Uses an existing pool.
     pub fn from_pool(pool: PgPool) -> Self {
-        let reads = Reads::new(&pool);
+        let reads = Reads::postgres(&pool);
         PostgresStore { pool, reads }
     }
 

@@ -136,6 +136,7 @@ where
 
 /// Users from rows selected with `user_columns!()`, each keyed by id
 /// (for a batched read, see `batch.rs`).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn keyed_users<'r, R>(rows: &'r [R]) -> Result<Vec<(i64, User)>, StoreError>
 where
     R: Row,
@@ -156,6 +157,7 @@ pub(crate) type KeyedTokens = Vec<(String, (TokenRecord, Option<User>))>;
 
 /// [`KeyedTokens`] from rows selected with `token_columns!()` and the
 /// user's columns.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn keyed_tokens<'r, R>(rows: &'r [R]) -> Result<KeyedTokens, StoreError>
 where
     R: Row,
@@ -180,6 +182,7 @@ pub(crate) type KeyedSessions = Vec<(String, (SessionRecord, Option<User>))>;
 
 /// [`KeyedSessions`] from rows selected with `session_columns!()` and
 /// the user's columns.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn keyed_sessions<'r, R>(rows: &'r [R]) -> Result<KeyedSessions, StoreError>
 where
     R: Row,

@@ -37,7 +37,7 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::Row;
 
-use crate::batch::{self, Batcher};
+use crate::batch::{self, Batcher, Reads};
 use crate::error::{map_migrate_error, map_sqlx_error, relabel};
 use crate::sql::{
     self, session_columns, session_data, token_columns, user_columns, user_found, ACQUIRE_TIMEOUT,
@@ -56,18 +56,10 @@ pub struct SqliteStore {
     reads: Reads,
 }
 
-/// The point reads on every authenticated request, each coalesced with
-/// the same reads of concurrent requests (see `batch.rs`).
-#[derive(Clone)]
-struct Reads {
-    users: Batcher<i64, User>,
-    tokens: Batcher<String, (TokenRecord, Option<User>)>,
-    sessions: Batcher<String, (SessionRecord, Option<User>)>,
-}
-
+/// The batched reads' queries on SQLite (see `batch.rs`).
 impl Reads {
     // Each query folds its rows into one JSON array: see `sqlite_json.rs`.
-    fn new(pool: &SqlitePool) -> Self {
+    fn sqlite(pool: &SqlitePool) -> Self {
         let p = pool.clone();
         let users = Batcher::new(move |ids: Vec<i64>| {
             let pool = p.clone();
@@ -210,7 +202,7 @@ impl SqliteStore {
     /// on (sqlx's default); [`delete_user`](UserAdmin::delete_user) removes
     /// tokens and sessions itself either way.
     pub fn from_pool(pool: SqlitePool) -> Self {
-        let reads = Reads::new(&pool);
+        let reads = Reads::sqlite(&pool);
         SqliteStore { pool, reads }
     }
 

@@ -67,7 +67,17 @@ struct JsonSession(String, i64, String, Timestamp);
 /// The JSON text in the one column of the one row a batch query returns.
 fn parse_rows<'r, T: Deserialize<'r>>(row: &'r SqliteRow) -> Result<Vec<T>, StoreError> {
     let text: &str = row.try_get(0).map_err(map_sqlx_error)?;
-    serde_json::from_str(text).map_err(StoreError::backend)
+    serde_json::from_str(text).map_err(unreadable)
+}
+
+/// A row that does not read as expected. serde's message can quote the
+/// value it found (a password hash, say), so only its place is kept.
+fn unreadable(e: serde_json::Error) -> StoreError {
+    StoreError::backend(format!(
+        "cannot read a batch of rows: {:?} error at character {}",
+        e.classify(),
+        e.column()
+    ))
 }
 
 /// Users, keyed by id, from `json_group_array(json_array(user_columns))`.
@@ -103,7 +113,7 @@ pub(crate) fn sessions(row: &SqliteRow) -> Result<KeyedSessions, StoreError> {
             let session = SessionRecord {
                 key_digest: s.0,
                 user_id: s.1,
-                data: serde_json::from_str(&s.2).map_err(StoreError::backend)?,
+                data: serde_json::from_str(&s.2).map_err(unreadable)?,
                 expires: s.3 .0,
             };
             Ok((session.key_digest.clone(), (session, Some(User::from(u)))))
@@ -242,5 +252,18 @@ mod tests {
         assert!(serde_json::from_str::<Timestamp>("1e300").is_err());
         let err = serde_json::from_str::<Timestamp>("\"soon\"").err().unwrap();
         assert!(err.to_string().contains("not a timestamp"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_rows_name_no_value() {
+        // A password hash where a flag should be: serde quotes it.
+        let raw = serde_json::from_str::<Vec<(i64, i64)>>(r#"[["pbkdf2_sha256$secret", 1]]"#)
+            .unwrap_err();
+        assert!(raw.to_string().contains("secret"), "{raw}");
+        let err = serde_json::from_str::<Vec<(i64, i64)>>(r#"[["pbkdf2_sha256$secret", 1]]"#)
+            .map_err(unreadable)
+            .unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(err.to_string().contains("Data error"), "{err}");
     }
 }
