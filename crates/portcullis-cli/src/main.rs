@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use portcullis_cli::Cli;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
