@@ -83,12 +83,13 @@ where
     K: PartialEq + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    /// A batcher whose queries are run by `fetch`, given up to
-    /// [`MAX_BATCH`] distinct keys; it returns the rows it found, each
-    /// with its key, in any order.
-    pub(crate) fn new<F, Fut>(fetch: F) -> Self
+    /// A batcher whose queries are run by `fetch`, given a clone of
+    /// `context` (a connection pool, say) and up to [`MAX_BATCH`] distinct
+    /// keys; it returns the rows it found, each with its key, in any order.
+    pub(crate) fn new<C, F, Fut>(context: C, fetch: F) -> Self
     where
-        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        C: Clone + Send + Sync + 'static,
+        F: Fn(C, Vec<K>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Rows<K, V>> + Send + 'static,
     {
         Batcher {
@@ -97,7 +98,7 @@ where
                     waiting: Vec::new(),
                     draining: false,
                 }),
-                fetch: Box::new(move |keys| Box::pin(fetch(keys))),
+                fetch: Box::new(move |keys| Box::pin(fetch(context.clone(), keys))),
             }),
         }
     }
@@ -259,18 +260,14 @@ mod tests {
     /// records every batch it was asked for, and waits for a permit
     /// before answering each.
     fn squares(gate: Arc<Semaphore>, seen: Arc<Mutex<Vec<Vec<u32>>>>) -> Batcher<u32, u64> {
-        Batcher::new(move |keys: Vec<u32>| {
-            let gate = Arc::clone(&gate);
-            let seen = Arc::clone(&seen);
-            async move {
-                gate.acquire().await.unwrap().forget();
-                lock(&seen).push(keys.clone());
-                Ok(keys
-                    .into_iter()
-                    .filter(|k| k % 2 == 0)
-                    .map(|k| (k, u64::from(k) * u64::from(k)))
-                    .collect())
-            }
+        Batcher::new((gate, seen), |(gate, seen), keys: Vec<u32>| async move {
+            gate.acquire().await.unwrap().forget();
+            lock(&seen).push(keys.clone());
+            Ok(keys
+                .into_iter()
+                .filter(|k| k % 2 == 0)
+                .map(|k| (k, u64::from(k) * u64::from(k)))
+                .collect())
         })
     }
 
@@ -333,9 +330,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_query_fails_its_whole_batch_and_the_next_one_runs() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let batcher: Batcher<u32, u32> = Batcher::new({
-            let calls = Arc::clone(&calls);
-            move |keys: Vec<u32>| {
+        let batcher: Batcher<u32, u32> = Batcher::new(Arc::clone(&calls), {
+            |calls: Arc<AtomicUsize>, keys: Vec<u32>| {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -364,9 +360,8 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_query_errs_its_callers_and_does_not_wedge_the_queue() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let batcher: Batcher<u32, u32> = Batcher::new({
-            let calls = Arc::clone(&calls);
-            move |keys: Vec<u32>| {
+        let batcher: Batcher<u32, u32> = Batcher::new(Arc::clone(&calls), {
+            |calls: Arc<AtomicUsize>, keys: Vec<u32>| {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     assert!(n > 0, "the first query panics");

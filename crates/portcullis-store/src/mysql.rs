@@ -65,29 +65,23 @@ pub struct MySqlStore {
 /// The batched reads' queries on MariaDB/MySQL (see `batch.rs`).
 impl Reads {
     fn mysql(pool: &MySqlPool) -> Self {
-        let p = pool.clone();
-        let users = Batcher::new(move |ids: Vec<i64>| {
-            let pool = p.clone();
-            async move {
-                let sql = format!(
-                    concat!(
-                        "SELECT ",
-                        select_user!(),
-                        " FROM auth_user WHERE id IN ({})"
-                    ),
-                    batch::placeholders(ids.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for id in batch::pad(ids) {
-                    q = q.bind(id);
-                }
-                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
-                sql::keyed_users(&rows)
+        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    select_user!(),
+                    " FROM auth_user WHERE id IN ({})"
+                ),
+                batch::placeholders(ids.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in batch::pad(ids) {
+                q = q.bind(id);
             }
+            let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
+            sql::keyed_users(&rows)
         });
-        let p = pool.clone();
-        let tokens = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
+        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
             async move {
                 // The columns of the two tables do not overlap.
                 let sql = format!(
@@ -110,29 +104,25 @@ impl Reads {
                 sql::keyed_tokens(&rows)
             }
         });
-        let p = pool.clone();
-        let sessions = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
-            async move {
-                let sql = format!(
-                    concat!(
-                        "SELECT ",
-                        select_session!(),
-                        ", ",
-                        select_user!(),
-                        " FROM portcullis_session \
-                         JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                         WHERE expires > ? AND key_digest IN ({})"
-                    ),
-                    batch::placeholders(digests.len())
-                );
-                let mut q = sqlx::query(&sql).bind(Utc::now());
-                for digest in batch::pad(digests) {
-                    q = q.bind(digest);
-                }
-                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
-                sql::keyed_sessions(&rows)
+        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
+            let sql = format!(
+                concat!(
+                    "SELECT ",
+                    select_session!(),
+                    ", ",
+                    select_user!(),
+                    " FROM portcullis_session \
+                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                     WHERE expires > ? AND key_digest IN ({})"
+                ),
+                batch::placeholders(digests.len())
+            );
+            let mut q = sqlx::query(&sql).bind(Utc::now());
+            for digest in batch::pad(digests) {
+                q = q.bind(digest);
             }
+            let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
+            sql::keyed_sessions(&rows)
         });
         Reads {
             users,

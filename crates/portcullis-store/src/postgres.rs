@@ -38,25 +38,19 @@ pub struct PostgresStore {
 /// The batched reads' queries on PostgreSQL (see `batch.rs`).
 impl Reads {
     fn postgres(pool: &PgPool) -> Self {
-        let p = pool.clone();
-        let users = Batcher::new(move |ids: Vec<i64>| {
-            let pool = p.clone();
-            async move {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    user_columns!(),
-                    " FROM auth_user WHERE id = ANY($1)"
-                ))
-                .bind(ids)
-                .fetch_all(&pool)
-                .await
-                .map_err(map_sqlx_error)?;
-                sql::keyed_users(&rows)
-            }
+        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM auth_user WHERE id = ANY($1)"
+            ))
+            .bind(ids)
+            .fetch_all(&pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            sql::keyed_users(&rows)
         });
-        let p = pool.clone();
-        let tokens = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
+        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
             async move {
                 // The columns of the two tables do not overlap.
                 let rows = sqlx::query(concat!(
@@ -75,26 +69,22 @@ impl Reads {
                 sql::keyed_tokens(&rows)
             }
         });
-        let p = pool.clone();
-        let sessions = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
-            async move {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    session_columns!(),
-                    ", ",
-                    user_columns!(),
-                    " FROM portcullis_session \
-                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                     WHERE key_digest = ANY($1) AND expires > $2"
-                ))
-                .bind(digests)
-                .bind(Utc::now())
-                .fetch_all(&pool)
-                .await
-                .map_err(map_sqlx_error)?;
-                sql::keyed_sessions(&rows)
-            }
+        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                session_columns!(),
+                ", ",
+                user_columns!(),
+                " FROM portcullis_session \
+                 JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                 WHERE key_digest = ANY($1) AND expires > $2"
+            ))
+            .bind(digests)
+            .bind(Utc::now())
+            .fetch_all(&pool)
+            .await
+            .map_err(map_sqlx_error)?;
+            sql::keyed_sessions(&rows)
         });
         Reads {
             users,

@@ -60,29 +60,23 @@ pub struct SqliteStore {
 impl Reads {
     // Each query folds its rows into one JSON array: see `sqlite_json.rs`.
     fn sqlite(pool: &SqlitePool) -> Self {
-        let p = pool.clone();
-        let users = Batcher::new(move |ids: Vec<i64>| {
-            let pool = p.clone();
-            async move {
-                let sql = format!(
-                    concat!(
-                        "SELECT json_group_array(json_array(",
-                        user_columns!(),
-                        ")) FROM auth_user WHERE id IN ({})"
-                    ),
-                    batch::placeholders(ids.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for id in batch::pad(ids) {
-                    q = q.bind(id);
-                }
-                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
-                sqlite_json::users(&row)
+        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
+            let sql = format!(
+                concat!(
+                    "SELECT json_group_array(json_array(",
+                    user_columns!(),
+                    ")) FROM auth_user WHERE id IN ({})"
+                ),
+                batch::placeholders(ids.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in batch::pad(ids) {
+                q = q.bind(id);
             }
+            let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
+            sqlite_json::users(&row)
         });
-        let p = pool.clone();
-        let tokens = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
+        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
             async move {
                 // The columns of the two tables do not overlap.
                 let sql = format!(
@@ -105,29 +99,25 @@ impl Reads {
                 sqlite_json::tokens(&row)
             }
         });
-        let p = pool.clone();
-        let sessions = Batcher::new(move |digests: Vec<String>| {
-            let pool = p.clone();
-            async move {
-                let sql = format!(
-                    concat!(
-                        "SELECT json_group_array(json_array(json_array(",
-                        session_columns!(),
-                        "), json_array(",
-                        user_columns!(),
-                        "))) FROM portcullis_session \
-                         JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                         WHERE expires > ? AND key_digest IN ({})"
-                    ),
-                    batch::placeholders(digests.len())
-                );
-                let mut q = sqlx::query(&sql).bind(ts(Utc::now()));
-                for digest in batch::pad(digests) {
-                    q = q.bind(digest);
-                }
-                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
-                sqlite_json::sessions(&row)
+        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
+            let sql = format!(
+                concat!(
+                    "SELECT json_group_array(json_array(json_array(",
+                    session_columns!(),
+                    "), json_array(",
+                    user_columns!(),
+                    "))) FROM portcullis_session \
+                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                     WHERE expires > ? AND key_digest IN ({})"
+                ),
+                batch::placeholders(digests.len())
+            );
+            let mut q = sqlx::query(&sql).bind(ts(Utc::now()));
+            for digest in batch::pad(digests) {
+                q = q.bind(digest);
             }
+            let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
+            sqlite_json::sessions(&row)
         });
         Reads {
             users,
