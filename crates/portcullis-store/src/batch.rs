@@ -14,11 +14,17 @@
 //! began is always seen by it, exactly as with one query per look-up.
 //! When the query fails, every look-up in its batch gets the error (the
 //! store fails closed); a look-up whose caller gave up is simply skipped.
+//!
+//! While look-ups keep coming, one task runs query after query on one
+//! connection, so taking it from the pool and handing it back (which sqlx
+//! follows with a ping) is paid once per busy spell, not once per query.
+//! The connection goes back as soon as no look-up waits, when a query on
+//! it fails, and at least once a second.
 
 use std::future::Future;
 use std::mem;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
@@ -46,17 +52,38 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// gather nothing new.
 const GATHER_PASSES: usize = 4;
 
+/// How long the queries of one batcher keep using the same connection
+/// while look-ups keep coming. Handing it back now and then lets the
+/// pool apply its own checks (maximum lifetime, idle pings) under
+/// steady load too.
+const HOLD_AT_MOST: Duration = Duration::from_secs(1);
+
 /// What a batch query returns: each row found, with the key it answers.
 pub(crate) type Rows<K, V> = Result<Vec<(K, V)>, StoreError>;
 
-type Fetch<K, V> = dyn Fn(Vec<K>) -> Pin<Box<dyn Future<Output = Rows<K, V>> + Send>> + Send + Sync;
+/// Where a batcher's queries get their connection.
+pub(crate) trait Source: Send + Sync + 'static {
+    /// A connection, handed back to its pool when dropped.
+    type Conn: Send + 'static;
+
+    /// A connection to run queries on.
+    fn open(&self) -> impl Future<Output = Result<Self::Conn, StoreError>> + Send;
+}
+
+impl<DB: sqlx::Database> Source for sqlx::Pool<DB> {
+    type Conn = sqlx::pool::PoolConnection<DB>;
+
+    async fn open(&self) -> Result<Self::Conn, StoreError> {
+        self.acquire().await.map_err(crate::error::map_sqlx_error)
+    }
+}
 
 type Reply<V> = oneshot::Sender<Result<Option<V>, StoreError>>;
 
 /// Look-ups of one kind (tokens by digest, users by id, …) coalesced into
 /// batch queries. Cloning is cheap: clones share the queue.
 pub(crate) struct Batcher<K, V> {
-    inner: Arc<Inner<K, V>>,
+    inner: Arc<dyn Shared<K, V>>,
 }
 
 impl<K, V> Clone for Batcher<K, V> {
@@ -67,9 +94,17 @@ impl<K, V> Clone for Batcher<K, V> {
     }
 }
 
-struct Inner<K, V> {
+/// A batcher's state with its source and query types erased.
+trait Shared<K, V>: Send + Sync {
+    fn queue(&self) -> &Mutex<Queue<K, V>>;
+    /// Spawns the task that runs queries until no look-up waits.
+    fn start(self: Arc<Self>);
+}
+
+struct Inner<K, V, S, F> {
     queue: Mutex<Queue<K, V>>,
-    fetch: Box<Fetch<K, V>>,
+    source: S,
+    fetch: F,
 }
 
 struct Queue<K, V> {
@@ -78,19 +113,40 @@ struct Queue<K, V> {
     draining: bool,
 }
 
+impl<K, V, S, F, Fut> Shared<K, V> for Inner<K, V, S, F>
+where
+    K: PartialEq + Clone + Send + 'static,
+    V: Clone + Send + 'static,
+    S: Source,
+    F: Fn(S::Conn, Vec<K>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = (S::Conn, Rows<K, V>)> + Send + 'static,
+{
+    fn queue(&self) -> &Mutex<Queue<K, V>> {
+        &self.queue
+    }
+
+    fn start(self: Arc<Self>) {
+        tokio::spawn(drain(self));
+    }
+}
+
 impl<K, V> Batcher<K, V>
 where
     K: PartialEq + Clone + Send + 'static,
     V: Clone + Send + 'static,
 {
-    /// A batcher whose queries are run by `fetch`, given a clone of
-    /// `context` (a connection pool, say) and up to [`MAX_BATCH`] distinct
-    /// keys; it returns the rows it found, each with its key, in any order.
-    pub(crate) fn new<C, F, Fut>(context: C, fetch: F) -> Self
+    /// A batcher whose queries are run by `fetch`, given a connection
+    /// from `source` and up to [`MAX_BATCH`] distinct keys. It returns the
+    /// connection with the rows it found, each with its key, in any order.
+    ///
+    /// While look-ups keep coming, one connection serves query after query
+    /// (up to [`HOLD_AT_MOST`]); it goes back to the pool as soon as none
+    /// is waiting, or when a query fails.
+    pub(crate) fn new<S, F, Fut>(source: S, fetch: F) -> Self
     where
-        C: Clone + Send + Sync + 'static,
-        F: Fn(C, Vec<K>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Rows<K, V>> + Send + 'static,
+        S: Source,
+        F: Fn(S::Conn, Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = (S::Conn, Rows<K, V>)> + Send + 'static,
     {
         Batcher {
             inner: Arc::new(Inner {
@@ -98,7 +154,8 @@ where
                     waiting: Vec::new(),
                     draining: false,
                 }),
-                fetch: Box::new(move |keys| Box::pin(fetch(context.clone(), keys))),
+                source,
+                fetch,
             }),
         }
     }
@@ -107,12 +164,12 @@ where
     pub(crate) async fn get(&self, key: K) -> Result<Option<V>, StoreError> {
         let (tx, rx) = oneshot::channel();
         let start = {
-            let mut queue = lock(&self.inner.queue);
+            let mut queue = lock(self.inner.queue());
             queue.waiting.push((key, tx));
             !mem::replace(&mut queue.draining, true)
         };
         if start {
-            tokio::spawn(drain(Arc::clone(&self.inner)));
+            Arc::clone(&self.inner).start();
         }
         // The sender is only ever dropped unanswered when the draining
         // task is torn down (a panic, or the runtime shutting down).
@@ -127,38 +184,43 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Runs queries until no look-up is waiting.
-async fn drain<K, V>(inner: Arc<Inner<K, V>>)
+async fn drain<K, V, S, F, Fut>(inner: Arc<Inner<K, V, S, F>>)
 where
     K: PartialEq + Clone,
     V: Clone,
+    S: Source,
+    F: Fn(S::Conn, Vec<K>) -> Fut,
+    Fut: Future<Output = (S::Conn, Rows<K, V>)>,
 {
     // If this task dies (a panicking query, a runtime shutting down), the
     // guard hands the queue to the next look-up and drops the waiting
     // replies, so their callers get an error instead of waiting forever.
     let guard = Reset(&inner.queue);
+    // The connection of the last query, kept while look-ups keep coming,
+    // with the time it was taken from the pool.
+    let mut held: Option<(S::Conn, Instant)> = None;
     loop {
-        {
-            let mut queue = lock(&inner.queue);
-            if queue.waiting.is_empty() {
-                queue.draining = false;
-                mem::forget(guard);
-                return;
-            }
-        }
         // Let the requests that are ready run first, so that their
         // look-ups join this query, while each pass still brings new ones.
+        // After a query, the requests it answered run here too, and under
+        // steady load their next look-ups arrive: this task and its
+        // connection carry on instead of being set up anew.
         let mut seen = 0;
         for _ in 0..GATHER_PASSES {
             tokio::task::yield_now().await;
             let now = lock(&inner.queue).waiting.len();
-            if now == seen || now >= MAX_BATCH {
+            if (now == seen && now > 0) || now >= MAX_BATCH {
                 break;
             }
             seen = now;
         }
         let batch = {
             let mut queue = lock(&inner.queue);
-            // Only this task takes from the queue, so it is not empty.
+            if queue.waiting.is_empty() {
+                queue.draining = false;
+                mem::forget(guard);
+                return;
+            }
             // First come, first asked: the oldest look-ups go now.
             let rest = if queue.waiting.len() > MAX_BATCH {
                 queue.waiting.split_off(MAX_BATCH)
@@ -167,15 +229,30 @@ where
             };
             mem::replace(&mut queue.waiting, rest)
         };
-        answer(&inner, batch).await;
+        let conn = match held.take() {
+            Some((conn, since)) if since.elapsed() < HOLD_AT_MOST => Ok((conn, since)),
+            // An old connection goes back to the pool before a new one
+            // is taken.
+            _ => inner.source.open().await.map(|c| (c, Instant::now())),
+        };
+        match conn {
+            Ok((conn, since)) => {
+                let conn = answer(&inner.fetch, conn, batch).await;
+                held = conn.map(|c| (c, since));
+            }
+            Err(e) => fail(batch.into_iter().map(|(_, tx)| tx), &e),
+        }
     }
 }
 
-/// Runs one query for `batch` and answers each look-up in it.
-async fn answer<K, V>(inner: &Inner<K, V>, batch: Vec<(K, Reply<V>)>)
+/// Runs one query for `batch` on `conn` and answers each look-up in it;
+/// returns the connection unless the query failed.
+async fn answer<K, V, C, F, Fut>(fetch: &F, conn: C, batch: Vec<(K, Reply<V>)>) -> Option<C>
 where
     K: PartialEq + Clone,
     V: Clone,
+    F: Fn(C, Vec<K>) -> Fut,
+    Fut: Future<Output = (C, Rows<K, V>)>,
 {
     // Group the replies by key, so each key is asked for once.
     let mut groups: Vec<(K, Vec<Reply<V>>)> = Vec::with_capacity(batch.len());
@@ -186,8 +263,8 @@ where
         }
     }
     let keys = groups.iter().map(|(k, _)| k.clone()).collect();
-    match (inner.fetch)(keys).await {
-        Ok(mut rows) => {
+    match fetch(conn, keys).await {
+        (conn, Ok(mut rows)) => {
             for (key, mut txs) in groups {
                 let row = rows
                     .iter()
@@ -201,12 +278,21 @@ where
                     let _ = tx.send(Ok(row));
                 }
             }
+            Some(conn)
         }
-        Err(e) => {
-            for tx in groups.into_iter().flat_map(|(_, txs)| txs) {
-                let _ = tx.send(Err(e.clone()));
-            }
+        // The connection may be what failed: it goes back to the pool,
+        // which checks it, and the next query takes another.
+        (_, Err(e)) => {
+            fail(groups.into_iter().flat_map(|(_, txs)| txs), &e);
+            None
         }
+    }
+}
+
+/// Answers every reply with `e`.
+fn fail<V>(replies: impl Iterator<Item = Reply<V>>, e: &StoreError) {
+    for tx in replies {
+        let _ = tx.send(Err(e.clone()));
     }
 }
 
@@ -252,22 +338,60 @@ pub(crate) fn pad<K: Clone>(mut keys: Vec<K>) -> Vec<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tokio::sync::Semaphore;
+
+    /// A source whose connections are counted: how many were opened, and
+    /// how many are still out (not yet dropped). Opening fails while
+    /// `down` is set.
+    #[derive(Clone, Default)]
+    struct Counted {
+        opened: Arc<AtomicUsize>,
+        out: Arc<AtomicUsize>,
+        down: Arc<AtomicBool>,
+    }
+
+    struct Conn(Arc<AtomicUsize>);
+
+    impl Drop for Conn {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    impl Source for Counted {
+        type Conn = Conn;
+
+        async fn open(&self) -> Result<Conn, StoreError> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("no connection"));
+            }
+            self.opened.fetch_add(1, Ordering::SeqCst);
+            self.out.fetch_add(1, Ordering::SeqCst);
+            Ok(Conn(Arc::clone(&self.out)))
+        }
+    }
 
     /// A batcher over squares of small numbers (odd keys have no row) that
     /// records every batch it was asked for, and waits for a permit
     /// before answering each.
-    fn squares(gate: Arc<Semaphore>, seen: Arc<Mutex<Vec<Vec<u32>>>>) -> Batcher<u32, u64> {
-        Batcher::new((gate, seen), |(gate, seen), keys: Vec<u32>| async move {
-            gate.acquire().await.unwrap().forget();
-            lock(&seen).push(keys.clone());
-            Ok(keys
-                .into_iter()
-                .filter(|k| k % 2 == 0)
-                .map(|k| (k, u64::from(k) * u64::from(k)))
-                .collect())
+    fn squares(
+        source: Counted,
+        gate: Arc<Semaphore>,
+        seen: Arc<Mutex<Vec<Vec<u32>>>>,
+    ) -> Batcher<u32, u64> {
+        Batcher::new(source, move |conn, keys: Vec<u32>| {
+            let (gate, seen) = (Arc::clone(&gate), Arc::clone(&seen));
+            async move {
+                gate.acquire().await.unwrap().forget();
+                lock(&seen).push(keys.clone());
+                let rows = keys
+                    .into_iter()
+                    .filter(|k| k % 2 == 0)
+                    .map(|k| (k, u64::from(k) * u64::from(k)))
+                    .collect();
+                (conn, Ok(rows))
+            }
         })
     }
 
@@ -275,7 +399,7 @@ mod tests {
     async fn lookups_waiting_on_a_query_share_the_next_one() {
         let gate = Arc::new(Semaphore::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let batcher = squares(Arc::clone(&gate), Arc::clone(&seen));
+        let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
         // The first look-up starts a query, which waits at the gate.
         let first = tokio::spawn({
             let b = batcher.clone();
@@ -307,7 +431,7 @@ mod tests {
     async fn a_batch_holds_at_most_max_batch_lookups() {
         let gate = Arc::new(Semaphore::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let batcher = squares(Arc::clone(&gate), Arc::clone(&seen));
+        let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
         let n = MAX_BATCH * 2 + 5;
         let handles: Vec<_> = (0..n as u32)
             .map(|k| {
@@ -327,18 +451,60 @@ mod tests {
         assert!(seen.len() <= 4, "{} queries", seen.len());
     }
 
+    /// Waits (up to a second) until no connection is out.
+    async fn all_returned(source: &Counted) {
+        for _ in 0..100 {
+            if source.out.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("a connection was kept after the queue emptied");
+    }
+
+    #[tokio::test]
+    async fn one_connection_serves_the_queries_while_lookups_keep_coming() {
+        let source = Counted::default();
+        let gate = Arc::new(Semaphore::new(0));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let batcher = squares(source.clone(), Arc::clone(&gate), Arc::clone(&seen));
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.get(2).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.get(4).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(10);
+        assert_eq!(first.await.unwrap().unwrap(), Some(4));
+        assert_eq!(second.await.unwrap().unwrap(), Some(16));
+        assert_eq!(lock(&seen).len(), 2, "two queries");
+        assert_eq!(source.opened.load(Ordering::SeqCst), 1, "on one connection");
+        // With nothing waiting, the connection goes back; the next query
+        // takes one again.
+        all_returned(&source).await;
+        assert_eq!(batcher.get(6).await.unwrap(), Some(36));
+        assert_eq!(source.opened.load(Ordering::SeqCst), 2);
+        all_returned(&source).await;
+    }
+
     #[tokio::test]
     async fn a_failed_query_fails_its_whole_batch_and_the_next_one_runs() {
+        let source = Counted::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let batcher: Batcher<u32, u32> = Batcher::new(Arc::clone(&calls), {
-            |calls: Arc<AtomicUsize>, keys: Vec<u32>| {
+        let batcher: Batcher<u32, u32> = Batcher::new(source.clone(), {
+            let calls = Arc::clone(&calls);
+            move |conn, keys: Vec<u32>| {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     if n == 0 {
-                        Err(StoreError::unavailable("down"))
+                        (conn, Err(StoreError::unavailable("down")))
                     } else {
-                        Ok(keys.into_iter().map(|k| (k, k)).collect())
+                        (conn, Ok(keys.into_iter().map(|k| (k, k)).collect()))
                     }
                 }
             }
@@ -355,30 +521,51 @@ mod tests {
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1, "one query for all five");
         assert_eq!(batcher.get(9).await.unwrap(), Some(9));
+        // The connection of the failed query was not used again.
+        assert_eq!(source.opened.load(Ordering::SeqCst), 2);
+        all_returned(&source).await;
+    }
+
+    #[tokio::test]
+    async fn no_connection_fails_the_batch_and_the_next_one_tries_again() {
+        let source = Counted::default();
+        let batcher = squares(
+            source.clone(),
+            Arc::new(Semaphore::new(10)),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        source.down.store(true, Ordering::SeqCst);
+        let err = batcher.get(2).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err}");
+        source.down.store(false, Ordering::SeqCst);
+        assert_eq!(batcher.get(2).await.unwrap(), Some(4));
     }
 
     #[tokio::test]
     async fn a_panicking_query_errs_its_callers_and_does_not_wedge_the_queue() {
+        let source = Counted::default();
         let calls = Arc::new(AtomicUsize::new(0));
-        let batcher: Batcher<u32, u32> = Batcher::new(Arc::clone(&calls), {
-            |calls: Arc<AtomicUsize>, keys: Vec<u32>| {
+        let batcher: Batcher<u32, u32> = Batcher::new(source.clone(), {
+            let calls = Arc::clone(&calls);
+            move |conn, keys: Vec<u32>| {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
                 async move {
                     assert!(n > 0, "the first query panics");
-                    Ok(keys.into_iter().map(|k| (k, k + 1)).collect())
+                    (conn, Ok(keys.into_iter().map(|k| (k, k + 1)).collect()))
                 }
             }
         });
         let err = batcher.get(1).await.unwrap_err();
         assert!(err.is_unavailable(), "{err}");
         assert_eq!(batcher.get(1).await.unwrap(), Some(2));
+        all_returned(&source).await;
     }
 
     #[tokio::test]
     async fn a_caller_that_gives_up_does_not_disturb_the_others() {
         let gate = Arc::new(Semaphore::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let batcher = squares(Arc::clone(&gate), Arc::clone(&seen));
+        let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
         let first = tokio::spawn({
             let b = batcher.clone();
             async move { b.get(2).await }

@@ -81,7 +81,9 @@
 //! remembered between queries: every read is answered by a query that
 //! started after it was asked, so a write that finished before the read
 //! began is always seen. When the query fails, every read in its batch
-//! fails with the same error.
+//! fails with the same error. While such reads keep coming, their queries
+//! run one after another on one connection, which goes back to the pool
+//! when none waits, after a failed query, and at least once a second.
 //!
 //! ## Connections
 //!

@@ -62,68 +62,86 @@ pub struct MySqlStore {
     reads: Reads,
 }
 
+/// A connection the batched reads hold while look-ups keep coming.
+type Conn = sqlx::pool::PoolConnection<sqlx::MySql>;
+
 /// The batched reads' queries on MariaDB/MySQL (see `batch.rs`).
 impl Reads {
     fn mysql(pool: &MySqlPool) -> Self {
-        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    select_user!(),
-                    " FROM auth_user WHERE id IN ({})"
-                ),
-                batch::placeholders(ids.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in batch::pad(ids) {
-                q = q.bind(id);
-            }
-            let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
-            sql::keyed_users(&rows)
-        });
-        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
-            async move {
-                // The columns of the two tables do not overlap.
+        let users = Batcher::new(pool.clone(), |mut conn: Conn, ids: Vec<i64>| async move {
+            let found = async {
                 let sql = format!(
                     concat!(
                         "SELECT ",
-                        select_token!(),
-                        ", ",
                         select_user!(),
-                        " FROM portcullis_token \
-                         JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-                         WHERE digest IN ({})"
+                        " FROM auth_user WHERE id IN ({})"
                     ),
-                    batch::placeholders(digests.len())
+                    batch::placeholders(ids.len())
                 );
                 let mut q = sqlx::query(&sql);
-                for digest in batch::pad(digests) {
-                    q = q.bind(digest);
+                for id in batch::pad(ids) {
+                    q = q.bind(id);
                 }
-                let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
-                sql::keyed_tokens(&rows)
+                let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                sql::keyed_users(&rows)
+            }
+            .await;
+            (conn, found)
+        });
+        let tokens = Batcher::new(pool.clone(), |mut conn: Conn, digests: Vec<String>| {
+            async move {
+                let found = async {
+                    // The columns of the two tables do not overlap.
+                    let sql = format!(
+                        concat!(
+                            "SELECT ",
+                            select_token!(),
+                            ", ",
+                            select_user!(),
+                            " FROM portcullis_token \
+                             JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                             WHERE digest IN ({})"
+                        ),
+                        batch::placeholders(digests.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for digest in batch::pad(digests) {
+                        q = q.bind(digest);
+                    }
+                    let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                    sql::keyed_tokens(&rows)
+                }
+                .await;
+                (conn, found)
             }
         });
-        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
-            let sql = format!(
-                concat!(
-                    "SELECT ",
-                    select_session!(),
-                    ", ",
-                    select_user!(),
-                    " FROM portcullis_session \
-                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                     WHERE expires > ? AND key_digest IN ({})"
-                ),
-                batch::placeholders(digests.len())
-            );
-            let mut q = sqlx::query(&sql).bind(Utc::now());
-            for digest in batch::pad(digests) {
-                q = q.bind(digest);
-            }
-            let rows = q.fetch_all(&pool).await.map_err(map_sqlx_error)?;
-            sql::keyed_sessions(&rows)
-        });
+        let sessions = Batcher::new(
+            pool.clone(),
+            |mut conn: Conn, digests: Vec<String>| async move {
+                let found = async {
+                    let sql = format!(
+                        concat!(
+                            "SELECT ",
+                            select_session!(),
+                            ", ",
+                            select_user!(),
+                            " FROM portcullis_session \
+                             JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                             WHERE expires > ? AND key_digest IN ({})"
+                        ),
+                        batch::placeholders(digests.len())
+                    );
+                    let mut q = sqlx::query(&sql).bind(Utc::now());
+                    for digest in batch::pad(digests) {
+                        q = q.bind(digest);
+                    }
+                    let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                    sql::keyed_sessions(&rows)
+                }
+                .await;
+                (conn, found)
+            },
+        );
         Reads {
             users,
             tokens,

@@ -35,57 +35,75 @@ pub struct PostgresStore {
     reads: Reads,
 }
 
+/// A connection the batched reads hold while look-ups keep coming.
+type Conn = sqlx::pool::PoolConnection<sqlx::Postgres>;
+
 /// The batched reads' queries on PostgreSQL (see `batch.rs`).
 impl Reads {
     fn postgres(pool: &PgPool) -> Self {
-        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM auth_user WHERE id = ANY($1)"
-            ))
-            .bind(ids)
-            .fetch_all(&pool)
-            .await
-            .map_err(map_sqlx_error)?;
-            sql::keyed_users(&rows)
-        });
-        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
-            async move {
-                // The columns of the two tables do not overlap.
+        let users = Batcher::new(pool.clone(), |mut conn: Conn, ids: Vec<i64>| async move {
+            let found = async {
                 let rows = sqlx::query(concat!(
                     "SELECT ",
-                    token_columns!(),
-                    ", ",
                     user_columns!(),
-                    " FROM portcullis_token \
-                     JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-                     WHERE digest = ANY($1)"
+                    " FROM auth_user WHERE id = ANY($1)"
                 ))
-                .bind(digests)
-                .fetch_all(&pool)
+                .bind(ids)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(map_sqlx_error)?;
-                sql::keyed_tokens(&rows)
+                sql::keyed_users(&rows)
+            }
+            .await;
+            (conn, found)
+        });
+        let tokens = Batcher::new(pool.clone(), |mut conn: Conn, digests: Vec<String>| {
+            async move {
+                let found = async {
+                    // The columns of the two tables do not overlap.
+                    let rows = sqlx::query(concat!(
+                        "SELECT ",
+                        token_columns!(),
+                        ", ",
+                        user_columns!(),
+                        " FROM portcullis_token \
+                         JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                         WHERE digest = ANY($1)"
+                    ))
+                    .bind(digests)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                    sql::keyed_tokens(&rows)
+                }
+                .await;
+                (conn, found)
             }
         });
-        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                session_columns!(),
-                ", ",
-                user_columns!(),
-                " FROM portcullis_session \
-                 JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                 WHERE key_digest = ANY($1) AND expires > $2"
-            ))
-            .bind(digests)
-            .bind(Utc::now())
-            .fetch_all(&pool)
-            .await
-            .map_err(map_sqlx_error)?;
-            sql::keyed_sessions(&rows)
-        });
+        let sessions = Batcher::new(
+            pool.clone(),
+            |mut conn: Conn, digests: Vec<String>| async move {
+                let found = async {
+                    let rows = sqlx::query(concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        ", ",
+                        user_columns!(),
+                        " FROM portcullis_session \
+                         JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                         WHERE key_digest = ANY($1) AND expires > $2"
+                    ))
+                    .bind(digests)
+                    .bind(Utc::now())
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(map_sqlx_error)?;
+                    sql::keyed_sessions(&rows)
+                }
+                .await;
+                (conn, found)
+            },
+        );
         Reads {
             users,
             tokens,

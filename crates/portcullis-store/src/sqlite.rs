@@ -56,69 +56,87 @@ pub struct SqliteStore {
     reads: Reads,
 }
 
+/// A connection the batched reads hold while look-ups keep coming.
+type Conn = sqlx::pool::PoolConnection<sqlx::Sqlite>;
+
 /// The batched reads' queries on SQLite (see `batch.rs`).
 impl Reads {
     // Each query folds its rows into one JSON array: see `sqlite_json.rs`.
     fn sqlite(pool: &SqlitePool) -> Self {
-        let users = Batcher::new(pool.clone(), |pool, ids: Vec<i64>| async move {
-            let sql = format!(
-                concat!(
-                    "SELECT json_group_array(json_array(",
-                    user_columns!(),
-                    ")) FROM auth_user WHERE id IN ({})"
-                ),
-                batch::placeholders(ids.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in batch::pad(ids) {
-                q = q.bind(id);
-            }
-            let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
-            sqlite_json::users(&row)
-        });
-        let tokens = Batcher::new(pool.clone(), |pool, digests: Vec<String>| {
-            async move {
-                // The columns of the two tables do not overlap.
+        let users = Batcher::new(pool.clone(), |mut conn: Conn, ids: Vec<i64>| async move {
+            let found = async {
                 let sql = format!(
                     concat!(
-                        "SELECT json_group_array(json_array(json_array(",
-                        token_columns!(),
-                        "), json_array(",
+                        "SELECT json_group_array(json_array(",
                         user_columns!(),
-                        "))) FROM portcullis_token \
-                         JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-                         WHERE digest IN ({})"
+                        ")) FROM auth_user WHERE id IN ({})"
                     ),
-                    batch::placeholders(digests.len())
+                    batch::placeholders(ids.len())
                 );
                 let mut q = sqlx::query(&sql);
-                for digest in batch::pad(digests) {
-                    q = q.bind(digest);
+                for id in batch::pad(ids) {
+                    q = q.bind(id);
                 }
-                let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
-                sqlite_json::tokens(&row)
+                let row = q.fetch_one(&mut *conn).await.map_err(map_sqlx_error)?;
+                sqlite_json::users(&row)
+            }
+            .await;
+            (conn, found)
+        });
+        let tokens = Batcher::new(pool.clone(), |mut conn: Conn, digests: Vec<String>| {
+            async move {
+                let found = async {
+                    // The columns of the two tables do not overlap.
+                    let sql = format!(
+                        concat!(
+                            "SELECT json_group_array(json_array(json_array(",
+                            token_columns!(),
+                            "), json_array(",
+                            user_columns!(),
+                            "))) FROM portcullis_token \
+                             JOIN auth_user ON auth_user.id = portcullis_token.user_id \
+                             WHERE digest IN ({})"
+                        ),
+                        batch::placeholders(digests.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for digest in batch::pad(digests) {
+                        q = q.bind(digest);
+                    }
+                    let row = q.fetch_one(&mut *conn).await.map_err(map_sqlx_error)?;
+                    sqlite_json::tokens(&row)
+                }
+                .await;
+                (conn, found)
             }
         });
-        let sessions = Batcher::new(pool.clone(), |pool, digests: Vec<String>| async move {
-            let sql = format!(
-                concat!(
-                    "SELECT json_group_array(json_array(json_array(",
-                    session_columns!(),
-                    "), json_array(",
-                    user_columns!(),
-                    "))) FROM portcullis_session \
-                     JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                     WHERE expires > ? AND key_digest IN ({})"
-                ),
-                batch::placeholders(digests.len())
-            );
-            let mut q = sqlx::query(&sql).bind(ts(Utc::now()));
-            for digest in batch::pad(digests) {
-                q = q.bind(digest);
-            }
-            let row = q.fetch_one(&pool).await.map_err(map_sqlx_error)?;
-            sqlite_json::sessions(&row)
-        });
+        let sessions = Batcher::new(
+            pool.clone(),
+            |mut conn: Conn, digests: Vec<String>| async move {
+                let found = async {
+                    let sql = format!(
+                        concat!(
+                            "SELECT json_group_array(json_array(json_array(",
+                            session_columns!(),
+                            "), json_array(",
+                            user_columns!(),
+                            "))) FROM portcullis_session \
+                             JOIN auth_user ON auth_user.id = portcullis_session.user_id \
+                             WHERE expires > ? AND key_digest IN ({})"
+                        ),
+                        batch::placeholders(digests.len())
+                    );
+                    let mut q = sqlx::query(&sql).bind(ts(Utc::now()));
+                    for digest in batch::pad(digests) {
+                        q = q.bind(digest);
+                    }
+                    let row = q.fetch_one(&mut *conn).await.map_err(map_sqlx_error)?;
+                    sqlite_json::sessions(&row)
+                }
+                .await;
+                (conn, found)
+            },
+        );
         Reads {
             users,
             tokens,
