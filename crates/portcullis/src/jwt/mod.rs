@@ -389,7 +389,32 @@ pub struct Jwt {
 struct Inner {
     settings: JwtSettings,
     keys: KeySet,
+    /// What `validate` asks of a token, per algorithm of the verifying
+    /// keys: made once, not on every request.
+    validations: Vec<(jsonwebtoken::Algorithm, Validation)>,
     blacklist: Option<Arc<dyn JwtBlacklist>>,
+}
+
+/// The checks `jsonwebtoken` makes for a token signed with `alg`: the
+/// signature, `nbf`, and `aud` and `iss` when set (`exp` is checked by
+/// [`Jwt::validate`] itself, with simplejwt's boundary).
+fn validation(settings: &JwtSettings, alg: jsonwebtoken::Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.leeway = settings.leeway.as_secs();
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = true;
+    v.validate_aud = settings.audience.is_some();
+    if let Some(aud) = &settings.audience {
+        v.set_audience(&[aud]);
+        v.required_spec_claims.insert("aud".into());
+    }
+    if let Some(iss) = &settings.issuer {
+        v.set_issuer(&[iss]);
+        v.required_spec_claims.insert("iss".into());
+    }
+    v
 }
 
 impl fmt::Debug for Jwt {
@@ -457,10 +482,17 @@ impl Jwt {
         }
         let mut verifying = vec![signing.clone()];
         verifying.extend(settings.verifying_keys.iter().cloned());
+        let mut validations: Vec<(jsonwebtoken::Algorithm, Validation)> = Vec::new();
+        for key in &verifying {
+            if !validations.iter().any(|(alg, _)| *alg == key.alg) {
+                validations.push((key.alg, validation(&settings, key.alg)));
+            }
+        }
         Ok(Jwt {
             inner: Arc::new(Inner {
                 settings,
                 keys: KeySet { signing, verifying },
+                validations,
                 blacklist: None,
             }),
         })
@@ -473,6 +505,7 @@ impl Jwt {
         let inner = Inner {
             settings: self.inner.settings.clone(),
             keys: self.inner.keys.clone(),
+            validations: self.inner.validations.clone(),
             blacklist: Some(Arc::new(blacklist)),
         };
         Jwt {
@@ -604,36 +637,25 @@ impl Jwt {
     /// and (when `expected` is given) `token_type`. Synchronous: the
     /// blacklist is not consulted (see [`Jwt::verify`] and [`JwtAuth`]).
     pub fn validate(&self, token: &str, expected: Option<&str>) -> Result<Claims, TokenError> {
-        let s = &self.inner.settings;
-        // The header only selects among configured keys; unknown or "none"
-        // algorithms fail to parse here.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        let candidates = self
-            .inner
-            .keys
-            .candidates(header.alg, header.kid.as_deref());
-        if candidates.is_empty() {
-            return Err(TokenError::Invalid);
-        }
-        let leeway = s.leeway.as_secs();
+        let keys = &self.inner.keys.verifying;
+        let candidates = if let [only] = keys.as_slice() {
+            // One key: `decode` below refuses any other algorithm (and
+            // "none") by itself, so the header need not be read twice.
+            vec![only]
+        } else {
+            // The header only selects among configured keys; unknown or
+            // "none" algorithms fail to parse here.
+            let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+            self.inner
+                .keys
+                .candidates(header.alg, header.kid.as_deref())
+        };
         let mut payload = None;
         for key in candidates {
-            let mut v = Validation::new(key.alg);
-            v.algorithms = vec![key.alg];
-            v.leeway = leeway;
-            v.required_spec_claims.clear();
-            v.validate_exp = false; // checked below with simplejwt's boundary
-            v.validate_nbf = true;
-            v.validate_aud = s.audience.is_some();
-            if let Some(aud) = &s.audience {
-                v.set_audience(&[aud]);
-                v.required_spec_claims.insert("aud".into());
-            }
-            if let Some(iss) = &s.issuer {
-                v.set_issuer(&[iss]);
-                v.required_spec_claims.insert("iss".into());
-            }
-            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &v) {
+            let Some((_, v)) = self.inner.validations.iter().find(|(a, _)| *a == key.alg) else {
+                continue;
+            };
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, v) {
                 Ok(data) => {
                     payload = Some(data.claims);
                     break;

@@ -239,6 +239,28 @@ fn alg_none_is_refused() {
 }
 
 #[test]
+fn another_hmac_algorithm_with_the_right_secret_is_refused() {
+    // One key (HS256): `validate` goes straight to the signature check,
+    // which must still insist on the configured algorithm.
+    let j = jwt();
+    for alg in [Algorithm::HS384, Algorithm::HS512] {
+        let t = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(alg),
+            &claims_now(json!({})),
+            &jsonwebtoken::EncodingKey::from_secret(&SECRET),
+        )
+        .unwrap();
+        assert_eq!(
+            j.validate(&t, None).unwrap_err(),
+            TokenError::Invalid,
+            "{alg:?}"
+        );
+    }
+    let good = sign_map(&j, claims_now(json!({})));
+    j.validate(&good, Some(ACCESS)).unwrap();
+}
+
+#[test]
 fn hs256_with_the_rsa_public_key_is_refused() {
     let rsa = jwt_with(|s| {
         s.algorithm = Algorithm::RS256;
