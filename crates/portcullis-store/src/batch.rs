@@ -26,6 +26,7 @@ use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use portcullis::oauth2::OAuth2Token;
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use tokio::sync::oneshot;
@@ -41,6 +42,8 @@ pub(crate) struct Reads {
     pub(crate) tokens: Batcher<String, (TokenRecord, Option<User>)>,
     /// `session_with_user`, by key digest.
     pub(crate) sessions: Batcher<String, (SessionRecord, Option<User>)>,
+    /// `OAuth2Store::token`, by digest (OAuth2 Bearer's read).
+    pub(crate) oauth2_tokens: Batcher<String, OAuth2Token>,
 }
 
 /// The most look-ups one query answers (so at most this many keys). The
@@ -313,7 +316,6 @@ impl<K, V> Drop for Reset<'_, K, V> {
 /// `?` placeholders for an `IN (…)` list of `n` keys, their count rounded
 /// up to a power of two so that few distinct statements reach the
 /// driver's statement cache; [`pad`] repeats the last key to fill them.
-#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn placeholders(n: usize) -> String {
     let mut out = "?, ".repeat(padded(n));
     out.truncate(out.len() - 2);
@@ -321,13 +323,11 @@ pub(crate) fn placeholders(n: usize) -> String {
 }
 
 /// `n` rounded up to a power of two.
-#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn padded(n: usize) -> usize {
     n.max(1).next_power_of_two()
 }
 
 /// The keys, with the last repeated up to [`padded`] length.
-#[cfg(any(feature = "sqlite", feature = "mysql"))]
 pub(crate) fn pad<K: Clone>(mut keys: Vec<K>) -> Vec<K> {
     if let Some(last) = keys.last().cloned() {
         keys.resize(padded(keys.len()), last);
@@ -588,7 +588,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg(any(feature = "sqlite", feature = "mysql"))]
     fn in_lists_are_padded_to_a_power_of_two() {
         assert_eq!(placeholders(1), "?");
         assert_eq!(placeholders(0), "?");

@@ -59,7 +59,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/mysql");
 #[derive(Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
-    reads: Reads,
+    pub(crate) reads: Reads,
 }
 
 /// A connection the batched reads hold while look-ups keep coming.
@@ -146,6 +146,7 @@ impl Reads {
             users,
             tokens,
             sessions,
+            oauth2_tokens: MySqlStore::oauth2_tokens(pool),
         }
     }
 }

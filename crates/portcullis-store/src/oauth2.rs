@@ -32,6 +32,7 @@ use portcullis::oauth2::{Client, GrantType, OAuth2Store, OAuth2Token, TokenKind}
 use portcullis::store::StoreError;
 use sqlx::Row;
 
+use crate::batch::{self, Batcher};
 use crate::error::map_sqlx_error;
 #[cfg(feature = "mysql")]
 use crate::MySqlStore;
@@ -167,6 +168,38 @@ macro_rules! oauth2_store {
                 })
             }
 
+            /// The batched read behind [`OAuth2Store::token`] (see
+            /// `batch.rs`): the rows of up to 64 digests in one query.
+            pub(crate) fn oauth2_tokens(pool: &sqlx::Pool<$db>) -> Batcher<String, OAuth2Token> {
+                Batcher::new(
+                    pool.clone(),
+                    |mut conn: sqlx::pool::PoolConnection<$db>, digests: Vec<String>| async move {
+                        let found = async {
+                            let sql = $sql(&format!(
+                                "SELECT {TOKEN_COLUMNS} FROM portcullis_oauth2_token \
+                                 WHERE digest IN ({})",
+                                batch::placeholders(digests.len())
+                            ));
+                            let mut q = sqlx::query(&sql);
+                            for digest in batch::pad(digests) {
+                                q = q.bind(digest);
+                            }
+                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                            let mut found = Vec::with_capacity(rows.len());
+                            for row in &rows {
+                                // A row of an unknown kind is no token.
+                                if let Some(t) = Self::oauth2_token_row(row).map_err(map_sqlx_error)? {
+                                    found.push((t.digest.clone(), t));
+                                }
+                            }
+                            Ok(found)
+                        }
+                        .await;
+                        (conn, found)
+                    },
+                )
+            }
+
             fn oauth2_token_row(
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<Option<OAuth2Token>, sqlx::Error> {
@@ -295,18 +328,7 @@ macro_rules! oauth2_store {
                 if !plain(digest) {
                     return Ok(None);
                 }
-                let sql = $sql(&format!(
-                    "SELECT {TOKEN_COLUMNS} FROM portcullis_oauth2_token WHERE digest = ?"
-                ));
-                let row = sqlx::query(&sql)
-                    .bind(digest)
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(map_sqlx_error)?;
-                match row {
-                    Some(r) => Self::oauth2_token_row(&r).map_err(map_sqlx_error),
-                    None => Ok(None),
-                }
+                self.reads.oauth2_tokens.get(digest.to_owned()).await
             }
 
             async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {

@@ -32,7 +32,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-    reads: Reads,
+    pub(crate) reads: Reads,
 }
 
 /// A connection the batched reads hold while look-ups keep coming.
@@ -108,6 +108,7 @@ impl Reads {
             users,
             tokens,
             sessions,
+            oauth2_tokens: PostgresStore::oauth2_tokens(pool),
         }
     }
 }

@@ -53,7 +53,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    reads: Reads,
+    pub(crate) reads: Reads,
 }
 
 /// A connection the batched reads hold while look-ups keep coming.
@@ -141,6 +141,7 @@ impl Reads {
             users,
             tokens,
             sessions,
+            oauth2_tokens: SqliteStore::oauth2_tokens(pool),
         }
     }
 }

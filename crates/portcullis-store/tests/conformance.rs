@@ -1529,6 +1529,60 @@ mod oauth2 {
         assert!(store.token("d1").await.unwrap().unwrap().revoked);
     }
 
+    /// Reads in flight together (which the SQL stores answer with one
+    /// query) each get their own row: distinct, repeated, near-miss and
+    /// unknown digests, and a revoked token.
+    async fn concurrent_token_reads_each_get_their_own_row<
+        U: UserAdmin,
+        O: OAuth2Store + Clone + Send + Sync + 'static,
+    >(
+        users: &U,
+        store: &O,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let mut rows = Vec::new();
+        for i in 0..40 {
+            let mut t = row(
+                &c.client_id,
+                &format!("dg{i:02}"),
+                &format!("f{i}"),
+                Some(ada.id),
+            );
+            t.kind = if i % 2 == 0 {
+                TokenKind::Access
+            } else {
+                TokenKind::Refresh
+            };
+            t.scopes = vec![format!("s{i}")];
+            store.insert_token(&t).await.unwrap();
+            rows.push(t);
+        }
+        assert!(store.consume_token("dg07").await.unwrap());
+        rows[7].revoked = true;
+        let mut asks: Vec<(String, Option<OAuth2Token>)> = Vec::new();
+        for (i, t) in rows.iter().enumerate() {
+            asks.push((t.digest.clone(), Some(t.clone())));
+            if i % 5 == 0 {
+                asks.push((t.digest.clone(), Some(t.clone())));
+                asks.push((format!("{}x", t.digest), None));
+                asks.push((t.digest.to_uppercase(), None));
+            }
+        }
+        asks.push(("missing".into(), None));
+        let handles: Vec<_> = asks
+            .iter()
+            .map(|(digest, _)| {
+                let (store, digest) = (store.clone(), digest.clone());
+                tokio::spawn(async move { store.token(&digest).await })
+            })
+            .collect();
+        for ((digest, want), h) in asks.into_iter().zip(handles) {
+            assert_eq!(h.await.unwrap().unwrap(), want, "{digest}");
+        }
+    }
+
     async fn family_revocation_counts<U: UserAdmin, O: OAuth2Store + Clone>(users: &U, store: &O) {
         let ada = users.create_user(super::new_user("ada")).await.unwrap();
         let o = server(store);
@@ -1664,6 +1718,7 @@ mod oauth2 {
                     clients_round_trip,
                     client_ids_compare_exactly,
                     tokens_round_trip_and_consume_once,
+                    concurrent_token_reads_each_get_their_own_row,
                     family_revocation_counts,
                     refresh_reuse_revokes_the_family,
                     delete_client_removes_its_tokens,
