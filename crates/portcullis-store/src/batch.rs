@@ -19,17 +19,20 @@
 //! connection, so taking it from the pool and handing it back (which sqlx
 //! follows with a ping) is paid once per busy spell, not once per query.
 //! The connection goes back as soon as no look-up waits, when a query on
-//! it fails, and at least once a second.
+//! it fails, at least once a second, and after every query while the pool
+//! has no other connection to give (so other queries on a small pool wait
+//! for one query at most, as before).
 
 use std::future::Future;
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis::oauth2::OAuth2Token;
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// The point reads every authenticated request makes when nothing is
 /// cached, each coalesced with the same reads of concurrent requests. Each
@@ -71,6 +74,11 @@ pub(crate) trait Source: Send + Sync + 'static {
 
     /// A connection to run queries on.
     fn open(&self) -> impl Future<Output = Result<Self::Conn, StoreError>> + Send;
+
+    /// Whether another connection could be had now without waiting. When
+    /// not, a batcher hands its connection back after each query, so that
+    /// other queries on a small pool are not kept waiting.
+    fn has_spare(&self) -> bool;
 }
 
 impl<DB: sqlx::Database> Source for sqlx::Pool<DB> {
@@ -78,6 +86,10 @@ impl<DB: sqlx::Database> Source for sqlx::Pool<DB> {
 
     async fn open(&self) -> Result<Self::Conn, StoreError> {
         self.acquire().await.map_err(crate::error::map_sqlx_error)
+    }
+
+    fn has_spare(&self) -> bool {
+        self.num_idle() > 0 || self.size() < self.options().get_max_connections()
     }
 }
 
@@ -144,7 +156,8 @@ where
     ///
     /// While look-ups keep coming, one connection serves query after query
     /// (up to [`HOLD_AT_MOST`]); it goes back to the pool as soon as none
-    /// is waiting, or when a query fails.
+    /// is waiting, when a query fails, and after each query while the pool
+    /// has no other connection to give.
     pub(crate) fn new<S, F, Fut>(source: S, fetch: F) -> Self
     where
         S: Source,
@@ -234,14 +247,19 @@ where
         };
         let conn = match held.take() {
             Some((conn, since)) if since.elapsed() < HOLD_AT_MOST => Ok((conn, since)),
-            // An old connection goes back to the pool before a new one
-            // is taken.
-            _ => inner.source.open().await.map(|c| (c, Instant::now())),
+            old => {
+                // An old connection goes back to the pool before a new one
+                // is asked for (on a pool of one, nothing else could come).
+                drop(old);
+                inner.source.open().await.map(|c| (c, Instant::now()))
+            }
         };
         match conn {
             Ok((conn, since)) => {
                 let conn = answer(&inner.fetch, conn, batch).await;
-                held = conn.map(|c| (c, since));
+                held = conn
+                    .filter(|_| inner.source.has_spare())
+                    .map(|c| (c, since));
             }
             Err(e) => fail(batch.into_iter().map(|(_, tx)| tx), &e),
         }
@@ -343,12 +361,15 @@ mod tests {
 
     /// A source whose connections are counted: how many were opened, and
     /// how many are still out (not yet dropped). Opening fails while
-    /// `down` is set.
+    /// `down` is set, and while one is out if `one` is (a pool of one).
+    /// It has a spare connection unless `full` is set.
     #[derive(Clone, Default)]
     struct Counted {
         opened: Arc<AtomicUsize>,
         out: Arc<AtomicUsize>,
         down: Arc<AtomicBool>,
+        one: Arc<AtomicBool>,
+        full: Arc<AtomicBool>,
     }
 
     struct Conn(Arc<AtomicUsize>);
@@ -363,12 +384,17 @@ mod tests {
         type Conn = Conn;
 
         async fn open(&self) -> Result<Conn, StoreError> {
-            if self.down.load(Ordering::SeqCst) {
+            let out = self.out.load(Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) || (self.one.load(Ordering::SeqCst) && out > 0) {
                 return Err(StoreError::unavailable("no connection"));
             }
             self.opened.fetch_add(1, Ordering::SeqCst);
             self.out.fetch_add(1, Ordering::SeqCst);
             Ok(Conn(Arc::clone(&self.out)))
+        }
+
+        fn has_spare(&self) -> bool {
+            !self.full.load(Ordering::SeqCst)
         }
     }
 
@@ -487,6 +513,52 @@ mod tests {
         // takes one again.
         all_returned(&source).await;
         assert_eq!(batcher.get(6).await.unwrap(), Some(36));
+        assert_eq!(source.opened.load(Ordering::SeqCst), 2);
+        all_returned(&source).await;
+    }
+
+    /// Look-ups 2, then 4 while the query for 2 waits at the gate; the
+    /// clock moves on by `wait` before the gate opens.
+    async fn two_queries_in_a_row(source: &Counted, wait: Duration) -> [Option<u64>; 2] {
+        let gate = Arc::new(Semaphore::new(0));
+        let batcher = squares(source.clone(), Arc::clone(&gate), Arc::default());
+        let first = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.get(2).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = tokio::spawn({
+            let b = batcher.clone();
+            async move { b.get(4).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if !wait.is_zero() {
+            tokio::time::advance(wait).await;
+        }
+        gate.add_permits(10);
+        [
+            first.await.unwrap().unwrap(),
+            second.await.unwrap().unwrap(),
+        ]
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_held_too_long_goes_back_before_the_next_is_taken() {
+        // A pool of one: the next query can only have the old connection.
+        let source = Counted::default();
+        source.one.store(true, Ordering::SeqCst);
+        let found = two_queries_in_a_row(&source, HOLD_AT_MOST * 2).await;
+        assert_eq!(found, [Some(4), Some(16)]);
+        assert_eq!(source.opened.load(Ordering::SeqCst), 2, "taken anew");
+        all_returned(&source).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_spare_connection_each_query_hands_its_own_back() {
+        let source = Counted::default();
+        source.full.store(true, Ordering::SeqCst);
+        let found = two_queries_in_a_row(&source, Duration::ZERO).await;
+        assert_eq!(found, [Some(4), Some(16)]);
         assert_eq!(source.opened.load(Ordering::SeqCst), 2);
         all_returned(&source).await;
     }

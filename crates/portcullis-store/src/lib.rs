@@ -84,7 +84,8 @@
 //! began is always seen. When the query fails, every read in its batch
 //! fails with the same error. While such reads keep coming, their queries
 //! run one after another on one connection, which goes back to the pool
-//! when none waits, after a failed query, and at least once a second.
+//! when none waits, after a failed query, at least once a second, and
+//! after every query while the pool has no other connection to give.
 //!
 //! ## Connections
 //!
