@@ -398,6 +398,15 @@ mod tests {
         }
     }
 
+    /// Looks `key` up in a task of its own.
+    fn spawn_get<V: Clone + Send + 'static>(
+        batcher: &Batcher<u32, V>,
+        key: u32,
+    ) -> tokio::task::JoinHandle<Result<Option<V>, StoreError>> {
+        let b = batcher.clone();
+        tokio::spawn(async move { b.get(key).await })
+    }
+
     /// A batcher over squares of small numbers (odd keys have no row) that
     /// records every batch it was asked for, and waits for a permit
     /// before answering each.
@@ -427,20 +436,11 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
         // The first look-up starts a query, which waits at the gate.
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(2).await }
-        });
+        let first = spawn_get(&batcher, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
         // These arrive while it runs: distinct keys, a repeat, a missing one.
         let keys = [4, 6, 4, 7, 8, 2];
-        let later: Vec<_> = keys
-            .iter()
-            .map(|&k| {
-                let b = batcher.clone();
-                tokio::spawn(async move { b.get(k).await })
-            })
-            .collect();
+        let later: Vec<_> = keys.iter().map(|&k| spawn_get(&batcher, k)).collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
         gate.add_permits(10);
         assert_eq!(first.await.unwrap().unwrap(), Some(4));
@@ -459,12 +459,7 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
         let n = MAX_BATCH * 2 + 5;
-        let handles: Vec<_> = (0..n as u32)
-            .map(|k| {
-                let b = batcher.clone();
-                tokio::spawn(async move { b.get(k).await })
-            })
-            .collect();
+        let handles: Vec<_> = (0..n as u32).map(|k| spawn_get(&batcher, k)).collect();
         tokio::time::sleep(Duration::from_millis(20)).await;
         gate.add_permits(100);
         for (k, h) in handles.into_iter().enumerate() {
@@ -494,15 +489,9 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let batcher = squares(source.clone(), Arc::clone(&gate), Arc::clone(&seen));
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(2).await }
-        });
+        let first = spawn_get(&batcher, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let second = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(4).await }
-        });
+        let second = spawn_get(&batcher, 4);
         tokio::time::sleep(Duration::from_millis(20)).await;
         gate.add_permits(10);
         assert_eq!(first.await.unwrap().unwrap(), Some(4));
@@ -522,15 +511,9 @@ mod tests {
     async fn two_queries_in_a_row(source: &Counted, wait: Duration) -> [Option<u64>; 2] {
         let gate = Arc::new(Semaphore::new(0));
         let batcher = squares(source.clone(), Arc::clone(&gate), Arc::default());
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(2).await }
-        });
+        let first = spawn_get(&batcher, 2);
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let second = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(4).await }
-        });
+        let second = spawn_get(&batcher, 4);
         tokio::time::sleep(Duration::from_millis(20)).await;
         if !wait.is_zero() {
             tokio::time::advance(wait).await;
@@ -581,12 +564,7 @@ mod tests {
                 }
             }
         });
-        let handles: Vec<_> = (0..5)
-            .map(|k| {
-                let b = batcher.clone();
-                tokio::spawn(async move { b.get(k).await })
-            })
-            .collect();
+        let handles: Vec<_> = (0..5).map(|k| spawn_get(&batcher, k)).collect();
         for h in handles {
             let err = h.await.unwrap().unwrap_err();
             assert!(err.is_unavailable(), "{err}");
@@ -638,19 +616,10 @@ mod tests {
         let gate = Arc::new(Semaphore::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
         let batcher = squares(Counted::default(), Arc::clone(&gate), Arc::clone(&seen));
-        let first = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(2).await }
-        });
+        let first = spawn_get(&batcher, 2);
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let quitter = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(4).await }
-        });
-        let stayer = tokio::spawn({
-            let b = batcher.clone();
-            async move { b.get(4).await }
-        });
+        let quitter = spawn_get(&batcher, 4);
+        let stayer = spawn_get(&batcher, 4);
         tokio::time::sleep(Duration::from_millis(10)).await;
         quitter.abort();
         gate.add_permits(10);
