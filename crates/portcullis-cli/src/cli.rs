@@ -142,7 +142,9 @@ pub struct CreateClientArgs {
     #[arg(long = "grant", value_name = "GRANT")]
     pub grants: Vec<String>,
 
-    /// A redirect URI for the authorization-code grant; repeat for more.
+    /// A redirect URI for the authorization-code grant: `http(s)://HOST/...`
+    /// or a reversed-domain private-use scheme (`com.example.app:/cb`);
+    /// repeat for more.
     #[arg(long = "redirect-uri", value_name = "URI")]
     pub redirect_uris: Vec<String>,
 

@@ -20,6 +20,7 @@
 //! | `cookie_secure` | `PORTCULLIS_COOKIE_SECURE` | `false` | marks the session and CSRF cookies `Secure` |
 //! | `session_age` | `PORTCULLIS_SESSION_AGE` | `1209600` (two weeks) | session lifetime in seconds (Django's `SESSION_COOKIE_AGE`) |
 //! | `form_limit` | `PORTCULLIS_FORM_LIMIT` | `2621440` (2.5 MiB) | the largest request body accepted, in bytes (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`) |
+//! | `header_read_timeout` | `PORTCULLIS_HEADER_READ_TIMEOUT` | `30` | seconds `serve` gives a client to send a request's headers, counted from when it is ready to read them (so an idle keep-alive connection is closed after as long); then the connection is closed without an answer, so slow or stalled clients cannot hold connections open |
 //! | `cache_ttl_ms` | `PORTCULLIS_CACHE_TTL_MS` | `500` | how long `serve` keeps users, tokens, sessions and OAuth2 access tokens it has read, the JWTs it has verified, and the usernames and addresses it last found with no failed logins, in milliseconds; `0` turns the cache off. Writes by this server invalidate at once; writes by other processes (`deactivate`, `changepassword`, `create-token -r`, another server) are seen after at most this long, so keep it below `1000` to keep the one-second promise |
 //! | `basic_cache` | `PORTCULLIS_BASIC_CACHE` | `true` | whether `serve` remembers verified Basic credentials (by an HMAC under the secret key of username, password and current password hash, never the password) for 60 s, so repeated Basic requests skip PBKDF2; a password change or deactivation takes effect as fast as `cache_ttl_ms` allows. Off: every Basic request pays a full hash |
 //! | `throttle_rates` | `PORTCULLIS_THROTTLE_RATES` | `anon=5/min,user=10/min,burst=3/min` | DRF's `DEFAULT_THROTTLE_RATES` as `scope=N/PERIOD,...` (PERIOD's first letter: `s`, `m`, `h`, `d`); sets only the scopes it names, the others keep their defaults |
@@ -95,6 +96,8 @@ pub const MAX_PASSWORD_ITERATIONS: u32 = 10_000_000;
 pub const DEFAULT_REMOTE_USER_HEADER: &str = "Remote-User";
 /// Session lifetime by default: two weeks, in seconds.
 pub const DEFAULT_SESSION_AGE: i64 = 1_209_600;
+/// How long `serve` waits for a request's headers by default, in seconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 30;
 /// The largest request body accepted by default: 2.5 MiB, as Django's
 /// `DATA_UPLOAD_MAX_MEMORY_SIZE`.
 pub const DEFAULT_FORM_LIMIT: usize = portcullis::layer::DEFAULT_FORM_LIMIT;
@@ -198,6 +201,9 @@ pub struct Settings {
     /// The largest request body accepted, in bytes. Default
     /// [`DEFAULT_FORM_LIMIT`].
     pub form_limit: usize,
+    /// Seconds a client has to send a request's headers. Default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: u64,
     /// How long store reads are cached, in milliseconds; `0` is off.
     /// Default [`DEFAULT_CACHE_TTL_MS`].
     pub cache_ttl_ms: u64,
@@ -259,6 +265,7 @@ impl fmt::Debug for Settings {
             .field("redis_lockout_fail_open", &self.redis_lockout_fail_open)
             .field("session_age", &self.session_age)
             .field("form_limit", &self.form_limit)
+            .field("header_read_timeout", &self.header_read_timeout)
             .field("cache_ttl_ms", &self.cache_ttl_ms)
             .field("basic_cache", &self.basic_cache)
             .field("throttle_rates", &self.throttle_rates)
@@ -295,6 +302,7 @@ impl Default for Settings {
             redis_lockout_fail_open: false,
             session_age: DEFAULT_SESSION_AGE,
             form_limit: DEFAULT_FORM_LIMIT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             cache_ttl_ms: DEFAULT_CACHE_TTL_MS,
             basic_cache: true,
             throttle_rates: None,
@@ -340,6 +348,7 @@ struct FileSettings {
     redis_lockout_fail_open: Option<bool>,
     session_age: Option<i64>,
     form_limit: Option<usize>,
+    header_read_timeout: Option<u64>,
     cache_ttl_ms: Option<u64>,
     basic_cache: Option<bool>,
     throttle_rates: Option<String>,
@@ -466,6 +475,7 @@ impl Settings {
         set(&mut self.redis_lockout_fail_open, f.redis_lockout_fail_open);
         set(&mut self.session_age, f.session_age);
         set(&mut self.form_limit, f.form_limit);
+        set(&mut self.header_read_timeout, f.header_read_timeout);
         set(&mut self.cache_ttl_ms, f.cache_ttl_ms);
         set(&mut self.basic_cache, f.basic_cache);
         set(&mut self.throttle_rates, f.throttle_rates.map(Some));
@@ -539,6 +549,13 @@ impl Settings {
                 anyhow!("PORTCULLIS_FORM_LIMIT must be a whole number of bytes, not {v:?}")
             })?;
         }
+        if let Some(v) = var("header_read_timeout") {
+            self.header_read_timeout = v.trim().parse().map_err(|_| {
+                anyhow!(
+                    "PORTCULLIS_HEADER_READ_TIMEOUT must be a whole number of seconds, not {v:?}"
+                )
+            })?;
+        }
         if let Some(v) = var("cache_ttl_ms") {
             self.cache_ttl_ms = v.trim().parse().map_err(|_| {
                 anyhow!("PORTCULLIS_CACHE_TTL_MS must be a whole number of milliseconds, not {v:?}")
@@ -598,6 +615,9 @@ impl Settings {
         }
         if self.form_limit == 0 {
             bail!("form_limit must be at least 1 byte");
+        }
+        if self.header_read_timeout == 0 {
+            bail!("header_read_timeout must be at least 1 second (PORTCULLIS_HEADER_READ_TIMEOUT)");
         }
         if self.lockout_failures == 0 {
             bail!("lockout_failures must be at least 1 (PORTCULLIS_LOCKOUT_FAILURES)");
@@ -991,6 +1011,7 @@ mod tests {
         assert!(!s.cookie_secure);
         assert_eq!(s.session_age, 1_209_600);
         assert_eq!(s.form_limit, 2_621_440);
+        assert_eq!(s.header_read_timeout, 30);
         assert_eq!(s.cache_ttl_ms, 500);
         assert!(s.basic_cache);
         assert!(s.secret_key.is_none() && s.log.is_none());
@@ -1010,6 +1031,22 @@ mod tests {
         assert_eq!((s.cache_ttl_ms, s.basic_cache), (0, true));
         let bad = env(&[("PORTCULLIS_CACHE_TTL_MS", "soon")]);
         assert!(Settings::from_sources(None, bad, &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn header_read_timeout_comes_from_env_and_file() {
+        let file = "header_read_timeout = 12\n";
+        let s = Settings::from_sources(Some(("f.toml", file)), env(&[]), &Overrides::default())
+            .unwrap();
+        assert_eq!(s.header_read_timeout, 12);
+        let e = env(&[("PORTCULLIS_HEADER_READ_TIMEOUT", "5")]);
+        let s = Settings::from_sources(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
+        assert_eq!(s.header_read_timeout, 5);
+        for bad in ["0", "-1", "soon"] {
+            let e = env(&[("PORTCULLIS_HEADER_READ_TIMEOUT", bad)]);
+            let err = Settings::from_sources(None, e, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("HEADER_READ_TIMEOUT"), "{err}");
+        }
     }
 
     #[test]

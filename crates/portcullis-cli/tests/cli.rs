@@ -745,6 +745,43 @@ fn serve_stops_cleanly_on_sigint_and_keeps_its_secret() {
 }
 
 #[test]
+fn serve_closes_connections_that_stall_before_their_headers() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let mut env = Env::sqlite();
+    env.extra = vec![("PORTCULLIS_HEADER_READ_TIMEOUT".into(), "1".into())];
+    let server = Server::start(&env);
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    // Half a request's headers, then nothing (slowloris); and a connection
+    // that never sends anything.
+    let mut partial = TcpStream::connect(&addr).unwrap();
+    partial
+        .write_all(b"GET /health/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    let silent = TcpStream::connect(&addr).unwrap();
+    for (what, mut conn) in [("partial headers", partial), ("no request", silent)] {
+        conn.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = conn
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: the connection was left open: {e}"));
+        assert_eq!(n, 0, "{what}: closed without an answer");
+    }
+    // A whole request on time is answered as usual.
+    assert_eq!(
+        client()
+            .get(server.url("/health/"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _) = server.stop("-TERM");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
 fn serve_reports_a_busy_address_in_one_line() {
     let env = Env::sqlite();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -7,18 +7,20 @@
 //! string is not logged either. Expired sessions are purged every
 //! [`PURGE_INTERVAL`].
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use axum::body::Body;
-use axum::extract::Request;
-use axum::ServiceExt;
+use axum::extract::{ConnectInfo, Request};
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use portcullis::jwt::Jwt;
 use portcullis::store::SessionStore;
 use portcullis_store::Store;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::sensitive_headers::{
     SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
 };
@@ -155,34 +157,97 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         .service(router(store.clone(), config));
 
     let purger = tokio::spawn(purge_expired_sessions(store));
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app),
-    )
-    .with_graceful_shutdown(async move {
+    println!("portcullis listening on http://{addr}");
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout);
+    let result = serve_connections(listener, app, header_read_timeout, async move {
         let name = signals.recv().await;
         tracing::info!("{name} received: finishing open requests, then stopping");
-        let _ = stop_tx.send(true);
-    });
-    let grace = async move {
-        if stop_rx.wait_for(|stopped| *stopped).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    println!("portcullis listening on http://{addr}");
-
-    let result = tokio::select! {
-        r = server => r.map_err(|e| anyhow!("the server failed: {e}")),
-        () = grace => {
-            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
-            Ok(())
-        }
-    };
+    })
+    .await;
     purger.abort();
     tracing::info!("stopped");
     result
+}
+
+/// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves,
+/// then stops accepting and lets open requests finish for up to
+/// [`SHUTDOWN_GRACE`].
+///
+/// A connection must deliver each request's headers within
+/// `header_read_timeout`, counted from when the server is ready to read
+/// them, so an idle keep-alive connection is closed after that long too; a
+/// client that sends its headers a byte at a time (slowloris) cannot hold
+/// a connection open. Each request carries axum's
+/// `ConnectInfo<SocketAddr>` for the throttles and the lockout.
+async fn serve_connections<S, B>(
+    listener: tokio::net::TcpListener,
+    app: S,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()>
+where
+    S: tower::Service<Request, Response = http::Response<B>, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = app
+            .clone()
+            .map_request(move |mut req: http::Request<Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(remote));
+                req.map(Body::new)
+            });
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {
+            tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
+        }
+    }
+    Ok(())
+}
+
+/// What to do when `accept` fails: a connection that went away before it
+/// was accepted is nothing; anything else (out of file descriptors, say)
+/// is logged and accepting pauses for a second rather than spinning.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept a connection: pausing for a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Deletes expired sessions every [`PURGE_INTERVAL`], starting now.

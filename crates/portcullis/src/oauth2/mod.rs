@@ -799,6 +799,11 @@ impl OAuth2 {
             None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
             None => return Err(fatal("Missing redirect URI.")),
         };
+        // Registration refuses unusable URIs; this also covers a client
+        // registered before a rule was added.
+        if check_redirect_uri(&redirect_uri).is_err() {
+            return Err(fatal("Invalid redirect URI."));
+        }
         let state = one("state").ok().flatten();
         let redirect = |error| AuthorizeError::Redirect {
             redirect_uri: redirect_uri.clone(),
@@ -1098,6 +1103,12 @@ impl OAuth2 {
 /// §3.1.2): `http`/`https` with a host, or a private-use scheme for
 /// native apps (RFC 8252 §7.1, `com.example.app:/callback`); printable
 /// ASCII without spaces.
+///
+/// A private-use scheme must be a reversed domain name, so it holds a
+/// `.`, as RFC 8252 asks: that refuses the schemes a browser would act on
+/// itself (`javascript:`, `data:`, `vbscript:`, `file:`, ...), which
+/// would turn the authorization redirect into script run on the consent
+/// page's origin.
 fn check_redirect_uri(uri: &str) -> Result<(), OAuth2Error> {
     let bad = || OAuth2Error::InvalidRequest(format!("invalid redirect URI {uri:?}"));
     if uri.len() > 2000 || uri.contains('#') || !uri.bytes().all(|b| b.is_ascii_graphic()) {
@@ -1116,6 +1127,8 @@ fn check_redirect_uri(uri: &str) -> Result<(), OAuth2Error> {
         if parsed.host().is_none_or(str::is_empty) {
             return Err(bad());
         }
+    } else if !scheme.contains('.') {
+        return Err(bad());
     }
     Ok(())
 }

@@ -179,6 +179,34 @@ async fn bad_client_or_redirect_uri_is_never_redirected() {
 }
 
 #[tokio::test]
+async fn a_stored_script_redirect_uri_is_never_redirected_to() {
+    // A client written straight to the store (say, before registration
+    // refused such URIs) with a scheme the browser would run.
+    let store = MemoryOAuth2Store::new();
+    let o = OAuth2::new(
+        store.clone(),
+        &SecretKey::new([9u8; 32]).unwrap(),
+        OAuth2Settings::default(),
+    );
+    let (mut c, _) = client(&o, false).await;
+    c.client_id = "legacy-client".into();
+    c.redirect_uris = vec!["javascript:alert(1)".into()];
+    store.create_client(&c).await.unwrap();
+    let e = o
+        .validate_authorization(&params(&[
+            ("client_id", "legacy-client"),
+            ("response_type", "code"),
+            ("redirect_uri", "javascript:alert(1)"),
+        ]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, AuthorizeError::Fatal(_)), "{e:?}");
+    let mut new = NewClient::confidential("app");
+    new.redirect_uris = vec!["javascript:alert(1)".into()];
+    assert!(o.register_client(new).await.is_err());
+}
+
+#[tokio::test]
 async fn expired_codes_are_refused() {
     let (o, clock) = server();
     let (c, _) = client(&o, false).await;
@@ -315,6 +343,12 @@ fn redirect_uris_are_checked() {
         "https:///nohost",
         "cb",
         "1x:/y",
+        "javascript:alert(1)",
+        "JavaScript://%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox",
+        "file:///etc/passwd",
+        "myapp:/callback",
     ] {
         assert!(check_redirect_uri(bad).is_err(), "{bad}");
     }
