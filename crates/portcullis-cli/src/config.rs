@@ -835,6 +835,11 @@ pub fn redact_url(url: &str) -> String {
 
 /// Removes a database URL's password from a message (raw and
 /// percent-decoded), in case a driver echoes it.
+///
+/// Only whole occurrences are replaced, not ones inside a longer word: a
+/// short password such as `e` would otherwise be starred out of every
+/// word of the message, garbling it and, by the pattern, giving the
+/// password away.
 pub fn scrub(message: &str, url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return message.to_owned();
@@ -845,14 +850,43 @@ pub fn scrub(message: &str, url: &str) -> String {
     if let Some(at) = authority.rfind('@') {
         if let Some((_, password)) = authority[..at].split_once(':') {
             if !password.is_empty() {
-                out = out.replace(password, "***");
+                out = replace_whole(&out, password, "***");
                 let decoded = percent_decode(password);
                 if !decoded.is_empty() {
-                    out = out.replace(&decoded, "***");
+                    out = replace_whole(&out, &decoded, "***");
                 }
             }
         }
     }
+    out
+}
+
+/// `haystack` with each occurrence of `needle` that is not part of a
+/// longer word (no letter or digit right before or after it) replaced.
+fn replace_whole(haystack: &str, needle: &str, with: &str) -> String {
+    let word = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let mut out = String::with_capacity(haystack.len());
+    let mut rest = haystack;
+    while let Some(i) = rest.find(needle) {
+        let end = i + needle.len();
+        let before = if i == 0 {
+            out.chars().next_back()
+        } else {
+            rest[..i].chars().next_back()
+        };
+        if word(before) || word(rest[end..].chars().next()) {
+            // Part of a longer word: keep it, and look again one
+            // character further on.
+            let step = i + rest[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&rest[..step]);
+            rest = &rest[step..];
+        } else {
+            out.push_str(&rest[..i]);
+            out.push_str(with);
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
     out
 }
 
@@ -1257,6 +1291,17 @@ mod tests {
             scrub("bad login for p@ss and p%40ss", "postgres://u:p%40ss@h/db"),
             "bad login for *** and ***"
         );
+        // A short password is not starred out of the words around it.
+        assert_eq!(
+            scrub(
+                "cannot open postgres://u:e@h/db: store unavailable: e",
+                "postgres://u:e@h/db"
+            ),
+            "cannot open postgres://u:***@h/db: store unavailable: ***"
+        );
+        assert_eq!(replace_whole("pw pwd xpw pw.", "pw", "*"), "* pwd xpw *.");
+        assert_eq!(replace_whole("aaa", "a", "*"), "aaa");
+        assert_eq!(replace_whole("é-p-é", "p", "*"), "é-*-é");
     }
 
     #[test]
