@@ -101,6 +101,23 @@ impl<S: common::Store> Fx<S> {
         let page = send(self.app.get(&url).header(COOKIE, cookies.header())).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text());
         let mut form: Vec<(String, String)> = hidden_fields(&page.text());
+        // The contract's fields, each there even when the request left it
+        // out (then empty).
+        for field in [
+            "client_id",
+            "redirect_uri",
+            "response_type",
+            "state",
+            "scope",
+            "code_challenge",
+            "code_challenge_method",
+            "csrfmiddlewaretoken",
+        ] {
+            assert!(
+                form.iter().any(|(k, _)| k == field),
+                "{field} is missing from the consent form: {form:?}"
+            );
+        }
         form.push(("allow".into(), "Authorize".into()));
         let res = send(
             self.app

@@ -763,15 +763,13 @@ fn consent_page<S>(
     user: &User,
     secret: &str,
 ) -> Response {
+    // Every field is in the form, empty when the request had none, as in
+    // django-oauth-toolkit's form.
     let hidden = |name: &str, value: Option<&str>| {
-        value
-            .map(|v| {
-                format!(
-                    "<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n",
-                    escape_html(v)
-                )
-            })
-            .unwrap_or_default()
+        format!(
+            "<input type=\"hidden\" name=\"{name}\" value=\"{}\">\n",
+            escape_html(value.unwrap_or(""))
+        )
     };
     let scope = request.scopes.join(" ");
     let scopes: String = request

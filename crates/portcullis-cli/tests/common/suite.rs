@@ -155,7 +155,7 @@ pub(crate) async fn basic_inactive_user_is_invalid_credentials<S: Store>(store: 
 
 pub(crate) async fn basic_malformed_headers_fail_with_drf_messages<S: Store>(store: S) {
     let app = TestApp::start(store).await;
-    let cases: [(&[u8], &str); 6] = [
+    let cases: [(&[u8], &str); 8] = [
         (b"Basic", "Invalid basic header. No credentials provided."),
         (b"Basic ", "Invalid basic header. No credentials provided."),
         (
@@ -172,6 +172,15 @@ pub(crate) async fn basic_malformed_headers_fail_with_drf_messages<S: Store>(sto
         ),
         (
             b"Basic \xff\xfe\xfd",
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ),
+        // "ada", and three NUL bytes: no colon, so no username:password.
+        (
+            b"Basic YWRh",
+            "Invalid basic header. Credentials not correctly base64 encoded.",
+        ),
+        (
+            b"Basic AAAA",
             "Invalid basic header. Credentials not correctly base64 encoded.",
         ),
     ];

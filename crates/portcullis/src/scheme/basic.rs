@@ -80,7 +80,11 @@ pub fn parse(words: &[&[u8]]) -> Result<Option<(String, String)>, AuthError> {
         // Latin-1: every byte is the code point of the same value.
         Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
     };
-    let (user, pass) = text.split_once(':').unwrap_or((&text, ""));
+    // No colon: not `username:password`, so a malformed header (DRF's
+    // `split(':', 1)` fails the same way), never a login attempt.
+    let (user, pass) = text
+        .split_once(':')
+        .ok_or_else(|| AuthError::failed(BAD_BASE64))?;
     Ok(Some((user.to_owned(), pass.to_owned())))
 }
 
@@ -180,7 +184,8 @@ impl<S: UserStore + Clone> Scheme<S::User> for Basic<S> {
             let user = STANDARD.decode_vec(words[1], &mut buf).ok().and_then(|()| {
                 // Latin-1 credentials (not UTF-8) take the usual path.
                 let text = std::str::from_utf8(&buf).ok()?;
-                let (username, password) = text.split_once(':').unwrap_or((text, ""));
+                // No colon: the usual path refuses the header.
+                let (username, password) = text.split_once(':')?;
                 let client = self.backend.lockout().and_then(|l| l.client_addr(req));
                 self.backend.authenticate_now(username, password, client)
             });
@@ -355,8 +360,14 @@ mod tests {
     fn password_may_contain_colons_and_be_empty() {
         let p = parse(&words("Basic YTpiOmM=")).unwrap().unwrap(); // a:b:c
         assert_eq!(p, ("a".into(), "b:c".into()));
-        let p = parse(&words("Basic YWRh")).unwrap().unwrap(); // "ada", no colon
+        let p = parse(&words("Basic YWRhOg==")).unwrap().unwrap(); // "ada:"
         assert_eq!(p, ("ada".into(), "".into()));
+    }
+
+    #[test]
+    fn credentials_without_a_colon_are_a_malformed_header() {
+        assert_eq!(msg(parse(&words("Basic YWRh"))), BAD_BASE64); // "ada"
+        assert_eq!(msg(parse(&words("Basic AAAA"))), BAD_BASE64); // three NULs
     }
 
     #[test]

@@ -6,8 +6,12 @@
 //! the nonce, the method, the path and query, the host, the port, the
 //! payload hash and `ext` (and `app`/`dlg` when sent). When the client
 //! sends a payload `hash` (`hawk.1.payload`, the content type without
-//! parameters, lowercased, and the body), it is checked against the body;
-//! without one the body is not authenticated, as in Hawk itself.
+//! parameters, lowercased, and the body), it is checked against the body.
+//! A request that carries a body (a `Content-Length` above zero, or a
+//! `Transfer-Encoding`) must send the hash: otherwise the body would ride
+//! unauthenticated on an authenticated request, and anyone on the path
+//! could swap it (`401 Missing required payload hash`). A request without
+//! a body needs none.
 //!
 //! - The timestamp must be within the skew window (default 60 s) of the
 //!   server's clock; outside it the answer is `401` with
@@ -91,6 +95,8 @@ pub const UNKNOWN_CREDENTIALS: &str = "Unknown credentials";
 pub const BAD_MAC: &str = "Bad mac";
 /// The payload hash does not match the body.
 pub const BAD_HASH: &str = "Bad payload hash";
+/// The request has a body but no payload hash covers it.
+pub const MISSING_HASH: &str = "Missing required payload hash";
 /// The timestamp is outside the skew window.
 pub const STALE: &str = "Stale timestamp";
 /// The nonce was already used with these credentials.
@@ -504,6 +510,9 @@ impl<S: UserStore + HawkStore + Clone> Hawk<S> {
         if !crate::secret::ct_eq(mac.as_bytes(), h.mac.as_bytes()) {
             return Err(fail(BAD_MAC));
         }
+        if h.hash.is_none() && has_body(req) {
+            return Err(fail(MISSING_HASH));
+        }
         if let Some(hash) = &h.hash {
             let Some(body) = req.extensions.get::<RequestBody>() else {
                 tracing::warn!("Hawk payload hash without the request body; is the scheme behind the portcullis layer?");
@@ -578,6 +587,14 @@ impl<S: UserStore + HawkStore + Clone> Scheme<S::User> for Hawk<S> {
             .and_then(|v| auth_param::strip_keyword(v, "hawk"))
             .is_some_and(|rest| rest.contains("hash"))
     }
+}
+
+/// Whether the request says it carries a body: a `Content-Length` other
+/// than zero (an unreadable one counts), or any `Transfer-Encoding`.
+fn has_body(req: &RequestHead<'_>) -> bool {
+    let length = req.headers.get(http::header::CONTENT_LENGTH);
+    length.is_some_and(|v| v.as_bytes().iter().any(|&b| b != b'0'))
+        || req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
 /// A Hawk client, for tests, examples and benchmarks: signs a request as

@@ -203,6 +203,44 @@ async fn tampering_fails() {
 }
 
 #[tokio::test]
+async fn a_body_needs_a_payload_hash() {
+    let w = world().await;
+    // Signed without a payload, so without `hash`.
+    let h = Client::new(&w.id, &w.key, "POST", "/h/", "example.com", 8000).authorization();
+    let request = |header: Option<(&str, &str)>| {
+        let mut b = http::Request::builder()
+            .method(Method::POST)
+            .uri("/h/")
+            .header(HOST, "example.com:8000")
+            .header(AUTHORIZATION, &h);
+        if let Some((name, value)) = header {
+            b = b.header(name, value);
+        }
+        b.body(()).unwrap()
+    };
+    for body in [
+        ("content-length", "10"),
+        ("content-length", "x"),
+        ("transfer-encoding", "chunked"),
+    ] {
+        let req = request(Some(body));
+        let got = w.hawk.authenticate(&RequestHead::from_request(&req)).await;
+        assert_eq!(detail(got), MISSING_HASH, "{body:?}");
+    }
+    // No body: nothing to hash. (Nothing above burnt the nonce.)
+    let req = request(Some(("content-length", "0")));
+    assert_eq!(
+        detail(w.hawk.authenticate(&RequestHead::from_request(&req)).await),
+        "ok"
+    );
+    let req = request(None);
+    assert_eq!(
+        detail(w.hawk.authenticate(&RequestHead::from_request(&req)).await),
+        REPLAYED
+    );
+}
+
+#[tokio::test]
 async fn stale_timestamps_get_ts_and_tsm() {
     let w = world().await;
     let mut c = Client::new(&w.id, &w.key, "GET", "/h/", "example.com", 8000);
