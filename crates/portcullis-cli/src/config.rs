@@ -9,7 +9,7 @@
 //! | setting | env | default | what |
 //! |---|---|---|---|
 //! | `secret_key` | `PORTCULLIS_SECRET_KEY` | none: generated on SQLite, required otherwise | Django's `SECRET_KEY`: signs sessions and CSRF tokens, keys the hashes of tokens at rest; at least 32 bytes |
-//! | `database_url` | `PORTCULLIS_DATABASE_URL`, then `DATABASE_URL` | `sqlite://portcullis.db` | `sqlite://PATH`, `postgres://...` or `mysql://...` (MariaDB); flag `--database-url` |
+//! | `database_url` | `PORTCULLIS_DATABASE_URL`, then `DATABASE_URL` | `sqlite://portcullis.db` | `sqlite://PATH`, `postgres://...` or `mysql://...` (MariaDB); flag `--database-url`. An in-memory SQLite database (`sqlite://`, `sqlite::memory:`) is refused by every command but `serve` |
 //! | `bind` | `PORTCULLIS_BIND` | `127.0.0.1:8000` | where `serve` listens; flag `serve --bind` |
 //! | `password_iterations` | `PORTCULLIS_PASSWORD_ITERATIONS` | `1200000` | PBKDF2-SHA256 iterations for new password hashes (Django 6.0's) |
 //! | `remote_user_header` | `PORTCULLIS_REMOTE_USER_HEADER` | `Remote-User` | the header a fronting proxy sets, for `/remote-user/` |

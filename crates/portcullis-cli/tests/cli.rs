@@ -477,6 +477,43 @@ fn unreachable_databases_fail_without_showing_the_password() {
     }
 }
 
+#[test]
+fn a_one_letter_password_does_not_garble_the_error() {
+    let env = Env::sqlite();
+    let line = env.fails(&[
+        "--database-url",
+        "postgres://portcullis:e@127.0.0.1:1/db",
+        "migrate",
+    ]);
+    assert!(
+        line.contains("postgres://portcullis:***@127.0.0.1:1/db"),
+        "{line}"
+    );
+    // The driver's words after the URL are intact.
+    let rest = line.split_once("/db").unwrap().1;
+    assert!(!rest.contains("***"), "{line}");
+}
+
+#[test]
+fn an_in_memory_database_is_refused_except_by_serve() {
+    let env = Env::sqlite();
+    for url in ["sqlite://", "sqlite::memory:", "sqlite://x.db?mode=memory"] {
+        for args in [
+            &["migrate"][..],
+            &["createuser", "ada", "--password", "pw"],
+            &["create-token", "ada"],
+        ] {
+            let all: Vec<&str> = ["--database-url", url]
+                .iter()
+                .chain(args)
+                .copied()
+                .collect();
+            let line = env.fails(&all);
+            assert!(line.contains("in memory"), "{url} {args:?}: {line}");
+        }
+    }
+}
+
 // ---------------------------------------------------- PostgreSQL, MariaDB
 
 fn shared_database_paths(url: String) {

@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::routing::MethodRouter;
 use portcullis::{Identity, IdentityRef, Policy, User};
 use serde_json::json;
+use tower::util::MapResponseLayer;
 
 use super::respond::{json, not_allowed_handler, PROTECTED_METHODS};
 
@@ -126,7 +127,21 @@ where
         .patch(handler.clone().layer(auth.clone()))
         .delete(handler.layer(auth.clone()))
         .options(options.layer(auth.clone()))
-        .fallback(not_allowed_handler(PROTECTED_METHODS).layer(auth))
+        .fallback(
+            not_allowed_handler(PROTECTED_METHODS)
+                .layer(auth)
+                .layer(MapResponseLayer::new(allow_protected)),
+        )
+}
+
+/// A method the route lacks is answered with the methods it has: the `405`
+/// itself, and the `401` or `403` that authentication answers first (for
+/// which axum would add its own `Allow`, spelt differently).
+fn allow_protected(mut res: Response) -> Response {
+    res.headers_mut()
+        .entry(ALLOW)
+        .or_insert(HeaderValue::from_static(PROTECTED_METHODS));
+    res
 }
 
 /// `/health/`: `200 {"status": "ok"}` while the process serves.

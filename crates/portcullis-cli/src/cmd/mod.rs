@@ -30,6 +30,18 @@ use crate::config::{scrub, Settings};
 
 /// Runs a parsed command with resolved settings.
 pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
+    // An in-memory SQLite database ends with the process: every command but
+    // `serve` (which may run on one, for a throwaway server) would report
+    // work that is gone when it returns. `create-jwt-key` uses no database.
+    let url = &settings.database_url;
+    let in_memory = url.starts_with("sqlite:") && crate::config::sqlite_path(url).is_none();
+    if in_memory && !matches!(command, Command::Serve(_) | Command::CreateJwtKey(_)) {
+        bail!(
+            "the database {} is in memory, so nothing this command does would last; \
+             name a file (sqlite://PATH)",
+            settings.database_url_redacted()
+        );
+    }
     match command {
         Command::Migrate => migrate::run(&settings).await,
         Command::CreateUser(args) => createuser::run(&settings, args).await,

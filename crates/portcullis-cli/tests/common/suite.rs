@@ -813,9 +813,14 @@ pub(crate) async fn other_methods_405_after_authentication<S: Store>(store: S) {
             res.header("allow"),
             Some("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE")
         );
-        // As DRF's dispatch: credentials are checked first.
+        // As DRF's dispatch: credentials are checked first. The `Allow`
+        // header is spelt the same way on that answer too.
         let res = send(app.req(m, "/basic/")).await;
         assert_401(&res, BASIC_CHALLENGE, NOT_PROVIDED);
+        assert_eq!(
+            res.header("allow"),
+            Some("GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE")
+        );
     }
     let res = send(app.req(Method::PUT, "/auth/login/")).await;
     assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
