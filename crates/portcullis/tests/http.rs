@@ -333,6 +333,28 @@ async fn token_success_describes_the_token_without_the_key() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_fail_whichever_is_good() {
+    let w = world().await;
+    let key = w.token_for("ada").await;
+    let good = format!("Token {key}");
+    for pair in [
+        [good.as_str(), "Basic garbage"],
+        ["Basic garbage", good.as_str()],
+    ] {
+        let r = w
+            .req(Method::GET, "/token/")
+            .header("authorization", pair[0])
+            .header("authorization", pair[1]);
+        let (s, h, b) = send(r).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{pair:?}");
+        assert_eq!(b["detail"], portcullis::layer::DUPLICATE_AUTHORIZATION);
+        assert_eq!(h["www-authenticate"], "Token");
+    }
+    // One is fine.
+    assert_eq!(w.get("/token/", Some(&good)).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn token_keyword_is_case_insensitive_and_configurable() {
     let w = world().await;
     let key = w.token_for("ada").await;

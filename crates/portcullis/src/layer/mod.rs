@@ -71,7 +71,7 @@ use crate::throttle::{self, Throttle};
 
 mod service;
 
-pub use service::{AuthLayer, AuthService};
+pub use service::{AuthLayer, AuthService, DUPLICATE_AUTHORIZATION};
 
 /// Renders a rejection; see [`Policy::on_rejection`].
 pub type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;

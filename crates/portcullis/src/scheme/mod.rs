@@ -151,14 +151,20 @@ impl<'a> RequestHead<'a> {
 
     /// The value of a cookie, from every `Cookie` header.
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
+        // Bytes, not text: a stray non-ASCII byte in some other cookie must
+        // not hide this one (browsers send whatever a site set).
         self.headers
             .get_all(COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.trim().trim_matches('"'))
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .filter_map(|pair| {
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                Some((&pair[..eq], &pair[eq + 1..]))
+            })
+            .find(|(k, _)| *k == name.as_bytes())
+            .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
+            .map(|v| v.trim_matches('"'))
     }
 
     /// Whether the method is safe (GET, HEAD, OPTIONS, TRACE).
@@ -454,6 +460,22 @@ mod tests {
         assert_eq!(head.cookie("sessionid"), Some("abc"));
         assert_eq!(head.cookie("csrftoken"), Some("xyz"));
         assert_eq!(head.cookie("missing"), None);
+    }
+
+    #[test]
+    fn a_non_ascii_cookie_hides_no_other() {
+        let req = http::Request::get("/")
+            .header(
+                COOKIE,
+                http::HeaderValue::from_bytes(b"pref=caf\xe9; sessionid=abc; x=\xff\xfe").unwrap(),
+            )
+            .body(())
+            .unwrap();
+        let head = RequestHead::from_request(&req);
+        assert_eq!(head.cookie("sessionid"), Some("abc"));
+        // A value that is not UTF-8 is no value.
+        assert_eq!(head.cookie("x"), None);
+        assert_eq!(head.cookie("pref"), None);
     }
 
     #[test]
