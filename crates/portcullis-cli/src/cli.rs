@@ -171,7 +171,8 @@ pub struct CreateUserArgs {
     /// The new user's login name (case-sensitive).
     pub username: String,
 
-    /// E-mail address.
+    /// E-mail address, checked as Django's `EmailValidator` does (an
+    /// invalid one is refused).
     #[arg(long, value_name = "E", default_value = "")]
     pub email: String,
 

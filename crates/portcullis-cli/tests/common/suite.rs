@@ -1283,10 +1283,10 @@ pub(crate) async fn malformed_headers_are_4xx_json<S: Store>(store: S) {
     )
     .await;
     assert_401(&res, "Token", "Invalid token.");
-    let res = send(
-        app.get("/basic/")
-            .header(AUTHORIZATION, format!("Basic {}", b64(huge.as_bytes()))),
-    )
+    let res = send(app.get("/basic/").header(
+        AUTHORIZATION,
+        format!("Basic {}", b64(format!("{huge}:pw").as_bytes())),
+    ))
     .await;
     assert_401(&res, BASIC_CHALLENGE, INVALID_BASIC);
     let res = send(
