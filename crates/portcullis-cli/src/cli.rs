@@ -171,8 +171,8 @@ pub struct CreateUserArgs {
     /// The new user's login name (case-sensitive).
     pub username: String,
 
-    /// E-mail address, checked as Django's `EmailValidator` does (an
-    /// invalid one is refused).
+    /// E-mail address, checked in the common forms Django's
+    /// `EmailValidator` takes (no quoted local parts or address literals).
     #[arg(long, value_name = "E", default_value = "")]
     pub email: String,
 

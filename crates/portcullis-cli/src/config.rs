@@ -9,7 +9,7 @@
 //! | setting | env | default | what |
 //! |---|---|---|---|
 //! | `secret_key` | `PORTCULLIS_SECRET_KEY` | none: generated on SQLite, required otherwise | Django's `SECRET_KEY`: signs sessions and CSRF tokens, keys the hashes of tokens at rest; at least 32 bytes |
-//! | `database_url` | `PORTCULLIS_DATABASE_URL`, then `DATABASE_URL` | `sqlite://portcullis.db` | `sqlite://PATH`, `postgres://...` or `mysql://...` (MariaDB); flag `--database-url`. An in-memory SQLite database (`sqlite://`, `sqlite::memory:`) is refused by every command but `serve` |
+//! | `database_url` | `PORTCULLIS_DATABASE_URL`, then `DATABASE_URL` | `sqlite://portcullis.db` | `sqlite://PATH`, `postgres://...` or `mysql://...` (MariaDB); flag `--database-url`. An in-memory SQLite database (`sqlite://`, `sqlite::memory:`) is refused by the commands whose work would vanish with it: all but `serve`, `create-jwt-key`, and `unlock` with `redis_url` set |
 //! | `bind` | `PORTCULLIS_BIND` | `127.0.0.1:8000` | where `serve` listens; flag `serve --bind` |
 //! | `password_iterations` | `PORTCULLIS_PASSWORD_ITERATIONS` | `1200000` | PBKDF2-SHA256 iterations for new password hashes (Django 6.0's) |
 //! | `remote_user_header` | `PORTCULLIS_REMOTE_USER_HEADER` | `Remote-User` | the header a fronting proxy sets, for `/remote-user/` |
@@ -20,7 +20,7 @@
 //! | `cookie_secure` | `PORTCULLIS_COOKIE_SECURE` | `false` | marks the session and CSRF cookies `Secure` |
 //! | `session_age` | `PORTCULLIS_SESSION_AGE` | `1209600` (two weeks) | session lifetime in seconds (Django's `SESSION_COOKIE_AGE`) |
 //! | `form_limit` | `PORTCULLIS_FORM_LIMIT` | `2621440` (2.5 MiB) | the largest request body accepted, in bytes (Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`) |
-//! | `header_read_timeout` | `PORTCULLIS_HEADER_READ_TIMEOUT` | `30` | seconds `serve` gives a client to send a request's headers, counted from when it is ready to read them (so an idle keep-alive connection is closed after as long); then the connection is closed without an answer, so slow or stalled clients cannot hold connections open |
+//! | `header_read_timeout` | `PORTCULLIS_HEADER_READ_TIMEOUT` | `30` | seconds `serve` gives a client to send a request's headers, counted from when it is ready to read them (so an idle keep-alive connection is closed after as long: behind a proxy that reuses connections, keep it above the proxy's idle timeout); then the connection is closed without an answer, so a stalled or trickling client holds a connection at most this long; 1 to 86400 |
 //! | `cache_ttl_ms` | `PORTCULLIS_CACHE_TTL_MS` | `500` | how long `serve` keeps users, tokens, sessions and OAuth2 access tokens it has read, the JWTs it has verified, and the usernames and addresses it last found with no failed logins, in milliseconds; `0` turns the cache off. Writes by this server invalidate at once; writes by other processes (`deactivate`, `changepassword`, `create-token -r`, another server) are seen after at most this long, so keep it below `1000` to keep the one-second promise |
 //! | `basic_cache` | `PORTCULLIS_BASIC_CACHE` | `true` | whether `serve` remembers verified Basic credentials (by an HMAC under the secret key of username, password and current password hash, never the password) for 60 s, so repeated Basic requests skip PBKDF2; a password change or deactivation takes effect as fast as `cache_ttl_ms` allows. Off: every Basic request pays a full hash |
 //! | `throttle_rates` | `PORTCULLIS_THROTTLE_RATES` | `anon=5/min,user=10/min,burst=3/min` | DRF's `DEFAULT_THROTTLE_RATES` as `scope=N/PERIOD,...` (PERIOD's first letter: `s`, `m`, `h`, `d`); sets only the scopes it names, the others keep their defaults |
@@ -98,6 +98,8 @@ pub const DEFAULT_REMOTE_USER_HEADER: &str = "Remote-User";
 pub const DEFAULT_SESSION_AGE: i64 = 1_209_600;
 /// How long `serve` waits for a request's headers by default, in seconds.
 pub const DEFAULT_HEADER_READ_TIMEOUT: u64 = 30;
+/// The longest `header_read_timeout` accepted: a day.
+pub const MAX_HEADER_READ_TIMEOUT: u64 = 86_400;
 /// The largest request body accepted by default: 2.5 MiB, as Django's
 /// `DATA_UPLOAD_MAX_MEMORY_SIZE`.
 pub const DEFAULT_FORM_LIMIT: usize = portcullis::layer::DEFAULT_FORM_LIMIT;
@@ -616,8 +618,11 @@ impl Settings {
         if self.form_limit == 0 {
             bail!("form_limit must be at least 1 byte");
         }
-        if self.header_read_timeout == 0 {
-            bail!("header_read_timeout must be at least 1 second (PORTCULLIS_HEADER_READ_TIMEOUT)");
+        if self.header_read_timeout == 0 || self.header_read_timeout > MAX_HEADER_READ_TIMEOUT {
+            bail!(
+                "header_read_timeout must be between 1 and {MAX_HEADER_READ_TIMEOUT} seconds \
+                 (PORTCULLIS_HEADER_READ_TIMEOUT)"
+            );
         }
         if self.lockout_failures == 0 {
             bail!("lockout_failures must be at least 1 (PORTCULLIS_LOCKOUT_FAILURES)");
@@ -1076,7 +1081,7 @@ mod tests {
         let e = env(&[("PORTCULLIS_HEADER_READ_TIMEOUT", "5")]);
         let s = Settings::from_sources(Some(("f.toml", file)), e, &Overrides::default()).unwrap();
         assert_eq!(s.header_read_timeout, 5);
-        for bad in ["0", "-1", "soon"] {
+        for bad in ["0", "-1", "soon", "86401", "18446744073709551615"] {
             let e = env(&[("PORTCULLIS_HEADER_READ_TIMEOUT", bad)]);
             let err = Settings::from_sources(None, e, &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("HEADER_READ_TIMEOUT"), "{err}");

@@ -512,6 +512,14 @@ fn an_in_memory_database_is_refused_except_by_serve() {
             assert!(line.contains("in memory"), "{url} {args:?}: {line}");
         }
     }
+    // `serve` runs on one: a throwaway server.
+    let mut env = env;
+    env.extra = vec![("PORTCULLIS_DATABASE_URL".into(), "sqlite://".into())];
+    let server = Server::start(&env);
+    let health = client().get(server.url("/health/")).send().unwrap();
+    assert_eq!(health.status(), 200);
+    let (status, _) = server.stop("-TERM");
+    assert_eq!(status.code(), Some(0));
 }
 
 // ---------------------------------------------------- PostgreSQL, MariaDB

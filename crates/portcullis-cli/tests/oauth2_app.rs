@@ -255,6 +255,24 @@ async fn token_endpoint_client_errors<S: common::Store>(store: S) {
     )
     .await;
     assert_eq!(error_of(&res), "invalid_request");
+    // Two Authorization headers, even the same good one twice: malformed.
+    let basic = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{id}:{secret}")
+        )
+    );
+    let res = send(
+        fx.app
+            .post("/oauth2/token/")
+            .header(AUTHORIZATION, &basic)
+            .header(AUTHORIZATION, &basic)
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    assert_eq!(error_of(&res), "invalid_request");
     // JSON is not the token endpoint's format.
     let res = send(
         fx.app

@@ -347,11 +347,22 @@ async fn two_authorization_headers_fail_whichever_is_good() {
             .header("authorization", pair[1]);
         let (s, h, b) = send(r).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{pair:?}");
-        assert_eq!(b["detail"], portcullis::layer::DUPLICATE_AUTHORIZATION);
+        assert_eq!(b["detail"], portcullis::scheme::DUPLICATE_AUTHORIZATION);
         assert_eq!(h["www-authenticate"], "Token");
     }
     // One is fine.
     assert_eq!(w.get("/token/", Some(&good)).await.0, StatusCode::OK);
+    // A route whose schemes never read the header does not care.
+    let (sid, _) = w.login("ada").await;
+    let (s, _, b) = send(
+        w.req(Method::GET, "/session/")
+            .header("cookie", format!("sessionid={sid}"))
+            .header("authorization", "Basic one")
+            .header("authorization", "Basic two"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(b["user"], "ada");
 }
 
 #[tokio::test]

@@ -291,6 +291,11 @@ fn client_credentials(
     headers: &axum::http::HeaderMap,
     params: &Params,
 ) -> Result<(String, Option<String>), OAuth2Error> {
+    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+        return Err(OAuth2Error::InvalidRequest(
+            portcullis::scheme::DUPLICATE_AUTHORIZATION.into(),
+        ));
+    }
     let body_id = params.one("client_id")?;
     let body_secret = params.one("client_secret")?;
     let words = headers

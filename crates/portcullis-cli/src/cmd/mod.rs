@@ -32,10 +32,16 @@ use crate::config::{scrub, Settings};
 pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<()> {
     // An in-memory SQLite database ends with the process: every command but
     // `serve` (which may run on one, for a throwaway server) would report
-    // work that is gone when it returns. `create-jwt-key` uses no database.
+    // work that is gone when it returns. `create-jwt-key` uses no database,
+    // and `unlock` clears Redis when the lockouts are kept there.
     let url = &settings.database_url;
     let in_memory = url.starts_with("sqlite:") && crate::config::sqlite_path(url).is_none();
-    if in_memory && !matches!(command, Command::Serve(_) | Command::CreateJwtKey(_)) {
+    let lasting = match &command {
+        Command::Serve(_) | Command::CreateJwtKey(_) => true,
+        Command::Unlock(_) => settings.redis_url.is_some(),
+        _ => false,
+    };
+    if in_memory && !lasting {
         bail!(
             "the database {} is in memory, so nothing this command does would last; \
              name a file (sqlite://PATH)",

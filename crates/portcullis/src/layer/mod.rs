@@ -71,7 +71,7 @@ use crate::throttle::{self, Throttle};
 
 mod service;
 
-pub use service::{AuthLayer, AuthService, DUPLICATE_AUTHORIZATION};
+pub use service::{AuthLayer, AuthService};
 
 /// Renders a rejection; see [`Policy::on_rejection`].
 pub type RejectionHandler = Arc<dyn Fn(&Rejection) -> Response<Bytes> + Send + Sync>;

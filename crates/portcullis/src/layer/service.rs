@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
@@ -18,13 +18,10 @@ use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::permission::Context;
 use crate::scheme::csrf::FormToken;
-use crate::scheme::{RequestBody, RequestHead};
+use crate::scheme::{RequestBody, RequestHead, DUPLICATE_AUTHORIZATION};
 use crate::throttle::{finish_throttles, run_throttles_now, Tally};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The `detail` when a request sends `Authorization` more than once.
-pub const DUPLICATE_AUTHORIZATION: &str = "Invalid Authorization header. Sent more than once.";
 
 /// Applies a [`Policy`] to a service; build it with [`Policy::layer`].
 pub struct AuthLayer<U: AuthUser> {
@@ -237,10 +234,9 @@ where
     B::Error: Into<BoxError>,
 {
     let inner = &policy.inner;
-    if !inner.schemes.is_empty() && req.headers().get_all(AUTHORIZATION).iter().nth(1).is_some() {
-        // Authorization is not a list header (RFC 9110 §11.6.2): two of
-        // them are a malformed request, and reading either one could
-        // disagree with what a proxy in front checked.
+    if RequestHead::from_request(&req).has_duplicate_authorization()
+        && inner.schemes.iter().any(|s| s.reads_authorization())
+    {
         return Now::Rejected(AuthError::failed(DUPLICATE_AUTHORIZATION));
     }
     if needs_body(policy, &req) {

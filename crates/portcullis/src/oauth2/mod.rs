@@ -1110,7 +1110,12 @@ impl OAuth2 {
 /// would turn the authorization redirect into script run on the consent
 /// page's origin.
 fn check_redirect_uri(uri: &str) -> Result<(), OAuth2Error> {
-    let bad = || OAuth2Error::InvalidRequest(format!("invalid redirect URI {uri:?}"));
+    let bad = || {
+        OAuth2Error::InvalidRequest(format!(
+            "invalid redirect URI {uri:?}: use http(s)://HOST/PATH, or a private-use scheme \
+             named after a reversed domain (com.example.app:/callback), without a fragment"
+        ))
+    };
     if uri.len() > 2000 || uri.contains('#') || !uri.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(bad());
     }

@@ -101,6 +101,12 @@ impl<S: UserStore> OAuth2Auth<S> {
 
     /// The raw token of the request, wherever the settings allow it.
     fn raw_token<'a>(&self, req: &RequestHead<'a>) -> Result<Option<String>, AuthError> {
+        if req.has_duplicate_authorization() {
+            return Err(self.fail(
+                &self.invalid_request,
+                crate::scheme::DUPLICATE_AUTHORIZATION,
+            ));
+        }
         let mut found: Vec<String> = Vec::new();
         let words = req.authorization_words3();
         if let Some(first) = words.first() {

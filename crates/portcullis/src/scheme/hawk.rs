@@ -8,7 +8,9 @@
 //! sends a payload `hash` (`hawk.1.payload`, the content type without
 //! parameters, lowercased, and the body), it is checked against the body.
 //! A request that carries a body (a `Content-Length` above zero, or a
-//! `Transfer-Encoding`) must send the hash: otherwise the body would ride
+//! `Transfer-Encoding`: HTTP/1.1's framing; over HTTP/2 a body may come
+//! without either, so send the hash there) must send the hash: otherwise
+//! the body would ride
 //! unauthenticated on an authenticated request, and anyone on the path
 //! could swap it (`401 Missing required payload hash`). A request without
 //! a body needs none.

@@ -149,6 +149,15 @@ impl<'a> RequestHead<'a> {
         w
     }
 
+    /// Whether the request sends `Authorization` more than once.
+    /// `Authorization` is not a list header (RFC 9110 §11.6.2): two of them
+    /// are a malformed request, and reading either could disagree with what
+    /// a proxy in front checked, so the layer and the OAuth2 endpoints
+    /// refuse it (see [`DUPLICATE_AUTHORIZATION`]).
+    pub fn has_duplicate_authorization(&self) -> bool {
+        self.headers.get_all(AUTHORIZATION).iter().nth(1).is_some()
+    }
+
     /// The value of a cookie, from every `Cookie` header.
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
         // Bytes, not text: a stray non-ASCII byte in some other cookie must
@@ -172,6 +181,10 @@ impl<'a> RequestHead<'a> {
         is_safe_method(self.method)
     }
 }
+
+/// The `detail` when a request sends `Authorization` more than once
+/// ([`RequestHead::has_duplicate_authorization`]).
+pub const DUPLICATE_AUTHORIZATION: &str = "Invalid Authorization header. Sent more than once.";
 
 /// GET, HEAD, OPTIONS and TRACE, as DRF's `SAFE_METHODS` (plus TRACE, as
 /// Django's CSRF middleware).
@@ -315,6 +328,14 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
         let _ = req;
         true
     }
+
+    /// Whether the scheme reads the `Authorization` header. On a route
+    /// with such a scheme the layer refuses a request that sends the
+    /// header twice; `true`, the default, is the safe answer for a scheme
+    /// that might.
+    fn reads_authorization(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -339,6 +360,9 @@ impl<U: AuthUser, S: Scheme<U> + ?Sized> Scheme<U> for Arc<S> {
     }
     fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
         (**self).sees_credentials(req)
+    }
+    fn reads_authorization(&self) -> bool {
+        (**self).reads_authorization()
     }
 }
 

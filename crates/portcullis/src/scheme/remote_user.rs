@@ -74,6 +74,10 @@ impl<S: UserStore> Scheme<S::User> for RemoteUser<S> {
         "remote_user"
     }
 
+    fn reads_authorization(&self) -> bool {
+        self.header == http::header::AUTHORIZATION
+    }
+
     fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
         req.headers.contains_key(&self.header)
     }

@@ -293,6 +293,10 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         "session"
     }
 
+    fn reads_authorization(&self) -> bool {
+        false
+    }
+
     fn sees_credentials(&self, req: &RequestHead<'_>) -> bool {
         req.cookie(&self.sessions.config.cookie_name).is_some()
     }
