@@ -291,7 +291,7 @@ fn client_credentials(
     headers: &axum::http::HeaderMap,
     params: &Params,
 ) -> Result<(String, Option<String>), OAuth2Error> {
-    if headers.get_all(AUTHORIZATION).iter().nth(1).is_some() {
+    if portcullis::scheme::has_duplicate_authorization(headers) {
         return Err(OAuth2Error::InvalidRequest(
             portcullis::scheme::DUPLICATE_AUTHORIZATION.into(),
         ));

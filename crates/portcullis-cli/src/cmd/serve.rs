@@ -159,14 +159,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     let purger = tokio::spawn(purge_expired_sessions(store));
     println!("portcullis listening on http://{addr}");
     let header_read_timeout = Duration::from_secs(settings.header_read_timeout);
-    let result = serve_connections(listener, app, header_read_timeout, async move {
+    serve_connections(listener, app, header_read_timeout, async move {
         let name = signals.recv().await;
         tracing::info!("{name} received: finishing open requests, then stopping");
     })
     .await;
     purger.abort();
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves,
@@ -184,8 +184,7 @@ async fn serve_connections<S, B>(
     app: S,
     header_read_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()>,
-) -> anyhow::Result<()>
-where
+) where
     S: tower::Service<Request, Response = http::Response<B>, Error = std::convert::Infallible>
         + Clone
         + Send
@@ -232,7 +231,6 @@ where
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
         }
     }
-    Ok(())
 }
 
 /// What to do when `accept` fails: a connection that went away before it

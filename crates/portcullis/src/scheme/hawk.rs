@@ -7,13 +7,12 @@
 //! payload hash and `ext` (and `app`/`dlg` when sent). When the client
 //! sends a payload `hash` (`hawk.1.payload`, the content type without
 //! parameters, lowercased, and the body), it is checked against the body.
-//! A request that carries a body (a `Content-Length` above zero, or a
-//! `Transfer-Encoding`: HTTP/1.1's framing; over HTTP/2 a body may come
-//! without either, so send the hash there) must send the hash: otherwise
-//! the body would ride
-//! unauthenticated on an authenticated request, and anyone on the path
-//! could swap it (`401 Missing required payload hash`). A request without
-//! a body needs none.
+//! A request that carries a body must send the hash, or the body would
+//! ride unauthenticated on an authenticated request and anyone on the path
+//! could swap it (`401 Missing required payload hash`); a request without
+//! a body needs none. A body is told by HTTP/1.1's framing (a
+//! `Content-Length` above zero, or a `Transfer-Encoding`); over HTTP/2 a
+//! body may come without either, so clients there should always hash.
 //!
 //! - The timestamp must be within the skew window (default 60 s) of the
 //!   server's clock; outside it the answer is `401` with

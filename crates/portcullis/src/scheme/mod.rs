@@ -155,7 +155,7 @@ impl<'a> RequestHead<'a> {
     /// a proxy in front checked, so the layer and the OAuth2 endpoints
     /// refuse it (see [`DUPLICATE_AUTHORIZATION`]).
     pub fn has_duplicate_authorization(&self) -> bool {
-        self.headers.get_all(AUTHORIZATION).iter().nth(1).is_some()
+        has_duplicate_authorization(self.headers)
     }
 
     /// The value of a cookie, from every `Cookie` header.
@@ -180,6 +180,12 @@ impl<'a> RequestHead<'a> {
     pub fn is_safe_method(&self) -> bool {
         is_safe_method(self.method)
     }
+}
+
+/// Whether `headers` hold `Authorization` more than once (see
+/// [`RequestHead::has_duplicate_authorization`]).
+pub fn has_duplicate_authorization(headers: &HeaderMap) -> bool {
+    headers.get_all(AUTHORIZATION).iter().nth(1).is_some()
 }
 
 /// The `detail` when a request sends `Authorization` more than once
