@@ -311,7 +311,8 @@ pub fn parse(value: &HeaderValue) -> Result<Option<Credentials>, AuthError> {
         Some(_) => return Err(failed(UNSUPPORTED)),
     };
     let nc = need("nc")?;
-    if nc.len() != 8 || !nc.bytes().all(|c| c.is_ascii_hexdigit()) {
+    // Eight hex digits, counting from 00000001 (RFC 7616 §3.4).
+    if nc.len() != 8 || !nc.bytes().all(|c| c.is_ascii_hexdigit()) || nc == "00000000" {
         return Err(failed(MALFORMED));
     }
     let response = need("response")?.to_ascii_lowercase();
