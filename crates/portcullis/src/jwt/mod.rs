@@ -673,6 +673,9 @@ impl Jwt {
             }
         }
         let payload = payload.ok_or(TokenError::Invalid)?;
+        if names_critical_extensions(token) {
+            return Err(TokenError::Invalid);
+        }
         self.check_times(&payload)?;
         let claims = self.claims_of(payload)?;
         if let Some(expected) = expected {
@@ -866,6 +869,25 @@ impl Jwt {
             None => Ok(0),
         }
     }
+}
+
+/// Whether a token's header lists critical extensions (`crit`, RFC 7515
+/// §4.1.11). None are understood here, and a recipient must refuse a token
+/// whose critical extensions it does not understand. Checked only once the
+/// signature is good, so it costs nothing on forged tokens; an unreadable
+/// header counts as critical (it cannot have verified anyway).
+fn names_critical_extensions(token: &str) -> bool {
+    use base64::Engine as _;
+    /// Only `crit` is read; every other member is skipped unparsed.
+    #[derive(serde::Deserialize)]
+    struct Critical {
+        crit: Option<serde::de::IgnoredAny>,
+    }
+    let header = token.split('.').next().unwrap_or("");
+    let Ok(json) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return true;
+    };
+    serde_json::from_slice::<Critical>(&json).map_or(true, |h| h.crit.is_some())
 }
 
 #[cfg(test)]

@@ -261,6 +261,25 @@ fn another_hmac_algorithm_with_the_right_secret_is_refused() {
 }
 
 #[test]
+fn critical_header_extensions_are_refused() {
+    let j = jwt();
+    let crit = hs256_by_hand(
+        &SECRET,
+        &json!({"alg": "HS256", "typ": "JWT", "crit": ["x-unknown"], "x-unknown": 1}),
+        &claims_now(json!({})),
+    );
+    assert_eq!(j.validate(&crit, None).unwrap_err(), TokenError::Invalid);
+    // The same token without `crit` is good: the signature is not what
+    // refused it.
+    let plain = hs256_by_hand(
+        &SECRET,
+        &json!({"alg": "HS256", "typ": "JWT", "x-unknown": 1, "kid": "crit"}),
+        &claims_now(json!({})),
+    );
+    j.validate(&plain, Some(ACCESS)).unwrap();
+}
+
+#[test]
 fn hs256_with_the_rsa_public_key_is_refused() {
     let rsa = jwt_with(|s| {
         s.algorithm = Algorithm::RS256;
