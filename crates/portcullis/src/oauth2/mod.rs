@@ -1044,19 +1044,27 @@ impl OAuth2 {
     }
 
     /// [`validate_access`](Self::validate_access) answered from the store's
-    /// cache, without waiting; `None` to ask the store.
-    pub(crate) fn validate_access_cached(&self, token: &str) -> Option<Option<OAuth2Token>> {
+    /// cache, without waiting and without copying the token out of it;
+    /// `None` to ask the store.
+    pub(crate) fn validate_access_cached(&self, token: &str) -> Option<Option<Arc<OAuth2Token>>> {
         if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
             return Some(None);
         }
-        let row = self.store.token_cached(&self.digest(token))?;
-        Some(self.usable_access(Some(row)))
+        // `digest`, on the stack: this runs on every request.
+        let hex = self.tokens.mac_hex(token.as_bytes());
+        let digest = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+        let row = self.store.token_cached(digest)?;
+        Some(self.is_usable_access(&row).then_some(row))
     }
 
     /// The row, if it is an access token that is active now.
     fn usable_access(&self, row: Option<OAuth2Token>) -> Option<OAuth2Token> {
-        let now = self.now();
-        row.filter(|r| r.kind == TokenKind::Access && r.is_active(now))
+        row.filter(|r| self.is_usable_access(r))
+    }
+
+    /// Whether the row is an access token that is active now.
+    fn is_usable_access(&self, row: &OAuth2Token) -> bool {
+        row.kind == TokenKind::Access && row.is_active(self.now())
     }
 
     /// RFC 7662: the active access or refresh token with this text, if

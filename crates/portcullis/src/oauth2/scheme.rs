@@ -1,6 +1,7 @@
 //! [`OAuth2Auth`]: RFC 6750 Bearer tokens (django-oauth-toolkit's
 //! `OAuth2Authentication`).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -60,13 +61,23 @@ pub struct BearerToken<U> {
 }
 
 impl<U> BearerToken<U> {
-    /// The non-secret description used as `auth`.
+    /// The non-secret description used as `auth`: `oauth2
+    /// client=<client_id> scope=<scope>`.
     pub fn description(&self) -> String {
-        format!(
-            "oauth2 client={} scope={}",
-            self.token.client_id,
-            self.token.scope()
-        )
+        // Written in place, in one allocation: this runs on every request.
+        let t = &self.token;
+        let scopes: usize = t.scopes.iter().map(|s| s.len() + 1).sum();
+        let mut out = String::with_capacity(21 + t.client_id.len() + scopes);
+        out.push_str("oauth2 client=");
+        out.push_str(&t.client_id);
+        out.push_str(" scope=");
+        for (i, scope) in t.scopes.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(scope);
+        }
+        out
     }
 }
 
@@ -99,15 +110,27 @@ impl<S: UserStore> OAuth2Auth<S> {
         AuthError::Failed(Failure::new(detail).with_challenge(challenge.clone()))
     }
 
-    /// The raw token of the request, wherever the settings allow it.
-    fn raw_token<'a>(&self, req: &RequestHead<'a>) -> Result<Option<String>, AuthError> {
+    /// The raw token of the request, wherever the settings allow it,
+    /// borrowed from the request where it can be.
+    fn raw_token<'a>(&self, req: &RequestHead<'a>) -> Result<Option<Cow<'a, str>>, AuthError> {
         if req.has_duplicate_authorization() {
             return Err(self.fail(
                 &self.invalid_request,
                 crate::scheme::DUPLICATE_AUTHORIZATION,
             ));
         }
-        let mut found: Vec<String> = Vec::new();
+        let mut found: Option<Cow<'a, str>> = None;
+        let mut another = |t: Cow<'a, str>| match found {
+            // RFC 6750 §2: one method per request.
+            Some(_) => Err(self.fail(
+                &self.invalid_request,
+                "Use one way of sending the access token.",
+            )),
+            None => {
+                found = Some(t);
+                Ok(())
+            }
+        };
         let words = req.authorization_words3();
         if let Some(first) = words.first() {
             if first.eq_ignore_ascii_case(b"bearer") {
@@ -119,7 +142,7 @@ impl<S: UserStore> OAuth2Auth<S> {
                 }
                 let t = std::str::from_utf8(words[1])
                     .map_err(|_| self.fail(&self.invalid_token, INVALID_TOKEN))?;
-                found.push(t.to_owned());
+                another(Cow::Borrowed(t))?;
             }
         }
         let settings = self.oauth2.settings();
@@ -127,25 +150,17 @@ impl<S: UserStore> OAuth2Auth<S> {
             if let Some(q) = req.uri.query() {
                 for (k, v) in form_urlencoded::parse(q.as_bytes()) {
                     if k == "access_token" {
-                        found.push(v.into_owned());
+                        another(v)?;
                     }
                 }
             }
         }
         if settings.allow_form_token {
             if let Some(FormToken(t)) = req.extensions.get::<FormToken>() {
-                found.push(t.clone());
+                another(Cow::Borrowed(t))?;
             }
         }
-        match found.len() {
-            0 => Ok(None),
-            1 => Ok(found.pop()),
-            // RFC 6750 §2: one method per request.
-            _ => Err(self.fail(
-                &self.invalid_request,
-                "Use one way of sending the access token.",
-            )),
-        }
+        Ok(found)
     }
 
     /// Authenticates the request's token, accepting client-credentials
@@ -166,7 +181,7 @@ impl<S: UserStore> OAuth2Auth<S> {
             None => None,
             Some(id) => self.store.user_by_id(id).await?,
         };
-        self.bearer(row, user)
+        self.bearer(&row, user)
     }
 
     /// [`token_for`](Self::token_for) answered from the caches, without
@@ -187,14 +202,14 @@ impl<S: UserStore> OAuth2Auth<S> {
             None => None,
             Some(id) => Some(self.store.user_by_id_cached(id)?),
         };
-        Some(self.bearer(row, user))
+        Some(self.bearer(&row, user))
     }
 
     /// What a valid access token stands for, given its user (read when the
     /// token has one): a missing or inactive user makes the token invalid.
     fn bearer(
         &self,
-        row: OAuth2Token,
+        row: &OAuth2Token,
         user: Option<S::User>,
     ) -> Result<Option<BearerToken<S::User>>, AuthError> {
         let user = match (row.user_id, user) {
@@ -204,9 +219,9 @@ impl<S: UserStore> OAuth2Auth<S> {
         };
         Ok(Some(BearerToken {
             token: AccessToken {
-                client_id: row.client_id,
+                client_id: row.client_id.clone(),
                 user_id: row.user_id,
-                scopes: row.scopes,
+                scopes: row.scopes.clone(),
                 expires_at: row.expires_at,
             },
             user,

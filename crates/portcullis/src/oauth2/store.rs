@@ -62,9 +62,9 @@ pub trait OAuth2Store: Send + Sync + 'static {
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError>;
 
     /// The token with this digest if a cache in front of the store holds
-    /// it, answered without waiting; `None`, the default, means "ask
-    /// [`token`](OAuth2Store::token)".
-    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+    /// it, shared with the cache and answered without waiting; `None`, the
+    /// default, means "ask [`token`](OAuth2Store::token)".
+    fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         let _ = digest;
         None
     }
@@ -105,7 +105,7 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
         (**self).token(digest).await
     }
-    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+    fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         (**self).token_cached(digest)
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
@@ -142,7 +142,7 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
 /// ```
 pub struct CachedOAuth2Store<S> {
     inner: S,
-    tokens: TtlCache<String, OAuth2Token>,
+    tokens: TtlCache<String, Arc<OAuth2Token>>,
     /// Bumped by every write: a read that overlaps one does not fill the
     /// cache.
     generation: AtomicU64,
@@ -195,17 +195,18 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
         r
     }
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        read_through(
+        let found = read_through(
             Some(&self.generation),
             Some(&self.tokens),
             digest,
             str::to_owned,
-            || self.inner.token(digest),
+            || async { Ok(self.inner.token(digest).await?.map(Arc::new)) },
             |t| t.kind == TokenKind::Access && !t.revoked,
         )
-        .await
+        .await?;
+        Ok(found.map(Arc::unwrap_or_clone))
     }
-    fn token_cached(&self, digest: &str) -> Option<OAuth2Token> {
+    fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         self.tokens.get(digest)
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {

@@ -458,6 +458,66 @@ mod over_http {
         let (s, c) = status(&on, bearer("GET", &uri, &t.access_token)).await;
         assert_eq!(s, 401);
         assert!(c.unwrap().contains("error=\"invalid_request\""));
+        let twice = format!("{uri}&access_token={}", t.access_token);
+        let (s, c) = status(&on, get(&twice)).await;
+        assert_eq!(s, 401);
+        assert!(c.unwrap().contains("error=\"invalid_request\""));
+        // Percent-encoded, the token is decoded before it is looked up.
+        let (first, rest) = t.access_token.split_at(1);
+        let encoded = format!("/?access_token=%{:02X}{rest}", first.as_bytes()[0]);
+        assert_eq!(status(&on, get(&encoded)).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn form_tokens_only_when_allowed_and_never_twice() {
+        let (o, users, c, ada) = setup(OAuth2Settings::default()).await;
+        let t = o.issue(&c, Some(ada), &c.scopes, None).await.unwrap();
+        let post = |header: Option<&str>| {
+            let mut b =
+                Request::post("/").header("content-type", "application/x-www-form-urlencoded");
+            if let Some(token) = header {
+                b = b.header("authorization", format!("Bearer {token}"));
+            }
+            b.body(Body::from(format!("access_token={}", t.access_token)))
+                .unwrap()
+        };
+        let off = app(&o, &users, IsAuthenticated);
+        assert_eq!(status(&off, post(None)).await.0, 401);
+
+        let on_server = OAuth2 {
+            settings: OAuth2Settings {
+                allow_form_token: true,
+                ..OAuth2Settings::default()
+            },
+            ..o.clone()
+        };
+        let on = app(&on_server, &users, IsAuthenticated);
+        assert_eq!(status(&on, post(None)).await.0, 200);
+        let (s, c) = status(&on, post(Some(&t.access_token))).await;
+        assert_eq!(s, 401);
+        assert!(c.unwrap().contains("error=\"invalid_request\""));
+    }
+
+    #[test]
+    fn the_description_names_the_client_and_every_scope() {
+        let token = |scopes: &[&str]| BearerToken::<User> {
+            token: AccessToken {
+                client_id: "app".into(),
+                user_id: Some(1),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                expires_at: None,
+            },
+            user: None,
+        };
+        assert_eq!(
+            token(&["read", "write"]).description(),
+            "oauth2 client=app scope=read write"
+        );
+        assert_eq!(
+            token(&["read"]).description(),
+            "oauth2 client=app scope=read"
+        );
+        assert_eq!(token(&[]).description(), "oauth2 client=app scope=");
     }
 
     #[tokio::test]

@@ -518,8 +518,18 @@ mod tests {
                 .collect()
         }
         let parts: [&[u8]; 12] = [
-            b"", b" ", b"\t", b"\n", b"\r", b"\x0c", b"\x0b", b"a", b"Bearer", b"\xff\xe9",
-            b"x.y-z_", b"  \t ",
+            b"",
+            b" ",
+            b"\t",
+            b"\n",
+            b"\r",
+            b"\x0c",
+            b"\x0b",
+            b"a",
+            b"Bearer",
+            b"\xff\xe9",
+            b"x.y-z_",
+            b"  \t ",
         ];
         // Every sequence of up to four parts, so separators, runs of them,
         // and the rarer white space land at the start, the end and between
