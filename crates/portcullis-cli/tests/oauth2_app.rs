@@ -30,10 +30,19 @@ struct Fx<S> {
     oauth2: OAuth2,
 }
 
-fn oauth2_store<S: 'static>(store: &S) -> Arc<dyn OAuth2Store> {
+/// The app's OAuth2 store: a SQL store keeps the tokens beside the users
+/// (as `serve` does, so OAuth2 Bearer joins them with the caches off);
+/// the memory store gets a memory OAuth2 store of its own.
+fn oauth2_store<S: 'static>(store: &S) -> (Arc<dyn OAuth2Store>, SharedOAuth2Store) {
     match (store as &dyn std::any::Any).downcast_ref::<portcullis_store::Store>() {
-        Some(s) => Arc::new(s.clone()),
-        None => Arc::new(MemoryOAuth2Store::new()),
+        Some(s) => (
+            Arc::new(s.clone()),
+            SharedOAuth2Store::with_users(s.clone()),
+        ),
+        None => {
+            let memory = MemoryOAuth2Store::new();
+            (Arc::new(memory.clone()), SharedOAuth2Store::new(memory))
+        }
     }
 }
 
@@ -42,9 +51,8 @@ async fn start<S: common::Store>(store: S) -> Fx<S> {
 }
 
 async fn start_with<S: common::Store>(store: S, change: impl FnOnce(&mut AppConfig)) -> Fx<S> {
-    let o2 = oauth2_store(&store);
+    let (o2, shared) = oauth2_store(&store);
     let mut settings = OAuth2Settings::default();
-    let shared = SharedOAuth2Store::new(o2.clone());
     let app = TestApp::start_with(store, |c| {
         c.oauth2_store = Some(shared);
         change(c);
@@ -743,6 +751,61 @@ async fn bearer_routes_and_challenges<S: common::Store>(store: S) {
     assert_eq!(res.status, StatusCode::UNAUTHORIZED);
 }
 
+/// With the caches off, every Bearer request reads the database (the SQL
+/// stores: token and user in one joined query), so each change shows at
+/// once.
+async fn bearer_with_the_caches_off<S: common::Store>(store: S) {
+    let fx = start_with(store, |c| c.cache_ttl = Duration::ZERO).await;
+    let ada = fx.app.user("ada", "pw-ada").await;
+    let (id, secret) = fx.client(|_| {}).await;
+    let secret = secret.unwrap();
+    let t = fx.password_token(&id, &secret, "read write").await;
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let res = fx.bearer("/oauth2/", &token).await;
+        assert_eq!(res.status, StatusCode::OK);
+        assert_eq!(res.json()["user"], "ada");
+    }
+    let res = send(
+        fx.app
+            .post("/oauth2/token/")
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "write")]),
+    )
+    .await;
+    let cc = res.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        fx.bearer("/oauth2/", &cc).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let res = fx.bearer("/oauth2/client/", &cc).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json(), json!({"client_id": id, "scope": "write"}));
+    assert_eq!(
+        fx.bearer("/oauth2/", "unknown").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Deactivation and revocation apply to the very next request.
+    fx.app.store.set_active(ada.id, false).await.unwrap();
+    assert_eq!(
+        fx.bearer("/oauth2/", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    fx.app.store.set_active(ada.id, true).await.unwrap();
+    assert_eq!(fx.bearer("/oauth2/", &token).await.status, StatusCode::OK);
+    let res = send(fx.app.post("/oauth2/revoke/").form(&[
+        ("token", token.as_str()),
+        ("client_id", id.as_str()),
+        ("client_secret", secret.as_str()),
+    ]))
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(
+        fx.bearer("/oauth2/", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
 async fn introspect_and_revoke<S: common::Store>(store: S) {
     let fx = start(store).await;
     fx.app.user("ada", "pw-ada").await;
@@ -860,6 +923,7 @@ macro_rules! oauth2_suite {
                 authorize_page_errors,
                 refresh_rotation_and_family_revocation,
                 bearer_routes_and_challenges,
+                bearer_with_the_caches_off,
                 introspect_and_revoke,
                 metadata_names_the_endpoints,
             );

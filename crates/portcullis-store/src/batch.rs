@@ -47,6 +47,9 @@ pub(crate) struct Reads {
     pub(crate) sessions: Batcher<String, (SessionRecord, Option<User>)>,
     /// `OAuth2Store::token`, by digest (OAuth2 Bearer's read).
     pub(crate) oauth2_tokens: Batcher<String, OAuth2Token>,
+    /// `OAuth2UserStore::oauth2_token_with_user`, by digest (OAuth2
+    /// Bearer's joined read).
+    pub(crate) oauth2_tokens_with_users: Batcher<String, (OAuth2Token, Option<User>)>,
 }
 
 /// The most look-ups one query answers (so at most this many keys). The

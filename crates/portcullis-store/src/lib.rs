@@ -73,8 +73,9 @@
 //! ## Batched reads
 //!
 //! The reads every authenticated request makes when nothing is cached
-//! (`user_by_id`, `token_with_user`, `session_with_user`, and
-//! `OAuth2Store::token` for OAuth2 Bearer) are coalesced:
+//! (`user_by_id`, `token_with_user`, `session_with_user`, and for OAuth2
+//! Bearer `OAuth2Store::token` and the joined
+//! `OAuth2UserStore::oauth2_token_with_user`) are coalesced:
 //! while one such query runs, the same reads of other requests wait, and
 //! the next query fetches all their keys at once (`IN (…)`, or `= ANY($1)`
 //! on PostgreSQL; at most 64 keys). Under load this turns many round trips

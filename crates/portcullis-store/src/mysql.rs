@@ -147,6 +147,7 @@ impl Reads {
             tokens,
             sessions,
             oauth2_tokens: MySqlStore::oauth2_tokens(pool),
+            oauth2_tokens_with_users: MySqlStore::oauth2_tokens_with_users(pool),
         }
     }
 }

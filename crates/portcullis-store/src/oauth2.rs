@@ -9,8 +9,14 @@
 //! short printable ASCII are refused before any SQL runs (no such row can
 //! exist).
 //!
+//! Every SQL store also implements [`OAuth2UserStore`]: a token read with
+//! its user in one query (a `LEFT JOIN` of `auth_user`), batched as
+//! `token` is. OAuth2 Bearer uses it when given the store
+//! ([`OAuth2Auth::with_joined_reads`]) and no cache remembers the tokens.
+//!
 //! ```
-//! use portcullis::oauth2::{NewClient, OAuth2, OAuth2Settings, OAuth2Store};
+//! use std::sync::Arc;
+//! use portcullis::oauth2::{NewClient, OAuth2, OAuth2Auth, OAuth2Settings, OAuth2Store, OAuth2UserStore};
 //! use portcullis::SecretKey;
 //! use portcullis_store::Store;
 //!
@@ -23,17 +29,30 @@
 //! let issued = oauth2.client_credentials(&client, None).await.unwrap();
 //! assert!(oauth2.validate_access(&issued.access_token).await.unwrap().is_some());
 //! assert_eq!(store.clients().await.unwrap().len(), 1);
+//!
+//! // The token with its user (none: a client-credentials token).
+//! let digest = oauth2.digest(&issued.access_token);
+//! let (token, user) = store.oauth2_token_with_user(&digest).await.unwrap().unwrap();
+//! assert_eq!((token.client_id, user), (client.client_id, None));
+//! // The Bearer scheme, reading token and user in one query.
+//! let bearer = OAuth2Auth::new(oauth2, store.clone()).with_joined_reads(Arc::new(store));
+//! # let _ = bearer;
 //! # });
 //! ```
+//!
+//! [`OAuth2UserStore`]: portcullis::oauth2::OAuth2UserStore
+//! [`OAuth2Auth::with_joined_reads`]: portcullis::oauth2::OAuth2Auth::with_joined_reads
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use portcullis::oauth2::{Client, GrantType, OAuth2Store, OAuth2Token, TokenKind};
+use portcullis::oauth2::{Client, GrantType, OAuth2Store, OAuth2Token, OAuth2UserStore, TokenKind};
 use portcullis::store::StoreError;
+use portcullis::User;
 use sqlx::Row;
 
 use crate::batch::{self, Batcher};
 use crate::error::map_sqlx_error;
+use crate::sql;
 #[cfg(feature = "mysql")]
 use crate::MySqlStore;
 #[cfg(feature = "postgres")]
@@ -116,10 +135,26 @@ const CLIENT_COLUMNS: &str = "client_id, name, is_public, secret_digest, redirec
 const TOKEN_COLUMNS: &str = "digest, kind, client_id, user_id, scope, family, revoked, expires, \
      redirect_uri, code_challenge, code_challenge_method, created";
 
-/// Implements [`OAuth2Store`] for one dialect: `$sql` turns the
-/// `?`-placeholder text into the dialect's.
+/// [`TOKEN_COLUMNS`] of the token table aliased `t`, for the join.
+const JOINED_TOKEN_COLUMNS: &str = "t.digest, t.kind, t.client_id, t.user_id, t.scope, t.family, \
+     t.revoked, t.expires, t.redirect_uri, t.code_challenge, t.code_challenge_method, t.created";
+/// The user columns of the join (`auth_user` aliased `u`): none shares a
+/// name with a token column, so each is read by its own name.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const JOINED_USER_COLUMNS: &str = "u.id, u.password, u.last_login, u.is_superuser, u.username, \
+     u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined";
+/// [`JOINED_USER_COLUMNS`] for MariaDB, whose binary-collated `username`
+/// comes back as text only when converted (as its other user reads do).
+#[cfg(feature = "mysql")]
+const MYSQL_JOINED_USER_COLUMNS: &str = "u.id, u.password, u.last_login, u.is_superuser, \
+     CONVERT(u.username USING utf8mb4) AS username, u.first_name, u.last_name, u.email, \
+     u.is_staff, u.is_active, u.date_joined";
+
+/// Implements [`OAuth2Store`] and [`OAuth2UserStore`] for one dialect:
+/// `$sql` turns the `?`-placeholder text into the dialect's;
+/// `$user_columns` are the user columns of the joined read.
 macro_rules! oauth2_store {
-    ($store:ty, $db:ty, $sql:expr) => {
+    ($store:ty, $db:ty, $sql:expr, $user_columns:expr) => {
         impl $store {
             /// A text column; MariaDB reports binary-collated text as
             /// VARBINARY, so bytes are accepted too.
@@ -191,6 +226,49 @@ macro_rules! oauth2_store {
                                 if let Some(t) = Self::oauth2_token_row(row).map_err(map_sqlx_error)? {
                                     found.push((t.digest.clone(), t));
                                 }
+                            }
+                            Ok(found)
+                        }
+                        .await;
+                        (conn, found)
+                    },
+                )
+            }
+
+            /// The batched read behind [`OAuth2UserStore::oauth2_token_with_user`]:
+            /// the rows of up to 64 digests, each with its user's row (`LEFT
+            /// JOIN`: none for client-credentials tokens), in one query.
+            pub(crate) fn oauth2_tokens_with_users(
+                pool: &sqlx::Pool<$db>,
+            ) -> Batcher<String, (OAuth2Token, Option<User>)> {
+                Batcher::new(
+                    pool.clone(),
+                    |mut conn: sqlx::pool::PoolConnection<$db>, digests: Vec<String>| async move {
+                        let found = async {
+                            let sql = $sql(&format!(
+                                "SELECT {JOINED_TOKEN_COLUMNS}, {} \
+                                 FROM portcullis_oauth2_token t \
+                                 LEFT JOIN auth_user u ON u.id = t.user_id \
+                                 WHERE t.digest IN ({})",
+                                $user_columns,
+                                batch::placeholders(digests.len())
+                            ));
+                            let mut q = sqlx::query(&sql);
+                            for digest in batch::pad(digests) {
+                                q = q.bind(digest);
+                            }
+                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                            let mut found = Vec::with_capacity(rows.len());
+                            for row in &rows {
+                                // A row of an unknown kind is no token.
+                                let Some(t) = Self::oauth2_token_row(row).map_err(map_sqlx_error)? else {
+                                    continue;
+                                };
+                                let user = match row.try_get::<Option<i64>, _>("id").map_err(map_sqlx_error)? {
+                                    Some(_) => Some(sql::user_from_row(row).map_err(map_sqlx_error)?),
+                                    None => None,
+                                };
+                                found.push((t.digest.clone(), (t, user)));
                             }
                             Ok(found)
                         }
@@ -370,6 +448,19 @@ macro_rules! oauth2_store {
                 Ok(done.rows_affected())
             }
         }
+
+        #[async_trait]
+        impl OAuth2UserStore for $store {
+            async fn oauth2_token_with_user(
+                &self,
+                digest: &str,
+            ) -> Result<Option<(OAuth2Token, Option<User>)>, StoreError> {
+                if !plain(digest) {
+                    return Ok(None);
+                }
+                self.reads.oauth2_tokens_with_users.get(digest.to_owned()).await
+            }
+        }
     };
 }
 
@@ -379,11 +470,11 @@ fn same(sql: &str) -> String {
 }
 
 #[cfg(feature = "sqlite")]
-oauth2_store!(SqliteStore, sqlx::Sqlite, same);
+oauth2_store!(SqliteStore, sqlx::Sqlite, same, JOINED_USER_COLUMNS);
 #[cfg(feature = "postgres")]
-oauth2_store!(PostgresStore, sqlx::Postgres, numbered);
+oauth2_store!(PostgresStore, sqlx::Postgres, numbered, JOINED_USER_COLUMNS);
 #[cfg(feature = "mysql")]
-oauth2_store!(MySqlStore, sqlx::MySql, same);
+oauth2_store!(MySqlStore, sqlx::MySql, same, MYSQL_JOINED_USER_COLUMNS);
 
 macro_rules! dispatch {
     ($store:expr, $s:ident => $body:expr) => {
@@ -426,6 +517,16 @@ impl OAuth2Store for Store {
     }
     async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         dispatch!(self, s => s.clear_expired(now).await)
+    }
+}
+
+#[async_trait]
+impl OAuth2UserStore for Store {
+    async fn oauth2_token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(OAuth2Token, Option<User>)>, StoreError> {
+        dispatch!(self, s => s.oauth2_token_with_user(digest).await)
     }
 }
 

@@ -109,6 +109,7 @@ impl Reads {
             tokens,
             sessions,
             oauth2_tokens: PostgresStore::oauth2_tokens(pool),
+            oauth2_tokens_with_users: PostgresStore::oauth2_tokens_with_users(pool),
         }
     }
 }

@@ -142,6 +142,7 @@ impl Reads {
             tokens,
             sessions,
             oauth2_tokens: SqliteStore::oauth2_tokens(pool),
+            oauth2_tokens_with_users: SqliteStore::oauth2_tokens_with_users(pool),
         }
     }
 }

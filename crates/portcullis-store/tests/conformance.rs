@@ -1422,10 +1422,11 @@ mod oauth2 {
     use chrono::{Duration, TimeZone, Utc};
     use portcullis::oauth2::{
         GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Error, OAuth2Settings, OAuth2Store,
-        OAuth2Token, TokenKind,
+        OAuth2Token, OAuth2UserStore, TokenKind,
     };
     use portcullis::store::{MemoryStore, StoreError, UserAdmin};
     use portcullis::SecretKey;
+    use portcullis::User;
     use portcullis_store::{MySqlStore, PostgresStore, SqliteStore, Store};
 
     use super::Fixture;
@@ -1581,6 +1582,64 @@ mod oauth2 {
         for ((digest, want), h) in asks.into_iter().zip(handles) {
             assert_eq!(h.await.unwrap().unwrap(), want, "{digest}");
         }
+    }
+
+    /// The joined read answers as `token` and then `user_by_id` would, for
+    /// concurrent reads of many tokens (batched), with users, without
+    /// (client credentials), inactive, and for near misses.
+    async fn tokens_are_read_with_their_users<
+        U: UserAdmin,
+        O: OAuth2Store + OAuth2UserStore<User = User> + Clone + Send + Sync + 'static,
+    >(
+        users: &U,
+        store: &O,
+    ) {
+        let ada = users.create_user(super::new_user("ada")).await.unwrap();
+        let mut inactive = super::new_user("bob");
+        inactive.is_active = false;
+        let bob = users.create_user(inactive).await.unwrap();
+        let o = server(store);
+        let (c, _) = o.register_client(new_client()).await.unwrap();
+        let mut rows = Vec::new();
+        for i in 0..40 {
+            let user = [Some(ada.id), Some(bob.id), None][i % 3];
+            let mut t = row(&c.client_id, &format!("jn{i:02}"), &format!("f{i}"), user);
+            t.kind = [TokenKind::Access, TokenKind::Refresh, TokenKind::Code][i % 3];
+            t.scopes = vec![format!("s{i}"), "read".into()];
+            store.insert_token(&t).await.unwrap();
+            rows.push(t);
+        }
+        assert!(store.consume_token("jn05").await.unwrap());
+        rows[5].revoked = true;
+        type Joined = Option<(OAuth2Token, Option<User>)>;
+        let mut asks: Vec<(String, Joined)> = Vec::new();
+        for (i, t) in rows.iter().enumerate() {
+            let user = match t.user_id {
+                Some(id) => Some(users.user_by_id(id).await.unwrap().unwrap()),
+                None => None,
+            };
+            assert_eq!(store.token(&t.digest).await.unwrap().as_ref(), Some(t));
+            asks.push((t.digest.clone(), Some((t.clone(), user))));
+            if i % 4 == 0 {
+                asks.push((format!("{}x", t.digest), None));
+                asks.push((t.digest.to_uppercase(), None));
+            }
+        }
+        asks.push(("missing".into(), None));
+        asks.push(("not a digest".into(), None));
+        let handles: Vec<_> = asks
+            .iter()
+            .map(|(digest, _)| {
+                let (store, digest) = (store.clone(), digest.clone());
+                tokio::spawn(async move { store.oauth2_token_with_user(&digest).await })
+            })
+            .collect();
+        for ((digest, want), h) in asks.into_iter().zip(handles) {
+            assert_eq!(h.await.unwrap().unwrap(), want, "{digest}");
+        }
+        let (_, found) = store.oauth2_token_with_user("jn01").await.unwrap().unwrap();
+        let found = found.unwrap();
+        assert_eq!((found.username.as_str(), found.is_active), ("bob", false));
     }
 
     async fn family_revocation_counts<U: UserAdmin, O: OAuth2Store + Clone>(users: &U, store: &O) {
@@ -1739,27 +1798,41 @@ mod oauth2 {
     }
 
     oauth2_suite!(memory_store, super::memory);
-    oauth2_suite!(sqlite_store, super::sqlite, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        sqlite_store,
+        super::sqlite,
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
+    );
     oauth2_suite!(
         postgres_store,
         super::postgres,
-        delete_user_removes_its_tokens
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
     );
-    oauth2_suite!(mysql_store, super::mysql, delete_user_removes_its_tokens);
+    oauth2_suite!(
+        mysql_store,
+        super::mysql,
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
+    );
     oauth2_suite!(
         store_enum_sqlite,
         super::store_sqlite,
-        delete_user_removes_its_tokens
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
     );
     oauth2_suite!(
         store_enum_postgres,
         super::store_postgres,
-        delete_user_removes_its_tokens
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
     );
     oauth2_suite!(
         store_enum_mysql,
         super::store_mysql,
-        delete_user_removes_its_tokens
+        delete_user_removes_its_tokens,
+        tokens_are_read_with_their_users
     );
 }
 

@@ -498,6 +498,10 @@ where
             shared.clone(),
             &defaults,
             session.clone(),
+            config
+                .oauth2_store
+                .as_ref()
+                .and_then(SharedOAuth2Store::joined),
         ))
         .merge(digest_hawk::routes(raw_store, &config, &defaults))
         .merge(httpsig::routes(

@@ -40,7 +40,8 @@ use axum::Router;
 use portcullis::backend::LoginOutcome;
 use portcullis::oauth2::{
     AuthorizationRequest, AuthorizeError, CachedOAuth2Store, Client, GrantType, MemoryOAuth2Store,
-    OAuth2, OAuth2Auth, OAuth2Error, OAuth2Settings, OAuth2Store, TokenHasScope, TokenKind,
+    OAuth2, OAuth2Auth, OAuth2Error, OAuth2Settings, OAuth2Store, OAuth2UserStore, TokenHasScope,
+    TokenKind,
 };
 use portcullis::scheme::csrf;
 use portcullis::scheme::{RequestHead, Scheme};
@@ -56,12 +57,38 @@ use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
 /// ([`AppConfig::oauth2_store`](super::AppConfig::oauth2_store)): any
 /// [`OAuth2Store`], e.g. a `portcullis_store::Store`.
 #[derive(Clone)]
-pub struct SharedOAuth2Store(Arc<dyn OAuth2Store>);
+pub struct SharedOAuth2Store {
+    store: Arc<dyn OAuth2Store>,
+    /// The same store, able to read a token with its user in one query.
+    joined: Option<Arc<dyn OAuth2UserStore<User = User>>>,
+}
 
 impl SharedOAuth2Store {
     /// Wraps a store.
     pub fn new(store: impl OAuth2Store) -> Self {
-        SharedOAuth2Store(Arc::new(store))
+        SharedOAuth2Store {
+            store: Arc::new(store),
+            joined: None,
+        }
+    }
+
+    /// Wraps a store that also keeps the app's users (the store given to
+    /// [`router`](super::router), as `serve` does): with the caches off,
+    /// OAuth2 Bearer reads a token and its user in one query
+    /// ([`OAuth2Auth::with_joined_reads`]).
+    pub fn with_users<S>(store: S) -> Self
+    where
+        S: OAuth2Store + OAuth2UserStore<User = User> + Clone,
+    {
+        SharedOAuth2Store {
+            store: Arc::new(store.clone()),
+            joined: Some(Arc::new(store)),
+        }
+    }
+
+    /// The joined reader, if the store keeps the users too.
+    pub(crate) fn joined(&self) -> Option<Arc<dyn OAuth2UserStore<User = User>>> {
+        self.joined.clone()
     }
 }
 
@@ -80,7 +107,7 @@ pub(crate) fn service(
     cache_ttl: Duration,
 ) -> OAuth2 {
     let store: Arc<dyn OAuth2Store> = match store {
-        Some(s) => s.0.clone(),
+        Some(s) => s.store.clone(),
         None => Arc::new(MemoryOAuth2Store::new()),
     };
     if cache_ttl.is_zero() {
@@ -101,11 +128,16 @@ pub(crate) fn routes<S>(
     shared: Arc<Shared<S>>,
     defaults: &Policy<User>,
     session: Arc<dyn Scheme<User>>,
+    joined: Option<Arc<dyn OAuth2UserStore<User = User>>>,
 ) -> Router
 where
     S: AppStore + UserStore<User = User>,
 {
-    let bearer = OAuth2Auth::new(oauth2.clone(), store.clone());
+    let mut bearer = OAuth2Auth::new(oauth2.clone(), store.clone());
+    if let Some(joined) = joined {
+        // Used only while the tokens are not cached (caches off).
+        bearer = bearer.with_joined_reads(joined);
+    }
     let scheme: Arc<dyn Scheme<User>> = Arc::new(bearer.clone());
     let state = Arc::new(State {
         oauth2,

@@ -99,7 +99,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
     config.jwt = jwt_settings;
     config.jwt_blacklist = Some(SharedBlacklist::new(store.clone()));
     config.oauth2 = settings.oauth2.settings();
-    config.oauth2_store = Some(SharedOAuth2Store::new(store.clone()));
+    config.oauth2_store = Some(SharedOAuth2Store::with_users(store.clone()));
     config.signature_keys = Some(SharedSignatureKeys::new(store.clone()));
     config.oauth1_store = Some(SharedOAuth1Store::new(store.clone()));
     // Throttle counts and login failures: in Redis when set (shared by

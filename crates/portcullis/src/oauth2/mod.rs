@@ -85,7 +85,7 @@ mod tests;
 pub use error::OAuth2Error;
 pub use permission::{TokenHasReadWriteScope, TokenHasScope, TokenMatchesOASRequirements};
 pub use scheme::{BearerToken, OAuth2Auth, CLIENT_TOKEN_NO_USER, INVALID_TOKEN};
-pub use store::{CachedOAuth2Store, MemoryOAuth2Store, OAuth2Store};
+pub use store::{CachedOAuth2Store, MemoryOAuth2Store, OAuth2Store, OAuth2UserStore};
 
 const TOKEN_PURPOSE: &str = "oauth2-token-v1";
 const CLIENT_SECRET_PURPOSE: &str = "oauth2-client-secret-v1";
@@ -1036,10 +1036,10 @@ impl OAuth2 {
 
     /// The active access token with this text, if any.
     pub async fn validate_access(&self, token: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+        let Some(digest) = self.access_digest(token) else {
             return Ok(None);
-        }
-        let row = self.store.token(&self.digest(token)).await?;
+        };
+        let row = self.store.token(&digest).await?;
         Ok(self.usable_access(row))
     }
 
@@ -1057,13 +1057,19 @@ impl OAuth2 {
         Some(self.is_usable_access(&row).then_some(row))
     }
 
+    /// The digest under which the access token with this text is stored;
+    /// `None` for text that cannot be a token (empty or too long).
+    pub(crate) fn access_digest(&self, token: &str) -> Option<String> {
+        (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN).then(|| self.digest(token))
+    }
+
     /// The row, if it is an access token that is active now.
     fn usable_access(&self, row: Option<OAuth2Token>) -> Option<OAuth2Token> {
         row.filter(|r| self.is_usable_access(r))
     }
 
     /// Whether the row is an access token that is active now.
-    fn is_usable_access(&self, row: &OAuth2Token) -> bool {
+    pub(crate) fn is_usable_access(&self, row: &OAuth2Token) -> bool {
         row.kind == TokenKind::Access && row.is_active(self.now())
     }
 

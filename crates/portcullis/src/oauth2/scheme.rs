@@ -1,13 +1,15 @@
 //! [`OAuth2Auth`]: RFC 6750 Bearer tokens (django-oauth-toolkit's
 //! `OAuth2Authentication`).
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use http::HeaderValue;
 
-use super::{AccessToken, OAuth2, OAuth2Token};
+use super::{AccessToken, OAuth2, OAuth2Token, OAuth2UserStore};
 use crate::error::{AuthError, Failure};
 use crate::identity::{AuthInfo, AuthUser};
 use crate::scheme::csrf::FormToken;
@@ -39,14 +41,24 @@ pub const CLIENT_TOKEN_NO_USER: &str = "This token was issued to a client, not a
 pub struct OAuth2Auth<S> {
     oauth2: OAuth2,
     store: S,
+    /// Reads a token with its user in one query; see
+    /// [`with_joined_reads`](OAuth2Auth::with_joined_reads). A
+    /// [`Joined`] of the store's user type, kept as `Any` so that the type
+    /// needs no bound on `S`.
+    joined: Option<Arc<dyn Any + Send + Sync>>,
     challenge: HeaderValue,
     invalid_token: HeaderValue,
     invalid_request: HeaderValue,
 }
 
+/// What [`OAuth2Auth::with_joined_reads`] keeps.
+type Joined<U> = Arc<dyn OAuth2UserStore<User = U>>;
+
 impl<S> fmt::Debug for OAuth2Auth<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OAuth2Auth").finish_non_exhaustive()
+        f.debug_struct("OAuth2Auth")
+            .field("joined_reads", &self.joined.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -98,7 +110,35 @@ impl<S: UserStore> OAuth2Auth<S> {
             )),
             oauth2,
             store,
+            joined: None,
         }
+    }
+
+    /// Reads an uncached access token together with its user from `store`
+    /// in one query ([`OAuth2UserStore`]; the SQL stores join the two
+    /// tables), instead of the token from the server's store and then the
+    /// user from the scheme's: one round trip a request instead of two,
+    /// with the same answers.
+    ///
+    /// `store` must hold the tokens of the server's
+    /// [`OAuth2Store`](super::OAuth2Store) and the users of the scheme's
+    /// store: in practice the same SQL store passed to all three (as
+    /// `portcullis serve` does). When the server's store remembers tokens
+    /// ([`CachedOAuth2Store`](super::CachedOAuth2Store)), tokens are read
+    /// through it as before, so that it fills, and `store` is not used.
+    ///
+    /// `portcullis-store`'s `oauth2` module shows it with a SQL store.
+    pub fn with_joined_reads(mut self, store: Arc<dyn OAuth2UserStore<User = S::User>>) -> Self {
+        self.joined = Some(Arc::new(store));
+        self
+    }
+
+    /// The joined reader, while no cache remembers the tokens.
+    fn joined_reads(&self) -> Option<&Joined<S::User>> {
+        if self.oauth2.store().remembers_tokens() {
+            return None;
+        }
+        self.joined.as_ref()?.downcast_ref::<Joined<S::User>>()
     }
 
     /// The server.
@@ -174,6 +214,16 @@ impl<S: UserStore> OAuth2Auth<S> {
         let Some(raw) = self.raw_token(req)? else {
             return Ok(None);
         };
+        if let Some(joined) = self.joined_reads() {
+            let found = match self.oauth2.access_digest(&raw) {
+                Some(digest) => joined.oauth2_token_with_user(&digest).await?,
+                None => None,
+            };
+            return match found.filter(|(row, _)| self.oauth2.is_usable_access(row)) {
+                Some((row, user)) => self.bearer(&row, user),
+                None => Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
+            };
+        }
         let Some(row) = self.oauth2.validate_access(&raw).await? else {
             return Err(self.fail(&self.invalid_token, INVALID_TOKEN));
         };

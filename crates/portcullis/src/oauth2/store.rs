@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::{Client, OAuth2Token, TokenKind};
 use crate::cache::ttl::TtlCache;
 use crate::cache::{read_through, DEFAULT_CAPACITY};
-use crate::store::StoreError;
+use crate::store::{StoreError, UserStore};
 
 /// Where OAuth2 clients, access tokens, refresh tokens and authorization
 /// codes are kept (django-oauth-toolkit's `Application`, `AccessToken`,
@@ -69,6 +69,15 @@ pub trait OAuth2Store: Send + Sync + 'static {
         None
     }
 
+    /// Whether a cache in front of the store remembers the tokens it reads
+    /// ([`CachedOAuth2Store`]); `false`, the default, for a store that
+    /// reads every time. [`OAuth2Auth`](super::OAuth2Auth) reads through
+    /// such a cache rather than joining the token with its user
+    /// ([`OAuth2UserStore`]), so the cache fills.
+    fn remembers_tokens(&self) -> bool {
+        false
+    }
+
     /// Marks a token or code revoked (used) if it was not: `true` for the
     /// one caller that did it, `false` if it was already revoked or is
     /// unknown. Atomic: two concurrent calls never both get `true`, which
@@ -108,6 +117,9 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
     fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         (**self).token_cached(digest)
     }
+    fn remembers_tokens(&self) -> bool {
+        (**self).remembers_tokens()
+    }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         (**self).consume_token(digest).await
     }
@@ -117,6 +129,25 @@ impl<T: OAuth2Store + ?Sized> OAuth2Store for Arc<T> {
     async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         (**self).clear_expired(now).await
     }
+}
+
+/// A store that keeps the users and the OAuth2 tokens side by side, and so
+/// can read a token together with its user in one query (DRF's
+/// `select_related("user")`), as [`TokenStore::token_with_user`] does for
+/// DRF's tokens. The SQL stores of `portcullis-store` implement it with a
+/// join; [`OAuth2Auth::with_joined_reads`](super::OAuth2Auth::with_joined_reads)
+/// uses it.
+///
+/// [`TokenStore::token_with_user`]: crate::store::TokenStore::token_with_user
+#[async_trait]
+pub trait OAuth2UserStore: UserStore {
+    /// The token or code with this digest (as [`OAuth2Store::token`]
+    /// finds it, revoked or not), with its user when it has one and the
+    /// user's row exists.
+    async fn oauth2_token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(OAuth2Token, Option<Self::User>)>, StoreError>;
 }
 
 /// An [`OAuth2Store`] that remembers the access tokens it has read for a
@@ -208,6 +239,9 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
     }
     fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         self.tokens.get(digest)
+    }
+    fn remembers_tokens(&self) -> bool {
+        true
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         let r = self.inner.consume_token(digest).await;

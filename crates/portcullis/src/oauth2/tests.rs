@@ -498,6 +498,132 @@ mod over_http {
         assert!(c.unwrap().contains("error=\"invalid_request\""));
     }
 
+    /// Users and tokens side by side, counting the joined reads.
+    #[derive(Clone)]
+    struct SideBySide {
+        users: MemoryStore,
+        tokens: MemoryOAuth2Store,
+        joined: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::store::UserStore for SideBySide {
+        type User = User;
+        async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+            self.users.user_by_id(id).await
+        }
+        async fn user_by_username(&self, name: &str) -> Result<Option<User>, StoreError> {
+            self.users.user_by_username(name).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl OAuth2UserStore for SideBySide {
+        async fn oauth2_token_with_user(
+            &self,
+            digest: &str,
+        ) -> Result<Option<(OAuth2Token, Option<User>)>, StoreError> {
+            use crate::store::UserStore as _;
+            self.joined
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Some(t) = self.tokens.token(digest).await? else {
+                return Ok(None);
+            };
+            let user = match t.user_id {
+                Some(id) => self.users.user_by_id(id).await?,
+                None => None,
+            };
+            Ok(Some((t, user)))
+        }
+    }
+
+    #[tokio::test]
+    async fn joined_reads_answer_as_two_reads_and_yield_to_a_token_cache() {
+        let users = MemoryStore::new();
+        let mut made = Vec::new();
+        for (name, active) in [("ada", true), ("bob", false)] {
+            let user = users
+                .create_user(NewUser {
+                    username: name.into(),
+                    is_active: active,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            made.push(user.id);
+        }
+        let tokens = MemoryOAuth2Store::new();
+        let side = SideBySide {
+            users: users.clone(),
+            tokens: tokens.clone(),
+            joined: Arc::default(),
+        };
+        let key = SecretKey::new([5u8; 32]).unwrap();
+        let plain = OAuth2::new(tokens.clone(), &key, OAuth2Settings::default());
+        let (c, _) = plain
+            .register_client(NewClient::confidential("app"))
+            .await
+            .unwrap();
+        let ada = plain
+            .issue(&c, Some(made[0]), &c.scopes, None)
+            .await
+            .unwrap();
+        let bob = plain
+            .issue(&c, Some(made[1]), &c.scopes, None)
+            .await
+            .unwrap();
+        let client = plain.client_credentials(&c, None).await.unwrap();
+        let revoked = plain
+            .issue(&c, Some(made[0]), &c.scopes, None)
+            .await
+            .unwrap();
+        assert!(plain.revoke(&c, &revoked.access_token).await.unwrap());
+        let cases = [
+            (ada.access_token.as_str(), 200),
+            (bob.access_token.as_str(), 401),
+            (client.access_token.as_str(), 403),
+            (revoked.access_token.as_str(), 401),
+            ("unknown", 401),
+            (&*"x".repeat(300), 401),
+        ];
+        let serve = |o: &OAuth2| {
+            let policy = Policy::<User>::new()
+                .scheme(
+                    OAuth2Auth::new(o.clone(), users.clone())
+                        .with_joined_reads(Arc::new(side.clone())),
+                )
+                .permission(IsAuthenticated);
+            Router::new()
+                .route("/", get(|| async { "hi" }))
+                .layer(policy.layer())
+        };
+        // Without a token cache: every request is one joined read.
+        let app = serve(&plain);
+        for (token, want) in &cases {
+            let (got, _) = status(&app, bearer("GET", "/", token)).await;
+            assert_eq!(got, *want, "{token}");
+        }
+        let joined = side.joined.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(joined, cases.len() - 1, "the overlong token is never read");
+        // With one: read through it (so it fills), never joined.
+        let cached = OAuth2::new(
+            CachedOAuth2Store::new(tokens.clone(), Duration::from_secs(60)),
+            &key,
+            OAuth2Settings::default(),
+        );
+        let app = serve(&cached);
+        for (token, want) in &cases {
+            let (got, _) = status(&app, bearer("GET", "/", token)).await;
+            assert_eq!(got, *want, "{token}");
+        }
+        assert_eq!(
+            side.joined.load(std::sync::atomic::Ordering::SeqCst),
+            joined
+        );
+        let digest = cached.digest(&ada.access_token);
+        assert!(cached.store().token_cached(&digest).is_some());
+    }
+
     #[test]
     fn the_description_names_the_client_and_every_scope() {
         let token = |scopes: &[&str]| BearerToken::<User> {
