@@ -6,14 +6,18 @@
 #[macro_use]
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{send, Res, TestApp, SECRET};
 use portcullis::oauth2::{
-    GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Settings, OAuth2Store,
+    Client, GrantType, MemoryOAuth2Store, NewClient, OAuth2, OAuth2Settings, OAuth2Store,
+    OAuth2Token, OAuth2UserStore,
 };
+use portcullis::store::{StoreError, UserStore};
 use portcullis::SecretKey;
+use portcullis::User;
 use portcullis_cli::app::{AppConfig, SharedOAuth2Store};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use reqwest::StatusCode;
@@ -905,6 +909,97 @@ async fn metadata_names_the_endpoints<S: common::Store>(store: S) {
         .as_array()
         .unwrap()
         .contains(&json!("S256")));
+}
+
+/// A SQL store that counts its joined reads.
+#[derive(Clone)]
+struct Counting {
+    store: portcullis_store::Store,
+    joined: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl UserStore for Counting {
+    type User = User;
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.store.user_by_id(id).await
+    }
+    async fn user_by_username(&self, name: &str) -> Result<Option<User>, StoreError> {
+        self.store.user_by_username(name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OAuth2UserStore for Counting {
+    async fn oauth2_token_with_user(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(OAuth2Token, Option<User>)>, StoreError> {
+        self.joined.fetch_add(1, Ordering::SeqCst);
+        self.store.oauth2_token_with_user(digest).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OAuth2Store for Counting {
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.store.create_client(client).await
+    }
+    async fn client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        self.store.client(client_id).await
+    }
+    async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+        self.store.clients().await
+    }
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        self.store.delete_client(client_id).await
+    }
+    async fn insert_token(&self, token: &OAuth2Token) -> Result<(), StoreError> {
+        self.store.insert_token(token).await
+    }
+    async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
+        self.store.token(digest).await
+    }
+    async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
+        self.store.consume_token(digest).await
+    }
+    async fn revoke_family(&self, family: &str) -> Result<u64, StoreError> {
+        self.store.revoke_family(family).await
+    }
+    async fn clear_expired(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u64, StoreError> {
+        self.store.clear_expired(now).await
+    }
+}
+
+/// `SharedOAuth2Store::with_users` reaches the Bearer scheme: with the
+/// caches off every request is one joined read; with them on, none is
+/// (tokens are read through the cache, which fills).
+#[tokio::test]
+async fn the_app_joins_token_and_user_only_with_the_caches_off() {
+    for (ttl, joins) in [(Duration::ZERO, true), (Duration::from_secs(60), false)] {
+        let store = sqlite_store().await;
+        let counting = Counting {
+            store: store.clone(),
+            joined: Arc::default(),
+        };
+        let shared = SharedOAuth2Store::with_users(counting.clone());
+        let fx = start_with(store, |c| {
+            c.cache_ttl = ttl;
+            c.oauth2_store = Some(shared);
+        })
+        .await;
+        fx.app.user("ada", "pw-ada").await;
+        let (id, secret) = fx.client(|_| {}).await;
+        let t = fx.password_token(&id, &secret.unwrap(), "read").await;
+        let token = t["access_token"].as_str().unwrap();
+        for _ in 0..3 {
+            let res = fx.bearer("/oauth2/", token).await;
+            assert_eq!(res.status, StatusCode::OK);
+            assert_eq!(res.json()["user"], "ada");
+        }
+        let n = counting.joined.load(Ordering::SeqCst);
+        assert_eq!(n, if joins { 3 } else { 0 }, "cache TTL {ttl:?}");
+    }
 }
 
 /// One `#[tokio::test]` a behaviour, for one store.

@@ -36,6 +36,7 @@ macro_rules! select_user {
          first_name, last_name, email, is_staff, is_active, date_joined"
     };
 }
+pub(crate) use select_user;
 
 /// `portcullis_token`'s columns, for selects.
 macro_rules! select_token {

@@ -52,6 +52,7 @@ use sqlx::Row;
 
 use crate::batch::{self, Batcher};
 use crate::error::map_sqlx_error;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 use crate::sql;
 #[cfg(feature = "mysql")]
 use crate::MySqlStore;
@@ -73,11 +74,11 @@ fn ts(t: DateTime<Utc>) -> i64 {
     t.timestamp()
 }
 
-fn from_ts(t: i64) -> DateTime<Utc> {
+pub(crate) fn from_ts(t: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(t, 0).single().unwrap_or_default()
 }
 
-fn split(s: &str) -> Vec<String> {
+pub(crate) fn split(s: &str) -> Vec<String> {
     s.split(' ')
         .filter(|w| !w.is_empty())
         .map(str::to_owned)
@@ -132,29 +133,16 @@ fn numbered(sql: &str) -> String {
 
 const CLIENT_COLUMNS: &str = "client_id, name, is_public, secret_digest, redirect_uris, \
      grant_types, scope, skip_authorization, created";
-const TOKEN_COLUMNS: &str = "digest, kind, client_id, user_id, scope, family, revoked, expires, \
+pub(crate) const TOKEN_COLUMNS: &str =
+    "digest, kind, client_id, user_id, scope, family, revoked, expires, \
      redirect_uri, code_challenge, code_challenge_method, created";
 
-/// [`TOKEN_COLUMNS`] of the token table aliased `t`, for the join.
-const JOINED_TOKEN_COLUMNS: &str = "t.digest, t.kind, t.client_id, t.user_id, t.scope, t.family, \
-     t.revoked, t.expires, t.redirect_uri, t.code_challenge, t.code_challenge_method, t.created";
-/// The user columns of the join (`auth_user` aliased `u`): none shares a
-/// name with a token column, so each is read by its own name.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-const JOINED_USER_COLUMNS: &str = "u.id, u.password, u.last_login, u.is_superuser, u.username, \
-     u.first_name, u.last_name, u.email, u.is_staff, u.is_active, u.date_joined";
-/// [`JOINED_USER_COLUMNS`] for MariaDB, whose binary-collated `username`
-/// comes back as text only when converted (as its other user reads do).
-#[cfg(feature = "mysql")]
-const MYSQL_JOINED_USER_COLUMNS: &str = "u.id, u.password, u.last_login, u.is_superuser, \
-     CONVERT(u.username USING utf8mb4) AS username, u.first_name, u.last_name, u.email, \
-     u.is_staff, u.is_active, u.date_joined";
-
 /// Implements [`OAuth2Store`] and [`OAuth2UserStore`] for one dialect:
-/// `$sql` turns the `?`-placeholder text into the dialect's;
-/// `$user_columns` are the user columns of the joined read.
+/// `$sql` turns the `?`-placeholder text into the dialect's. The joined
+/// read's batch is the store's `oauth2_tokens_with_users` (from
+/// [`oauth2_joined_rows`], or SQLite's JSON fold).
 macro_rules! oauth2_store {
-    ($store:ty, $db:ty, $sql:expr, $user_columns:expr) => {
+    ($store:ty, $db:ty, $sql:expr) => {
         impl $store {
             /// A text column; MariaDB reports binary-collated text as
             /// VARBINARY, so bytes are accepted too.
@@ -226,49 +214,6 @@ macro_rules! oauth2_store {
                                 if let Some(t) = Self::oauth2_token_row(row).map_err(map_sqlx_error)? {
                                     found.push((t.digest.clone(), t));
                                 }
-                            }
-                            Ok(found)
-                        }
-                        .await;
-                        (conn, found)
-                    },
-                )
-            }
-
-            /// The batched read behind [`OAuth2UserStore::oauth2_token_with_user`]:
-            /// the rows of up to 64 digests, each with its user's row (`LEFT
-            /// JOIN`: none for client-credentials tokens), in one query.
-            pub(crate) fn oauth2_tokens_with_users(
-                pool: &sqlx::Pool<$db>,
-            ) -> Batcher<String, (OAuth2Token, Option<User>)> {
-                Batcher::new(
-                    pool.clone(),
-                    |mut conn: sqlx::pool::PoolConnection<$db>, digests: Vec<String>| async move {
-                        let found = async {
-                            let sql = $sql(&format!(
-                                "SELECT {JOINED_TOKEN_COLUMNS}, {} \
-                                 FROM portcullis_oauth2_token t \
-                                 LEFT JOIN auth_user u ON u.id = t.user_id \
-                                 WHERE t.digest IN ({})",
-                                $user_columns,
-                                batch::placeholders(digests.len())
-                            ));
-                            let mut q = sqlx::query(&sql);
-                            for digest in batch::pad(digests) {
-                                q = q.bind(digest);
-                            }
-                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
-                            let mut found = Vec::with_capacity(rows.len());
-                            for row in &rows {
-                                // A row of an unknown kind is no token.
-                                let Some(t) = Self::oauth2_token_row(row).map_err(map_sqlx_error)? else {
-                                    continue;
-                                };
-                                let user = match row.try_get::<Option<i64>, _>("id").map_err(map_sqlx_error)? {
-                                    Some(_) => Some(sql::user_from_row(row).map_err(map_sqlx_error)?),
-                                    None => None,
-                                };
-                                found.push((t.digest.clone(), (t, user)));
                             }
                             Ok(found)
                         }
@@ -464,17 +409,86 @@ macro_rules! oauth2_store {
     };
 }
 
+/// The batched read behind [`OAuth2UserStore::oauth2_token_with_user`] for
+/// a dialect that decodes row by row: `$user_columns` is its select list of
+/// `auth_user` (no user column shares a name with a token column, so
+/// neither list needs a table prefix).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+macro_rules! oauth2_joined_rows {
+    ($store:ty, $db:ty, $sql:expr, $user_columns:expr) => {
+        impl $store {
+            /// The rows of up to 64 digests, each with its user's row (`LEFT
+            /// JOIN`: none for client-credentials tokens), in one query.
+            pub(crate) fn oauth2_tokens_with_users(
+                pool: &sqlx::Pool<$db>,
+            ) -> Batcher<String, (OAuth2Token, Option<User>)> {
+                Batcher::new(
+                    pool.clone(),
+                    |mut conn: sqlx::pool::PoolConnection<$db>, digests: Vec<String>| async move {
+                        let found = async {
+                            let sql = $sql(&format!(
+                                "SELECT {TOKEN_COLUMNS}, {} \
+                                 FROM portcullis_oauth2_token t \
+                                 LEFT JOIN auth_user u ON u.id = t.user_id \
+                                 WHERE t.digest IN ({})",
+                                $user_columns,
+                                batch::placeholders(digests.len())
+                            ));
+                            let mut q = sqlx::query(&sql);
+                            for digest in batch::pad(digests) {
+                                q = q.bind(digest);
+                            }
+                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                            let mut found = Vec::with_capacity(rows.len());
+                            for row in &rows {
+                                // A row of an unknown kind is no token.
+                                let Some(t) =
+                                    Self::oauth2_token_row(row).map_err(map_sqlx_error)?
+                                else {
+                                    continue;
+                                };
+                                let user = match row
+                                    .try_get::<Option<i64>, _>("id")
+                                    .map_err(map_sqlx_error)?
+                                {
+                                    Some(_) => {
+                                        Some(sql::user_from_row(row).map_err(map_sqlx_error)?)
+                                    }
+                                    None => None,
+                                };
+                                found.push((t.digest.clone(), (t, user)));
+                            }
+                            Ok(found)
+                        }
+                        .await;
+                        (conn, found)
+                    },
+                )
+            }
+        }
+    };
+}
+
 #[cfg(any(feature = "sqlite", feature = "mysql"))]
 fn same(sql: &str) -> String {
     sql.to_owned()
 }
 
 #[cfg(feature = "sqlite")]
-oauth2_store!(SqliteStore, sqlx::Sqlite, same, JOINED_USER_COLUMNS);
+oauth2_store!(SqliteStore, sqlx::Sqlite, same);
 #[cfg(feature = "postgres")]
-oauth2_store!(PostgresStore, sqlx::Postgres, numbered, JOINED_USER_COLUMNS);
+oauth2_store!(PostgresStore, sqlx::Postgres, numbered);
+#[cfg(feature = "postgres")]
+oauth2_joined_rows!(
+    PostgresStore,
+    sqlx::Postgres,
+    numbered,
+    crate::sql::user_columns!()
+);
 #[cfg(feature = "mysql")]
-oauth2_store!(MySqlStore, sqlx::MySql, same, MYSQL_JOINED_USER_COLUMNS);
+oauth2_store!(MySqlStore, sqlx::MySql, same);
+#[cfg(feature = "mysql")]
+oauth2_joined_rows!(MySqlStore, sqlx::MySql, same, crate::mysql::select_user!());
 
 macro_rules! dispatch {
     ($store:expr, $s:ident => $body:expr) => {

@@ -137,12 +137,40 @@ impl Reads {
                 (conn, found)
             },
         );
+        let oauth2_tokens_with_users = Batcher::new(
+            pool.clone(),
+            |mut conn: Conn, digests: Vec<String>| async move {
+                let found = async {
+                    // `null` for a token without a user (client credentials).
+                    let sql = format!(
+                        concat!(
+                            "SELECT json_group_array(json_array(json_array({}), \
+                             CASE WHEN auth_user.id IS NULL THEN NULL ELSE json_array(",
+                            user_columns!(),
+                            ") END)) FROM portcullis_oauth2_token \
+                             LEFT JOIN auth_user ON auth_user.id = portcullis_oauth2_token.user_id \
+                             WHERE digest IN ({})"
+                        ),
+                        crate::oauth2::TOKEN_COLUMNS,
+                        batch::placeholders(digests.len())
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for digest in batch::pad(digests) {
+                        q = q.bind(digest);
+                    }
+                    let row = q.fetch_one(&mut *conn).await.map_err(map_sqlx_error)?;
+                    sqlite_json::oauth2_tokens(&row)
+                }
+                .await;
+                (conn, found)
+            },
+        );
         Reads {
             users,
             tokens,
             sessions,
             oauth2_tokens: SqliteStore::oauth2_tokens(pool),
-            oauth2_tokens_with_users: SqliteStore::oauth2_tokens_with_users(pool),
+            oauth2_tokens_with_users,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::fmt;
 
 use chrono::format::{parse, Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{DateTime, NaiveDateTime, Utc};
+use portcullis::oauth2::{OAuth2Token, TokenKind};
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use serde::de::{self, Deserialize, Deserializer, Visitor};
@@ -64,6 +65,24 @@ struct JsonToken(i64, String, String, Timestamp);
 #[derive(DeriveDeserialize)]
 struct JsonSession(String, i64, String, Timestamp);
 
+/// `json_array` of the OAuth2 token columns (`TOKEN_COLUMNS` of
+/// `oauth2.rs`): times are Unix seconds, `revoked` is 0 or 1.
+#[derive(DeriveDeserialize)]
+struct JsonOAuth2Token(
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+);
+
 /// The JSON text in the one column of the one row a batch query returns.
 fn parse_rows<'r, T: Deserialize<'r>>(row: &'r SqliteRow) -> Result<Vec<T>, StoreError> {
     let text: &str = row.try_get(0).map_err(map_sqlx_error)?;
@@ -104,6 +123,37 @@ pub(crate) fn tokens(row: &SqliteRow) -> Result<KeyedTokens, StoreError> {
         })
         .collect())
 }
+
+/// OAuth2 tokens with their users (`null` where the `LEFT JOIN` found
+/// none), keyed by digest, from
+/// `json_group_array(json_array(json_array(TOKEN_COLUMNS), user))`. A row
+/// of an unknown kind is no token.
+pub(crate) fn oauth2_tokens(row: &SqliteRow) -> Result<KeyedOAuth2Tokens, StoreError> {
+    use crate::oauth2::{from_ts, split};
+    Ok(parse_rows::<(JsonOAuth2Token, Option<JsonUser>)>(row)?
+        .into_iter()
+        .filter_map(|(t, u)| {
+            let token = OAuth2Token {
+                kind: TokenKind::parse(&t.1)?,
+                digest: t.0,
+                client_id: t.2,
+                user_id: t.3,
+                scopes: split(&t.4),
+                family: t.5,
+                revoked: t.6 != 0,
+                expires_at: t.7.map(from_ts),
+                redirect_uri: t.8,
+                code_challenge: t.9,
+                code_challenge_method: t.10,
+                created: from_ts(t.11),
+            };
+            Some((token.digest.clone(), (token, u.map(User::from))))
+        })
+        .collect())
+}
+
+/// What [`oauth2_tokens`] reads.
+pub(crate) type KeyedOAuth2Tokens = Vec<(String, (OAuth2Token, Option<User>))>;
 
 /// Sessions with their users, keyed by key digest, as [`tokens`].
 pub(crate) fn sessions(row: &SqliteRow) -> Result<KeyedSessions, StoreError> {

@@ -180,7 +180,8 @@ pub struct AppConfig {
     /// Bearer tokens in the `Authorization` header only.
     pub oauth2: portcullis::oauth2::OAuth2Settings,
     /// Where OAuth2 clients and tokens are kept; default `None`: in
-    /// memory, for this router only (`serve` uses the database).
+    /// memory, for this router only (`serve` uses the database, through
+    /// [`SharedOAuth2Store::with_users`]).
     pub oauth2_store: Option<SharedOAuth2Store>,
     /// How long a Digest nonce is accepted on `/digest/`; default 300 s.
     pub digest_nonce_lifetime: Duration,

@@ -72,10 +72,11 @@ impl SharedOAuth2Store {
         }
     }
 
-    /// Wraps a store that also keeps the app's users (the store given to
-    /// [`router`](super::router), as `serve` does): with the caches off,
+    /// Wraps a store that also keeps the app's users: with the caches off,
     /// OAuth2 Bearer reads a token and its user in one query
-    /// ([`OAuth2Auth::with_joined_reads`]).
+    /// ([`OAuth2Auth::with_joined_reads`]). `store` must be the database
+    /// of the store given to [`router`](super::router) (as in `serve`),
+    /// or the users would be read from the wrong place.
     pub fn with_users<S>(store: S) -> Self
     where
         S: OAuth2Store + OAuth2UserStore<User = User> + Clone,

@@ -351,6 +351,18 @@ pub struct AccessToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl From<OAuth2Token> for AccessToken {
+    /// What a request authenticated by this token carries.
+    fn from(row: OAuth2Token) -> Self {
+        AccessToken {
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scopes: row.scopes,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
 impl AccessToken {
     /// Whether every scope in `required` was granted.
     pub fn has_scopes<S: AsRef<str>>(&self, required: &[S]) -> bool {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::HeaderValue;
 
-use super::{AccessToken, OAuth2, OAuth2Token, OAuth2UserStore};
+use super::{AccessToken, OAuth2, OAuth2UserStore};
 use crate::error::{AuthError, Failure};
 use crate::identity::{AuthInfo, AuthUser};
 use crate::scheme::csrf::FormToken;
@@ -220,7 +220,7 @@ impl<S: UserStore> OAuth2Auth<S> {
                 None => None,
             };
             return match found.filter(|(row, _)| self.oauth2.is_usable_access(row)) {
-                Some((row, user)) => self.bearer(&row, user),
+                Some((row, user)) => self.bearer(row.into(), user),
                 None => Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
             };
         }
@@ -231,7 +231,7 @@ impl<S: UserStore> OAuth2Auth<S> {
             None => None,
             Some(id) => self.store.user_by_id(id).await?,
         };
-        self.bearer(&row, user)
+        self.bearer(row.into(), user)
     }
 
     /// [`token_for`](Self::token_for) answered from the caches, without
@@ -245,6 +245,10 @@ impl<S: UserStore> OAuth2Auth<S> {
             Ok(None) => return Some(Ok(None)),
             Err(e) => return Some(Err(e)),
         };
+        if self.joined_reads().is_some() {
+            // No cache remembers the tokens: nothing to look up here.
+            return None;
+        }
         let Some(row) = self.oauth2.validate_access_cached(&raw)? else {
             return Some(Err(self.fail(&self.invalid_token, INVALID_TOKEN)));
         };
@@ -252,30 +256,29 @@ impl<S: UserStore> OAuth2Auth<S> {
             None => None,
             Some(id) => Some(self.store.user_by_id_cached(id)?),
         };
-        Some(self.bearer(&row, user))
+        // Shared with the cache: only what the request keeps is copied.
+        let token = AccessToken {
+            client_id: row.client_id.clone(),
+            user_id: row.user_id,
+            scopes: row.scopes.clone(),
+            expires_at: row.expires_at,
+        };
+        Some(self.bearer(token, user))
     }
 
     /// What a valid access token stands for, given its user (read when the
     /// token has one): a missing or inactive user makes the token invalid.
     fn bearer(
         &self,
-        row: &OAuth2Token,
+        token: AccessToken,
         user: Option<S::User>,
     ) -> Result<Option<BearerToken<S::User>>, AuthError> {
-        let user = match (row.user_id, user) {
+        let user = match (token.user_id, user) {
             (None, _) => None,
             (Some(_), Some(u)) if u.is_active() => Some(u),
             (Some(_), _) => return Err(self.fail(&self.invalid_token, INVALID_TOKEN)),
         };
-        Ok(Some(BearerToken {
-            token: AccessToken {
-                client_id: row.client_id.clone(),
-                user_id: row.user_id,
-                scopes: row.scopes.clone(),
-                expires_at: row.expires_at,
-            },
-            user,
-        }))
+        Ok(Some(BearerToken { token, user }))
     }
 }
 

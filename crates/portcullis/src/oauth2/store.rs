@@ -63,7 +63,9 @@ pub trait OAuth2Store: Send + Sync + 'static {
 
     /// The token with this digest if a cache in front of the store holds
     /// it, shared with the cache and answered without waiting; `None`, the
-    /// default, means "ask [`token`](OAuth2Store::token)".
+    /// default, means "ask [`token`](OAuth2Store::token)". A store that
+    /// answers here also returns `true` from
+    /// [`remembers_tokens`](OAuth2Store::remembers_tokens).
     fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
         let _ = digest;
         None
@@ -174,6 +176,8 @@ pub trait OAuth2UserStore: UserStore {
 pub struct CachedOAuth2Store<S> {
     inner: S,
     tokens: TtlCache<String, Arc<OAuth2Token>>,
+    /// Whether the TTL keeps anything at all.
+    remembers: bool,
     /// Bumped by every write: a read that overlaps one does not fill the
     /// cache.
     generation: AtomicU64,
@@ -192,6 +196,7 @@ impl<S: OAuth2Store> CachedOAuth2Store<S> {
         CachedOAuth2Store {
             inner,
             tokens: TtlCache::new(ttl, DEFAULT_CAPACITY),
+            remembers: !ttl.is_zero(),
             generation: AtomicU64::new(0),
         }
     }
@@ -241,7 +246,7 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
         self.tokens.get(digest)
     }
     fn remembers_tokens(&self) -> bool {
-        true
+        self.remembers
     }
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         let r = self.inner.consume_token(digest).await;

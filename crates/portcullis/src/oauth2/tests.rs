@@ -578,8 +578,10 @@ mod over_http {
             .await
             .unwrap();
         assert!(plain.revoke(&c, &revoked.access_token).await.unwrap());
+        let refresh = ada.refresh_token.clone().unwrap();
         let cases = [
             (ada.access_token.as_str(), 200),
+            (refresh.as_str(), 401),
             (bob.access_token.as_str(), 401),
             (client.access_token.as_str(), 403),
             (revoked.access_token.as_str(), 401),
