@@ -81,6 +81,19 @@ impl<S: common::Store> Fx<S> {
         send(self.app.post("/oauth2/token/").form(form)).await
     }
 
+    /// A client-credentials access token with `scope`.
+    async fn client_token(&self, id: &str, secret: &str, scope: &str) -> String {
+        let res = send(
+            self.app
+                .post("/oauth2/token/")
+                .basic_auth(id, Some(secret))
+                .form(&[("grant_type", "client_credentials"), ("scope", scope)]),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK);
+        res.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
     async fn password_token(&self, id: &str, secret: &str, scope: &str) -> Value {
         let res = self
             .token(&[
@@ -727,14 +740,7 @@ async fn bearer_routes_and_challenges<S: common::Store>(store: S) {
     assert_eq!(res.json()["user"], "ada");
     // A client-credentials token: refused at /oauth2/ (403), welcome at
     // /oauth2/client/ and, with `write`, at /oauth2/scoped/.
-    let res = send(
-        fx.app
-            .post("/oauth2/token/")
-            .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", "write")]),
-    )
-    .await;
-    let cc = res.json()["access_token"].as_str().unwrap().to_owned();
+    let cc = fx.client_token(&id, &secret, "write").await;
     let res = fx.bearer("/oauth2/", &cc).await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(res.header("www-authenticate").is_none());
@@ -770,14 +776,7 @@ async fn bearer_with_the_caches_off<S: common::Store>(store: S) {
         assert_eq!(res.status, StatusCode::OK);
         assert_eq!(res.json()["user"], "ada");
     }
-    let res = send(
-        fx.app
-            .post("/oauth2/token/")
-            .basic_auth(&id, Some(&secret))
-            .form(&[("grant_type", "client_credentials"), ("scope", "write")]),
-    )
-    .await;
-    let cc = res.json()["access_token"].as_str().unwrap().to_owned();
+    let cc = fx.client_token(&id, &secret, "write").await;
     assert_eq!(
         fx.bearer("/oauth2/", &cc).await.status,
         StatusCode::FORBIDDEN
