@@ -78,11 +78,11 @@
 //! `OAuth2UserStore::oauth2_token_with_user`) are coalesced:
 //! while one such query runs, the same reads of other requests wait, and
 //! the next query fetches all their keys at once (`IN (…)`; `= ANY($1)`
-//! for PostgreSQL's user, token and session reads; at most 64 keys). Under load this turns many round trips
-//! into one; a lone request still gets its own query at once. Nothing is
-//! remembered between queries: every read is answered by a query that
-//! started after it was asked, so a write that finished before the read
-//! began is always seen. When the query fails, every read in its batch
+//! for PostgreSQL's user, token and session reads; at most 64 keys).
+//! Under load this turns many round trips into one; a lone request still
+//! gets its own query at once. Nothing is remembered between queries:
+//! every read is answered by a query that started after it was asked, so
+//! a write that finished before the read began is always seen. When the query fails, every read in its batch
 //! fails with the same error. While such reads keep coming, their queries
 //! run one after another on one connection, which goes back to the pool
 //! when none waits, after a failed query, at least once a second, and

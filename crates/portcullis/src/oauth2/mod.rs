@@ -351,6 +351,15 @@ pub struct AccessToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// [`OAuth2::digest`] on the stack, for look-ups.
+pub(crate) struct TokenDigest([u8; 64]);
+
+impl TokenDigest {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+}
+
 impl From<OAuth2Token> for AccessToken {
     /// What a request authenticated by this token carries.
     fn from(row: OAuth2Token) -> Self {
@@ -602,7 +611,7 @@ impl OAuth2 {
         DateTime::<Utc>::from(self.clock.now())
     }
 
-    /// The keyed digest a token or code is stored under.
+    /// The keyed digest a token or code is stored under (lowercase hex).
     pub fn digest(&self, token: &str) -> String {
         hex::encode(self.tokens.mac(token.as_bytes()))
     }
@@ -1048,10 +1057,10 @@ impl OAuth2 {
 
     /// The active access token with this text, if any.
     pub async fn validate_access(&self, token: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        let Some(digest) = self.access_digest(token) else {
+        let Some(digest) = self.lookup_digest(token) else {
             return Ok(None);
         };
-        let row = self.store.token(&digest).await?;
+        let row = self.store.token(digest.as_str()).await?;
         Ok(self.usable_access(row))
     }
 
@@ -1059,20 +1068,20 @@ impl OAuth2 {
     /// cache, without waiting and without copying the token out of it;
     /// `None` to ask the store.
     pub(crate) fn validate_access_cached(&self, token: &str) -> Option<Option<Arc<OAuth2Token>>> {
-        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+        let Some(digest) = self.lookup_digest(token) else {
             return Some(None);
-        }
-        // `digest`, on the stack: this runs on every request.
-        let hex = self.tokens.mac_hex(token.as_bytes());
-        let digest = std::str::from_utf8(&hex).expect("hex digits are ASCII");
-        let row = self.store.token_cached(digest)?;
+        };
+        let row = self.store.token_cached(digest.as_str())?;
         Some(self.is_usable_access(&row).then_some(row))
     }
 
-    /// The digest under which the access token with this text is stored;
-    /// `None` for text that cannot be a token (empty or too long).
-    pub(crate) fn access_digest(&self, token: &str) -> Option<String> {
-        (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN).then(|| self.digest(token))
+    /// [`digest`](Self::digest) of a token presented to be looked up,
+    /// written on the stack (this runs on every Bearer request); `None`
+    /// for text that cannot be a token (empty or too long), which is
+    /// never looked up.
+    pub(crate) fn lookup_digest(&self, token: &str) -> Option<TokenDigest> {
+        (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN)
+            .then(|| TokenDigest(self.tokens.mac_hex(token.as_bytes())))
     }
 
     /// The row, if it is an access token that is active now.
@@ -1088,10 +1097,10 @@ impl OAuth2 {
     /// RFC 7662: the active access or refresh token with this text, if
     /// any (codes are never introspected).
     pub async fn introspect(&self, token: &str) -> Result<Option<OAuth2Token>, StoreError> {
-        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+        let Some(digest) = self.lookup_digest(token) else {
             return Ok(None);
-        }
-        let row = self.store.token(&self.digest(token)).await?;
+        };
+        let row = self.store.token(digest.as_str()).await?;
         let now = self.now();
         Ok(row.filter(|r| r.kind != TokenKind::Code && r.is_active(now)))
     }
@@ -1101,11 +1110,11 @@ impl OAuth2 {
     /// tokens of other clients are ignored, as the RFC asks; returns
     /// whether something was revoked.
     pub async fn revoke(&self, client: &Client, token: &str) -> Result<bool, StoreError> {
-        if token.is_empty() || token.len() > MAX_CREDENTIAL_LEN {
+        let Some(digest) = self.lookup_digest(token) else {
             return Ok(false);
-        }
-        let digest = self.digest(token);
-        let Some(row) = self.store.token(&digest).await? else {
+        };
+        let digest = digest.as_str();
+        let Some(row) = self.store.token(digest).await? else {
             return Ok(false);
         };
         if row.client_id != client.client_id {
@@ -1113,7 +1122,7 @@ impl OAuth2 {
         }
         match row.kind {
             TokenKind::Refresh => Ok(self.store.revoke_family(&row.family).await? > 0),
-            TokenKind::Access => self.store.consume_token(&digest).await,
+            TokenKind::Access => self.store.consume_token(digest).await,
             TokenKind::Code => Ok(false),
         }
     }

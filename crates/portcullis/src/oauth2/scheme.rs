@@ -135,10 +135,11 @@ impl<S: UserStore> OAuth2Auth<S> {
 
     /// The joined reader, while no cache remembers the tokens.
     fn joined_reads(&self) -> Option<&Joined<S::User>> {
+        let joined = self.joined.as_ref()?;
         if self.oauth2.store().remembers_tokens() {
             return None;
         }
-        self.joined.as_ref()?.downcast_ref::<Joined<S::User>>()
+        joined.downcast_ref::<Joined<S::User>>()
     }
 
     /// The server.
@@ -215,8 +216,8 @@ impl<S: UserStore> OAuth2Auth<S> {
             return Ok(None);
         };
         if let Some(joined) = self.joined_reads() {
-            let found = match self.oauth2.access_digest(&raw) {
-                Some(digest) => joined.oauth2_token_with_user(&digest).await?,
+            let found = match self.oauth2.lookup_digest(&raw) {
+                Some(digest) => joined.oauth2_token_with_user(digest.as_str()).await?,
                 None => None,
             };
             return match found.filter(|(row, _)| self.oauth2.is_usable_access(row)) {
