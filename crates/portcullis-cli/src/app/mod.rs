@@ -546,6 +546,10 @@ where
                 .layer(DefaultBodyLimit::max(limit))
                 .layer(respond::RespondLayer { limit }),
         )
+        // Turns every handler into a service now, with the layers above
+        // applied once: a router that still holds handlers builds each
+        // route's service stack again on every request it serves.
+        .with_state(())
 }
 
 fn auth_token_route<S: AppStore>(shared: Arc<Shared<S>>) -> MethodRouter {

@@ -9,9 +9,11 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use hmac::Hmac;
 pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use serde_json::{json, Value};
+use sha2::{Sha256, Sha384, Sha512};
 
 use crate::secret::SecretKey;
 
@@ -96,8 +98,61 @@ pub struct JwtKey {
     pub(crate) kid: Option<String>,
     pub(crate) encoding: Option<EncodingKey>,
     pub(crate) decoding: DecodingKey,
+    /// HMAC keys only: the secret, keyed once, that verifies tokens
+    /// without `jsonwebtoken::decode` (see [`HmacVerifier`]).
+    pub(crate) hmac: Option<HmacVerifier>,
     /// The public JWK members (without `kid`, `alg`, `use`); `None` for HMAC.
     public_jwk: Option<Value>,
+}
+
+/// An HS256, HS384 or HS512 secret, keyed once (the HMAC pads are
+/// computed when the key is made, not for every token).
+#[derive(Clone)]
+pub(crate) enum HmacVerifier {
+    S256(Hmac<Sha256>),
+    S384(Hmac<Sha384>),
+    S512(Hmac<Sha512>),
+}
+
+impl HmacVerifier {
+    fn new(alg: Algorithm, secret: &[u8]) -> Option<Self> {
+        use hmac::Mac;
+        Some(match alg {
+            Algorithm::HS256 => Self::S256(Hmac::new_from_slice(secret).expect("any length")),
+            Algorithm::HS384 => Self::S384(Hmac::new_from_slice(secret).expect("any length")),
+            Algorithm::HS512 => Self::S512(Hmac::new_from_slice(secret).expect("any length")),
+            _ => return None,
+        })
+    }
+
+    /// Whether `signature` is the MAC of `message`: the MAC is encoded as
+    /// base64url without padding and the two texts are compared in
+    /// constant time, so a signature in any other spelling (padded,
+    /// non-zero trailing bits) fails, as it does in `jsonwebtoken`.
+    pub(crate) fn verifies(&self, message: &[u8], signature: &str) -> bool {
+        use hmac::Mac;
+        fn encoded(mac: &[u8], out: &mut [u8; 86]) -> usize {
+            URL_SAFE_NO_PAD
+                .encode_slice(mac, out)
+                .expect("86 bytes hold a 64-byte MAC")
+        }
+        let mut text = [0u8; 86];
+        let n = match self {
+            Self::S256(k) => encoded(
+                &k.clone().chain_update(message).finalize().into_bytes(),
+                &mut text,
+            ),
+            Self::S384(k) => encoded(
+                &k.clone().chain_update(message).finalize().into_bytes(),
+                &mut text,
+            ),
+            Self::S512(k) => encoded(
+                &k.clone().chain_update(message).finalize().into_bytes(),
+                &mut text,
+            ),
+        };
+        crate::secret::ct_eq(&text[..n], signature.as_bytes())
+    }
 }
 
 impl fmt::Debug for JwtKey {
@@ -137,6 +192,7 @@ impl JwtKey {
             kid: None,
             encoding: Some(EncodingKey::from_secret(secret)),
             decoding: DecodingKey::from_secret(secret),
+            hmac: HmacVerifier::new(alg, secret),
             public_jwk: None,
         })
     }
@@ -151,6 +207,7 @@ impl JwtKey {
             kid: None,
             encoding: Some(EncodingKey::from_secret(s)),
             decoding: DecodingKey::from_secret(s),
+            hmac: HmacVerifier::new(Algorithm::HS256, s),
             public_jwk: None,
         }
     }
@@ -250,6 +307,7 @@ impl JwtKey {
             kid: None,
             encoding,
             decoding: DecodingKey::from_rsa_raw_components(n, e),
+            hmac: None,
             public_jwk: Some(json!({"kty": "RSA", "n": b64(n), "e": b64(e)})),
         }
     }
@@ -266,6 +324,7 @@ impl JwtKey {
             kid: None,
             encoding,
             decoding: DecodingKey::from_ec_components(&b64(x), &b64(y)).expect("our own base64"),
+            hmac: None,
             public_jwk: Some(json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)})),
         }
     }
@@ -277,6 +336,7 @@ impl JwtKey {
             kid: None,
             encoding,
             decoding: DecodingKey::from_ed_components(&x).expect("our own base64"),
+            hmac: None,
             public_jwk: Some(json!({"kty": "OKP", "crv": "Ed25519", "x": x})),
         }
     }

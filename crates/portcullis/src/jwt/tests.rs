@@ -279,6 +279,112 @@ fn critical_header_extensions_are_refused() {
     j.validate(&plain, Some(ACCESS)).unwrap();
 }
 
+/// The same `Jwt` with its HMAC keys' own verifier removed, so that
+/// `validate` hands every token to `jsonwebtoken::decode`.
+fn through_the_library(j: &Jwt) -> Jwt {
+    let mut inner = (*j.inner).clone();
+    for key in &mut inner.keys.verifying {
+        assert!(key.hmac.is_some());
+        key.hmac = None;
+    }
+    Jwt {
+        inner: Arc::new(inner),
+    }
+}
+
+#[test]
+fn hmac_tokens_are_judged_as_jsonwebtoken_judges_them() {
+    let now = Utc::now().timestamp();
+    let headers = [
+        json!({"alg": "HS256", "typ": "JWT"}),
+        json!({"alg": "HS256"}),
+        json!({"alg": "HS256", "kid": "k1", "cty": "JWT", "x-other": [1]}),
+        json!({"alg": "HS256", "kid": 5}),
+        json!({"alg": "HS256", "typ": 1}),
+        json!({"alg": "HS256", "typ": null, "kid": null}),
+        json!({"alg": "HS256", "crit": ["exp"]}),
+        json!({"alg": "HS256", "crit": null}),
+        json!({"alg": "hs256"}),
+        json!({"alg": "HS384"}),
+        json!({"alg": "none"}),
+        json!({"alg": 256}),
+        json!({"alg": null}),
+        json!({"typ": "JWT"}),
+        json!(["HS256"]),
+    ];
+    let claims = [
+        claims_now(json!({})),
+        claims_now(json!({"aud": "api"})),
+        claims_now(json!({"aud": ["x", "api"], "iss": "me"})),
+        claims_now(json!({"aud": "api", "iss": "me"})),
+        claims_now(json!({"aud": ["api", 5], "iss": "me"})),
+        claims_now(json!({"aud": [], "iss": "me"})),
+        claims_now(json!({"aud": "x", "iss": "me"})),
+        claims_now(json!({"aud": null, "iss": "me"})),
+        claims_now(json!({"aud": 5, "iss": "me"})),
+        claims_now(json!({"aud": "api", "iss": ["me"]})),
+        claims_now(json!({"aud": "api", "iss": ["you", "me"]})),
+        claims_now(json!({"aud": "api", "iss": "you"})),
+        claims_now(json!({"aud": "api", "iss": null})),
+        claims_now(json!({"aud": "api", "iss": "me", "nbf": now + 3600})),
+        claims_now(json!({"aud": "api", "iss": "me", "nbf": now - 10})),
+        claims_now(json!({"aud": "api", "iss": "me", "nbf": "soon"})),
+        claims_now(json!({"exp": now - 3600})),
+        json!(["not", "an", "object"]),
+        json!("text"),
+    ];
+    let mut tokens = Vec::new();
+    for h in &headers {
+        for c in &claims {
+            let t = hs256_by_hand(&SECRET, h, c);
+            tokens.push(t.clone());
+            // The signature spelt otherwise, cut, or made with another key.
+            tokens.push(format!("{t}="));
+            tokens.push(t[..t.len() - 1].to_owned());
+            let last = t.as_bytes()[t.len() - 1];
+            tokens.push(format!(
+                "{}{}",
+                &t[..t.len() - 1],
+                if last == b'A' { 'B' } else { 'A' }
+            ));
+            tokens.push(hs256_by_hand(&[8u8; 32], h, c));
+        }
+    }
+    let good = hs256_by_hand(&SECRET, &headers[0], &claims[3]);
+    let (h, rest) = good.split_once('.').unwrap();
+    tokens.extend([
+        format!("{good}.x"),
+        format!("{h}.{rest}.{rest}"),
+        format!("{h}.{}", rest.split_once('.').unwrap().0),
+        format!("{h}=.{rest}"),
+        format!(" {good}"),
+        good.replace('.', ".."),
+        String::new(),
+        "..".into(),
+    ]);
+    let settings: [fn(&mut JwtSettings); 2] = [
+        |_| {},
+        |s| {
+            s.audience = Some("api".into());
+            s.issuer = Some("me".into());
+        },
+    ];
+    let mut accepted = 0;
+    for configure in settings {
+        let ours = jwt_with(configure);
+        let library = through_the_library(&ours);
+        for t in &tokens {
+            for expected in [None, Some(ACCESS)] {
+                let (a, b) = (ours.validate(t, expected), library.validate(t, expected));
+                assert_eq!(a, b, "{t} expecting {expected:?}");
+                accepted += usize::from(a.is_ok());
+            }
+        }
+    }
+    // Enough of the tokens pass for the comparison to mean something.
+    assert!(accepted > 40, "{accepted}");
+}
+
 #[test]
 fn hs256_with_the_rsa_public_key_is_refused() {
     let rsa = jwt_with(|s| {
