@@ -71,7 +71,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -281,13 +281,31 @@ pub enum JwtError {
 /// [`JwtAuth`] (read them with `auth.data::<Claims>()`).
 ///
 /// [`AuthInfo`]: crate::AuthInfo
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Claims {
-    payload: Map<String, Value>,
+    /// Every claim, read from `json` when first asked for: checking a
+    /// token needs only the few claims in the fields below.
+    payload: OnceLock<Map<String, Value>>,
+    /// The payload's JSON as signed; `None` when `payload` was given.
+    json: Option<Arc<[u8]>>,
     token_type: Option<String>,
     jti: String,
     exp: i64,
+    nbf: Option<i64>,
+    iat: Option<i64>,
     user_id: Option<Value>,
+}
+
+impl PartialEq for Claims {
+    fn eq(&self, other: &Self) -> bool {
+        self.token_type == other.token_type
+            && self.jti == other.jti
+            && self.exp == other.exp
+            && self.nbf == other.nbf
+            && self.iat == other.iat
+            && self.user_id == other.user_id
+            && self.payload() == other.payload()
+    }
 }
 
 impl fmt::Debug for Claims {
@@ -319,10 +337,7 @@ impl Claims {
     }
     /// When the token was issued, if it says.
     pub fn iat(&self) -> Option<DateTime<Utc>> {
-        self.payload
-            .get("iat")
-            .and_then(as_i64)
-            .and_then(|t| Utc.timestamp_opt(t, 0).single())
+        self.iat.and_then(|t| Utc.timestamp_opt(t, 0).single())
     }
     /// The raw user-id claim (a number or a string).
     pub fn user_id(&self) -> Option<&Value> {
@@ -338,11 +353,17 @@ impl Claims {
     }
     /// Any claim.
     pub fn get(&self, claim: &str) -> Option<&Value> {
-        self.payload.get(claim)
+        self.payload().get(claim)
     }
     /// Every claim.
     pub fn payload(&self) -> &Map<String, Value> {
-        &self.payload
+        self.payload.get_or_init(|| {
+            // The JSON passed `Picked`'s reading, which accepts exactly
+            // what a `Map` does, so this parse cannot fail; were it to,
+            // an empty map answers rather than a panic.
+            let json = self.json.as_deref().unwrap_or(b"{}");
+            serde_json::from_slice(json).unwrap_or_default()
+        })
     }
 }
 
@@ -580,25 +601,26 @@ impl Jwt {
     /// The checks of a signed payload that depend on the clock: `exp`
     /// (PyJWT's boundary: `exp <= now - leeway` is expired), and `nbf` and
     /// `iat`, which must be numbers and not in the future.
-    fn check_times(&self, payload: &Map<String, Value>) -> Result<(), TokenError> {
+    fn check_times(&self, picked: &Picked) -> Result<(), TokenError> {
+        let exp = match &picked.exp {
+            None => return Err(TokenError::NoExp),
+            Some(exp) => as_i64(exp).ok_or(TokenError::Invalid)?,
+        };
+        let times = |v: &Option<Value>| match v {
+            None => Ok(None),
+            Some(v) => as_i64(v).map(Some).ok_or(TokenError::Invalid),
+        };
+        self.check_clock(exp, times(&picked.nbf)?, times(&picked.iat)?)
+    }
+
+    fn check_clock(&self, exp: i64, nbf: Option<i64>, iat: Option<i64>) -> Result<(), TokenError> {
         let now = Self::now();
         let leeway = Self::secs(self.inner.settings.leeway);
-        match payload.get("exp") {
-            None => return Err(TokenError::NoExp),
-            Some(exp) => match as_i64(exp) {
-                Some(exp) if exp <= now - leeway => return Err(TokenError::Expired),
-                Some(_) => {}
-                None => return Err(TokenError::Invalid),
-            },
+        if exp <= now - leeway {
+            return Err(TokenError::Expired);
         }
-        for claim in ["nbf", "iat"] {
-            if let Some(v) = payload.get(claim) {
-                match as_i64(v) {
-                    Some(t) if t > now + leeway => return Err(TokenError::Invalid),
-                    Some(_) => {}
-                    None => return Err(TokenError::Invalid),
-                }
-            }
+        if [nbf, iat].into_iter().flatten().any(|t| t > now + leeway) {
+            return Err(TokenError::Invalid);
         }
         Ok(())
     }
@@ -606,31 +628,38 @@ impl Jwt {
     /// Checks again what [`validate`](Self::validate) checked against the
     /// clock, for claims it accepted earlier.
     pub(crate) fn recheck_times(&self, claims: &Claims) -> Result<(), TokenError> {
-        self.check_times(&claims.payload)
+        self.check_clock(claims.exp, claims.nbf, claims.iat)
     }
 
-    /// Parses and checks a signed payload into [`Claims`].
-    fn claims_of(&self, payload: Map<String, Value>) -> Result<Claims, TokenError> {
-        let s = &self.inner.settings;
-        let exp = payload.get("exp").ok_or(TokenError::NoExp)?;
+    /// Checks the claims picked out of a signed payload and makes them
+    /// [`Claims`]; `payload` is the whole of it, as a map or as its JSON.
+    fn claims_of(&self, picked: Picked, payload: Payload) -> Result<Claims, TokenError> {
+        let exp = picked.exp.as_ref().ok_or(TokenError::NoExp)?;
         let exp = as_i64(exp).ok_or(TokenError::Invalid)?;
-        let jti = match payload.get(&s.jti_claim) {
+        let time = |v: Option<Value>| v.as_ref().and_then(as_i64);
+        let jti = match picked.jti {
             None => return Err(TokenError::NoId),
-            Some(Value::String(j)) if !j.is_empty() => j.clone(),
+            Some(Value::String(j)) if !j.is_empty() => j,
             Some(_) => return Err(TokenError::Invalid),
         };
-        let token_type = match payload.get(&s.token_type_claim) {
+        let token_type = match picked.token_type {
             None => None,
-            Some(Value::String(t)) => Some(t.clone()),
+            Some(Value::String(t)) => Some(t),
             Some(_) => return Err(TokenError::Invalid),
         };
-        let user_id = payload.get(&s.user_id_claim).cloned();
+        let (payload, json) = match payload {
+            Payload::Map(map) => (OnceLock::from(map), None),
+            Payload::Json(json) => (OnceLock::new(), Some(json)),
+        };
         Ok(Claims {
             payload,
+            json,
             token_type,
             jti,
             exp,
-            user_id,
+            nbf: time(picked.nbf),
+            iat: time(picked.iat),
+            user_id: picked.user_id,
         })
     }
 
@@ -686,16 +715,18 @@ impl Jwt {
         let Ok(json) = URL_SAFE_NO_PAD.decode(claims) else {
             return Decoded::Refused;
         };
-        let Ok(payload) = serde_json::from_slice::<Map<String, Value>>(&json) else {
-            return Decoded::Refused;
-        };
         let s = &self.inner.settings;
-        if !names(payload.get("aud"), s.audience.as_deref())
-            || !names(payload.get("iss"), s.issuer.as_deref())
+        let mut reading = serde_json::Deserializer::from_slice(&json);
+        let picked = match serde::de::DeserializeSeed::deserialize(Pick(s), &mut reading) {
+            Ok(picked) if reading.end().is_ok() => picked,
+            _ => return Decoded::Refused,
+        };
+        if !names(picked.aud.as_ref(), s.audience.as_deref())
+            || !names(picked.iss.as_ref(), s.issuer.as_deref())
         {
             return Decoded::Refused;
         }
-        Decoded::Valid(payload)
+        Decoded::Valid(picked, Payload::Json(json.into()))
     }
 
     /// Checks signature, algorithm, `exp`, `nbf`, `iat`, `aud`, `iss`, `jti`
@@ -725,22 +756,22 @@ impl Jwt {
             let decoded = match &key.hmac {
                 Some(mac) => self.decode_hmac(token, key.alg, mac),
                 None => match self.inner.validations.iter().find(|(a, _)| *a == key.alg) {
-                    Some((_, v)) => decode_with_library(token, key, v),
+                    Some((_, v)) => decode_with_library(token, key, v, &self.inner.settings),
                     None => continue,
                 },
             };
             match decoded {
-                Decoded::Valid(p) => {
-                    payload = Some(p);
+                Decoded::Valid(picked, whole) => {
+                    payload = Some((picked, whole));
                     break;
                 }
                 Decoded::Refused => return Err(TokenError::Invalid),
                 Decoded::NotThisKey => continue,
             }
         }
-        let payload = payload.ok_or(TokenError::Invalid)?;
-        self.check_times(&payload)?;
-        let claims = self.claims_of(payload)?;
+        let (picked, payload) = payload.ok_or(TokenError::Invalid)?;
+        self.check_times(&picked)?;
+        let claims = self.claims_of(picked, payload)?;
         if let Some(expected) = expected {
             match claims.token_type.as_deref() {
                 None => return Err(TokenError::NoType),
@@ -827,7 +858,8 @@ impl Jwt {
 
     async fn outstand(&self, payload: &Map<String, Value>) -> Result<(), JwtError> {
         if let Some(b) = &self.inner.blacklist {
-            let claims = self.claims_of(payload.clone())?;
+            let picked = Picked::from_map(payload, &self.inner.settings);
+            let claims = self.claims_of(picked, Payload::Map(payload.clone()))?;
             b.record_outstanding(&self.outstanding(&claims)).await?;
         }
         Ok(())
@@ -862,7 +894,7 @@ impl Jwt {
     ) -> Result<RefreshOutcome, JwtError> {
         let s = &self.inner.settings;
         let now = Self::now();
-        let access = self.access_from(&claims.payload, now)?;
+        let access = self.access_from(claims.payload(), now)?;
         let mut out = RefreshOutcome {
             access,
             refresh: None,
@@ -873,7 +905,7 @@ impl Jwt {
                     b.blacklist(&self.outstanding(claims)).await?;
                 }
             }
-            let mut payload = claims.payload.clone();
+            let mut payload = claims.payload().clone();
             payload.insert(s.jti_claim.clone(), Self::new_jti().into());
             payload.insert(
                 "exp".into(),
@@ -941,9 +973,12 @@ impl Jwt {
 /// header counts as critical (it cannot have verified anyway).
 /// What one key made of a token.
 #[derive(Debug, PartialEq)]
+// Returned once per key tried and unpacked at once: boxing the large
+// variant would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Decoded {
     /// Signed with the key, and the claims it checks hold.
-    Valid(Map<String, Value>),
+    Valid(Picked, Payload),
     /// Not this key's token (bad signature, another algorithm, unreadable):
     /// another key may take it.
     NotThisKey,
@@ -954,11 +989,19 @@ enum Decoded {
 
 /// `jsonwebtoken::decode`, for the keys [`Jwt::decode_hmac`] does not take
 /// (RSA, ECDSA, EdDSA).
-fn decode_with_library(token: &str, key: &JwtKey, validation: &Validation) -> Decoded {
+fn decode_with_library(
+    token: &str,
+    key: &JwtKey,
+    validation: &Validation,
+    settings: &JwtSettings,
+) -> Decoded {
     use jsonwebtoken::errors::ErrorKind;
     match jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, validation) {
         Ok(_) if names_critical_extensions(token) => Decoded::Refused,
-        Ok(data) => Decoded::Valid(data.claims),
+        Ok(data) => Decoded::Valid(
+            Picked::from_map(&data.claims, settings),
+            Payload::Map(data.claims),
+        ),
         Err(e) => match e.kind() {
             // The signature was good: another key will not help.
             ErrorKind::ImmatureSignature
@@ -967,6 +1010,185 @@ fn decode_with_library(token: &str, key: &JwtKey, validation: &Validation) -> De
             | ErrorKind::MissingRequiredClaim(_) => Decoded::Refused,
             _ => Decoded::NotThisKey,
         },
+    }
+}
+
+/// A token's payload as a whole.
+#[derive(Debug, PartialEq)]
+enum Payload {
+    Map(Map<String, Value>),
+    /// Its JSON, read into a map only if someone asks for every claim.
+    Json(Arc<[u8]>),
+}
+
+/// The claims that checking a token reads.
+#[derive(Debug, Default, PartialEq)]
+struct Picked {
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    aud: Option<Value>,
+    iss: Option<Value>,
+    jti: Option<Value>,
+    token_type: Option<Value>,
+    user_id: Option<Value>,
+}
+
+impl Picked {
+    /// The slots a claim name fills (the configured names may coincide
+    /// with each other or with the registered ones).
+    fn slots<'p>(&'p mut self, name: &str, s: &JwtSettings) -> [Option<&'p mut Option<Value>>; 4] {
+        let Picked {
+            exp,
+            nbf,
+            iat,
+            aud,
+            iss,
+            jti,
+            token_type,
+            user_id,
+        } = self;
+        let registered = match name {
+            "exp" => Some(exp),
+            "nbf" => Some(nbf),
+            "iat" => Some(iat),
+            "aud" => Some(aud),
+            "iss" => Some(iss),
+            _ => None,
+        };
+        [
+            registered,
+            (name == s.jti_claim).then_some(jti),
+            (name == s.token_type_claim).then_some(token_type),
+            (name == s.user_id_claim).then_some(user_id),
+        ]
+    }
+
+    fn from_map(map: &Map<String, Value>, s: &JwtSettings) -> Self {
+        let get = |name: &str| map.get(name).cloned();
+        Picked {
+            exp: get("exp"),
+            nbf: get("nbf"),
+            iat: get("iat"),
+            aud: get("aud"),
+            iss: get("iss"),
+            jti: get(&s.jti_claim),
+            token_type: get(&s.token_type_claim),
+            user_id: get(&s.user_id_claim),
+        }
+    }
+}
+
+/// Reads a payload into [`Picked`] in one pass, keeping only the claims it
+/// names. It accepts exactly the JSON that a `Map` accepts (an object;
+/// every other value read as a `Value` would read it, with the same
+/// number and string rules), and a repeated name keeps its last value, as
+/// a map does.
+struct Pick<'s>(&'s JwtSettings);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
+    type Value = Picked;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Picked, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Pick<'_> {
+    type Value = Picked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Picked, A::Error> {
+        let mut picked = Picked::default();
+        while let Some(Name(name)) = map.next_key()? {
+            let mut slots = picked.slots(&name, self.0).into_iter().flatten().peekable();
+            if slots.peek().is_none() {
+                map.next_value::<Discard>()?;
+                continue;
+            }
+            let value: Value = map.next_value()?;
+            for slot in slots {
+                *slot = Some(value.clone());
+            }
+        }
+        Ok(picked)
+    }
+}
+
+/// A member name, borrowed from the JSON when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(v.into()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(v.to_owned().into()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Any JSON value, read as a `Value` reads it (through `deserialize_any`,
+/// so numbers are range-checked and strings unescaped), and dropped.
+struct Discard;
+
+impl<'de> serde::Deserialize<'de> for Discard {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Discard)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Discard {
+    type Value = Discard;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_unit<E>(self) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_none<E>(self) -> Result<Discard, E> {
+        Ok(Discard)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Discard, D::Error> {
+        <Discard as serde::Deserialize>::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Discard, A::Error> {
+        while seq.next_element::<Discard>()?.is_some() {}
+        Ok(Discard)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Discard, A::Error> {
+        while map.next_key::<Name<'de>>()?.is_some() {
+            map.next_value::<Discard>()?;
+        }
+        Ok(Discard)
     }
 }
 

@@ -386,6 +386,56 @@ fn hmac_tokens_are_judged_as_jsonwebtoken_judges_them() {
 }
 
 #[test]
+fn picking_claims_accepts_what_a_map_accepts() {
+    let s = JwtSettings {
+        user_id_claim: "sub".into(),
+        ..Default::default()
+    };
+    let texts: &[&[u8]] = &[
+        br#"{"exp": 1, "jti": "a", "token_type": "access", "sub": 5}"#,
+        br#"{"exp": 1, "exp": 2, "jti": "a", "jti": 7}"#,
+        br#"{"\u0065xp": 3, "j\u0074i": "esc\"aped", "x": {"exp": 9, "y": [1, {"z": null}]}}"#,
+        br#"{"aud": ["a", "b"], "iss": "me", "nbf": 1.5, "iat": -4, "other": 1e400}"#,
+        br#"{"other": 1e300, "exp": 18446744073709551615, "nbf": -9223372036854775808}"#,
+        br#"{"other": "\ud800", "exp": 1}"#,
+        br#"{"other": "\ud83d\ude00", "exp": 1}"#,
+        br#"{"other": "bad \x escape"}"#,
+        br#"{"other": [1, 2,]}"#,
+        br#"{"exp": 1} trailing"#,
+        br#"{"exp": 1}   "#,
+        br#"{"exp": 01}"#,
+        br#"{"exp": 1, }"#,
+        br#"[1, 2]"#,
+        br#""text""#,
+        br#"null"#,
+        br#"{}"#,
+        b"{\"other\": \"\xff\"}",
+        br#"{"sub": {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}"#,
+    ];
+    let deep = format!("{{\"other\": {}{}}}", "[".repeat(200), "]".repeat(200));
+    let mut all: Vec<&[u8]> = texts.to_vec();
+    all.push(deep.as_bytes());
+    let mut both = 0;
+    for text in all {
+        let map = serde_json::from_slice::<Map<String, Value>>(text);
+        let mut reading = serde_json::Deserializer::from_slice(text);
+        let picked = serde::de::DeserializeSeed::deserialize(Pick(&s), &mut reading)
+            .ok()
+            .filter(|_| reading.end().is_ok());
+        let shown = String::from_utf8_lossy(text);
+        match (map, picked) {
+            (Ok(map), Some(picked)) => {
+                assert_eq!(picked, Picked::from_map(&map, &s), "{shown}");
+                both += 1;
+            }
+            (Err(_), None) => {}
+            (map, picked) => panic!("{shown}: map {map:?}, picked {picked:?}"),
+        }
+    }
+    assert!(both >= 6, "{both}");
+}
+
+#[test]
 fn hs256_with_the_rsa_public_key_is_refused() {
     let rsa = jwt_with(|s| {
         s.algorithm = Algorithm::RS256;
