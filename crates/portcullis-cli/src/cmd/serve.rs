@@ -199,6 +199,7 @@ async fn serve_connections<S, B>(
         .header_read_timeout(header_read_timeout);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let keeper = tokio::spawn(keep_a_timer_pending());
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -230,6 +231,26 @@ async fn serve_connections<S, B>(
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {
             tracing::warn!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
         }
+    }
+    keeper.abort();
+}
+
+/// Keeps one timer due within a second in tokio's timer wheel, for good.
+///
+/// hyper arms the header-read timeout when it starts reading a request's
+/// head and drops it once the head is read, so while every connection is
+/// busy with a request (waiting on the database, say) no timer is left.
+/// When the runtime then parks with an empty wheel, tokio wakes its
+/// driver (a write to an eventfd, from the very thread that is running)
+/// for each timer armed before it parks again: most requests paid that
+/// system call with the caches off. With a nearer timer always pending,
+/// a new 30 s deadline is never the next one and arming it costs no call.
+/// The price is one wake-up a second.
+async fn keep_a_timer_pending() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
     }
 }
 
