@@ -131,25 +131,18 @@ impl HmacVerifier {
     /// non-zero trailing bits) fails, as it does in `jsonwebtoken`.
     pub(crate) fn verifies(&self, message: &[u8], signature: &str) -> bool {
         use hmac::Mac;
-        fn encoded(mac: &[u8], out: &mut [u8; 86]) -> usize {
+        /// The MAC of `message` under `key`, as base64url text in `out`.
+        fn encoded<M: Mac + Clone>(key: &M, message: &[u8], out: &mut [u8; 86]) -> usize {
+            let mac = key.clone().chain_update(message).finalize().into_bytes();
             URL_SAFE_NO_PAD
                 .encode_slice(mac, out)
                 .expect("86 bytes hold a 64-byte MAC")
         }
         let mut text = [0u8; 86];
         let n = match self {
-            Self::S256(k) => encoded(
-                &k.clone().chain_update(message).finalize().into_bytes(),
-                &mut text,
-            ),
-            Self::S384(k) => encoded(
-                &k.clone().chain_update(message).finalize().into_bytes(),
-                &mut text,
-            ),
-            Self::S512(k) => encoded(
-                &k.clone().chain_update(message).finalize().into_bytes(),
-                &mut text,
-            ),
+            Self::S256(k) => encoded(k, message, &mut text),
+            Self::S384(k) => encoded(k, message, &mut text),
+            Self::S512(k) => encoded(k, message, &mut text),
         };
         crate::secret::ct_eq(&text[..n], signature.as_bytes())
     }

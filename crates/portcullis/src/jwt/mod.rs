@@ -358,11 +358,14 @@ impl Claims {
     /// Every claim.
     pub fn payload(&self) -> &Map<String, Value> {
         self.payload.get_or_init(|| {
-            // The JSON passed `Picked`'s reading, which accepts exactly
-            // what a `Map` does, so this parse cannot fail; were it to,
-            // an empty map answers rather than a panic.
+            // The JSON passed `Pick`, which accepts no more than a `Map`
+            // does, so this parse cannot fail; were it to, an empty map
+            // answers (and debug builds stop) rather than a panic.
             let json = self.json.as_deref().unwrap_or(b"{}");
-            serde_json::from_slice(json).unwrap_or_default()
+            serde_json::from_slice(json).unwrap_or_else(|_| {
+                debug_assert!(false, "a payload that Pick read is not a map");
+                Map::new()
+            })
         })
     }
 }
@@ -411,8 +414,10 @@ pub struct Jwt {
 struct Inner {
     settings: JwtSettings,
     keys: KeySet,
-    /// What `validate` asks of a token, per algorithm of the verifying
-    /// keys: made once, not on every request.
+    /// What `jsonwebtoken::decode` asks of a token, per algorithm of the
+    /// verifying keys: made once, not on every request. HMAC keys verify
+    /// with their own `HmacVerifier` and do not use theirs (the tests do,
+    /// to compare the two).
     validations: Vec<(jsonwebtoken::Algorithm, Validation)>,
     blacklist: Option<Arc<dyn JwtBlacklist>>,
 }
@@ -454,6 +459,18 @@ fn as_i64(v: &Value) -> Option<i64> {
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)),
         _ => None,
+    }
+}
+
+/// `nbf` as a time: [`as_i64`], except that a non-negative fraction is
+/// rounded, as `jsonwebtoken` rounds it (so `now + 0.6` is in the future).
+fn nbf_time(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().filter(|f| f.is_finite())?;
+            Some(if f >= 0.0 { f.round() as i64 } else { f as i64 })
+        }
+        _ => as_i64(v),
     }
 }
 
@@ -525,10 +542,8 @@ impl Jwt {
     /// recorded, rotation blacklists nothing and [`Jwt::blacklist`] fails.
     pub fn with_blacklist(self, blacklist: impl JwtBlacklist) -> Self {
         let inner = Inner {
-            settings: self.inner.settings.clone(),
-            keys: self.inner.keys.clone(),
-            validations: self.inner.validations.clone(),
             blacklist: Some(Arc::new(blacklist)),
+            ..(*self.inner).clone()
         };
         Jwt {
             inner: Arc::new(inner),
@@ -598,28 +613,47 @@ impl Jwt {
         }
     }
 
-    /// The checks of a signed payload that depend on the clock: `exp`
-    /// (PyJWT's boundary: `exp <= now - leeway` is expired), and `nbf` and
-    /// `iat`, which must be numbers and not in the future.
+    /// The checks of a signed payload that depend on the clock, in the
+    /// order they have always answered in: first `nbf` as `jsonwebtoken`
+    /// checks it (a non-negative number, fractions rounded, not after now
+    /// plus the leeway); then `exp`, which must be there (PyJWT's boundary:
+    /// `exp <= now - leeway` is expired); then `nbf` and `iat`, which must
+    /// be numbers and not in the future.
     fn check_times(&self, picked: &Picked) -> Result<(), TokenError> {
+        let nbf = picked
+            .nbf
+            .as_ref()
+            .map(|v| nbf_time(v).ok_or(TokenError::Invalid))
+            .transpose();
+        if let Ok(Some(t)) = nbf {
+            if t > Self::now() + Self::secs(self.inner.settings.leeway) {
+                return Err(TokenError::Invalid);
+            }
+        }
         let exp = match &picked.exp {
             None => return Err(TokenError::NoExp),
             Some(exp) => as_i64(exp).ok_or(TokenError::Invalid)?,
         };
-        let times = |v: &Option<Value>| match v {
-            None => Ok(None),
-            Some(v) => as_i64(v).map(Some).ok_or(TokenError::Invalid),
-        };
-        self.check_clock(exp, times(&picked.nbf)?, times(&picked.iat)?)
+        let nbf = nbf?;
+        let iat = picked
+            .iat
+            .as_ref()
+            .map(|v| as_i64(v).ok_or(TokenError::Invalid))
+            .transpose()?;
+        self.check_clock(exp, nbf, iat)
     }
 
+    /// [`check_times`](Self::check_times) for times already read.
     fn check_clock(&self, exp: i64, nbf: Option<i64>, iat: Option<i64>) -> Result<(), TokenError> {
         let now = Self::now();
         let leeway = Self::secs(self.inner.settings.leeway);
+        if nbf.is_some_and(|t| t > now + leeway) {
+            return Err(TokenError::Invalid);
+        }
         if exp <= now - leeway {
             return Err(TokenError::Expired);
         }
-        if [nbf, iat].into_iter().flatten().any(|t| t > now + leeway) {
+        if iat.is_some_and(|t| t > now + leeway) {
             return Err(TokenError::Invalid);
         }
         Ok(())
@@ -636,7 +670,6 @@ impl Jwt {
     fn claims_of(&self, picked: Picked, payload: Payload) -> Result<Claims, TokenError> {
         let exp = picked.exp.as_ref().ok_or(TokenError::NoExp)?;
         let exp = as_i64(exp).ok_or(TokenError::Invalid)?;
-        let time = |v: Option<Value>| v.as_ref().and_then(as_i64);
         let jti = match picked.jti {
             None => return Err(TokenError::NoId),
             Some(Value::String(j)) if !j.is_empty() => j,
@@ -657,8 +690,9 @@ impl Jwt {
             token_type,
             jti,
             exp,
-            nbf: time(picked.nbf),
-            iat: time(picked.iat),
+            // Both were checked to be numbers by `check_times`.
+            nbf: picked.nbf.as_ref().and_then(nbf_time),
+            iat: picked.iat.as_ref().and_then(as_i64),
             user_id: picked.user_id,
         })
     }
@@ -666,28 +700,38 @@ impl Jwt {
     /// An HMAC-signed token checked with the key's pre-keyed MAC, as
     /// `jsonwebtoken::decode` checks it but without its per-token costs
     /// (the HMAC key set up again, the header parsed twice and the claims
-    /// three times). Same rules: exactly three base64url parts without
-    /// padding, the header's `alg` naming this key's algorithm, no `crit`
-    /// (RFC 7515 §4.1.11: we understand no extension), the signature
-    /// compared in constant time, then `aud` and `iss` as configured.
-    /// `typ`, `cty` and `kid` must be strings when present, as there; the
-    /// JWK and X.509 members are not read (only a holder of the secret can
-    /// sign a header, so nothing rests on them).
+    /// twice). The same answers: exactly three base64url parts without
+    /// padding; a header that `jsonwebtoken` reads (its members of the
+    /// same types, `alg` this key's algorithm) and without `crit` (RFC
+    /// 7515 §4.1.11: no extension is understood here); the signature
+    /// compared in constant time; claims read as [`Pick`] reads them, then
+    /// `aud` and `iss` as configured. `nbf` is checked with the clock in
+    /// [`check_times`](Self::check_times).
     fn decode_hmac(&self, token: &str, alg: Algorithm, mac: &keys::HmacVerifier) -> Decoded {
         use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use base64::Engine as _;
         use std::borrow::Cow;
+        /// `jsonwebtoken::Header`'s members with their types, and `crit`.
         #[derive(serde::Deserialize)]
-        #[allow(dead_code)] // the string members are read for their type only
+        #[allow(dead_code)] // most members are read for their type only
         struct Header<'a> {
-            #[serde(borrow)]
-            alg: Cow<'a, str>,
+            alg: Algorithm,
             #[serde(borrow)]
             typ: Option<Cow<'a, str>>,
             #[serde(borrow)]
             cty: Option<Cow<'a, str>>,
             #[serde(borrow)]
+            jku: Option<Cow<'a, str>>,
+            jwk: Option<jsonwebtoken::jwk::Jwk>,
+            #[serde(borrow)]
             kid: Option<Cow<'a, str>>,
+            #[serde(borrow)]
+            x5u: Option<Cow<'a, str>>,
+            x5c: Option<Vec<String>>,
+            #[serde(borrow)]
+            x5t: Option<Cow<'a, str>>,
+            #[serde(borrow, rename = "x5t#S256")]
+            x5t_s256: Option<Cow<'a, str>>,
             crit: Option<serde::de::IgnoredAny>,
         }
         let mut parts = token.split('.');
@@ -700,7 +744,7 @@ impl Jwt {
             return Decoded::NotThisKey;
         };
         match serde_json::from_slice::<Header<'_>>(&json) {
-            Ok(h) if h.alg == keys::algorithm_name(alg) => {
+            Ok(h) if h.alg == alg => {
                 if h.crit.is_some() {
                     return Decoded::Refused;
                 }
@@ -966,11 +1010,6 @@ impl Jwt {
     }
 }
 
-/// Whether a token's header lists critical extensions (`crit`, RFC 7515
-/// §4.1.11). None are understood here, and a recipient must refuse a token
-/// whose critical extensions it does not understand. Checked only once the
-/// signature is good, so it costs nothing on forged tokens; an unreadable
-/// header counts as critical (it cannot have verified anyway).
 /// What one key made of a token.
 #[derive(Debug, PartialEq)]
 // Returned once per key tried and unpacked at once: boxing the large
@@ -982,8 +1021,9 @@ enum Decoded {
     /// Not this key's token (bad signature, another algorithm, unreadable):
     /// another key may take it.
     NotThisKey,
-    /// Signed with the key but refused (`aud`, `iss`, `nbf`, `crit`, bad
-    /// claims): no other key will help.
+    /// Refused for good: signed with the key but with claims that fail
+    /// (`aud`, `iss`, `nbf`, unreadable), or naming critical extensions
+    /// (`crit`), which no key makes acceptable.
     Refused,
 }
 
@@ -1080,11 +1120,17 @@ impl Picked {
 }
 
 /// Reads a payload into [`Picked`] in one pass, keeping only the claims it
-/// names. It accepts exactly the JSON that a `Map` accepts (an object;
-/// every other value read as a `Value` would read it, with the same
-/// number and string rules), and a repeated name keeps its last value, as
-/// a map does.
+/// names. It accepts the JSON that `jsonwebtoken::decode` accepted when it
+/// read the claims twice, into a map and into its own struct of the
+/// registered claims: an object, every value read as a `Value` would read
+/// it (the same number and string rules); a repeated name keeps its last
+/// value, as in a map, except that `exp`, `nbf`, `sub`, `iss` and `aud`
+/// may not repeat, and `sub` may not be an array or an object, which that
+/// struct refused.
 struct Pick<'s>(&'s JwtSettings);
+
+/// The claims `jsonwebtoken` read into a struct of its own.
+const ITS_CLAIMS: [&str; 5] = ["exp", "nbf", "sub", "iss", "aud"];
 
 impl<'de> serde::de::DeserializeSeed<'de> for Pick<'_> {
     type Value = Picked;
@@ -1102,14 +1148,25 @@ impl<'de> serde::de::Visitor<'de> for Pick<'_> {
     }
 
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Picked, A::Error> {
+        use serde::de::Error as _;
         let mut picked = Picked::default();
+        let mut seen = [false; ITS_CLAIMS.len()];
         while let Some(Name(name)) = map.next_key()? {
+            if let Some(i) = ITS_CLAIMS.iter().position(|c| *c == name) {
+                if std::mem::replace(&mut seen[i], true) {
+                    return Err(A::Error::custom(format_args!("duplicate claim `{name}`")));
+                }
+            }
+            let sub = name == "sub";
             let mut slots = picked.slots(&name, self.0).into_iter().flatten().peekable();
-            if slots.peek().is_none() {
+            if slots.peek().is_none() && !sub {
                 map.next_value::<Discard>()?;
                 continue;
             }
             let value: Value = map.next_value()?;
+            if sub && (value.is_array() || value.is_object()) {
+                return Err(A::Error::custom("`sub` is neither a string nor a scalar"));
+            }
             for slot in slots {
                 *slot = Some(value.clone());
             }
@@ -1209,6 +1266,11 @@ fn names(claim: Option<&Value>, expected: Option<&str>) -> bool {
     }
 }
 
+/// Whether a token's header lists critical extensions (`crit`, RFC 7515
+/// §4.1.11). None are understood here, and a recipient must refuse a token
+/// whose critical extensions it does not understand. Checked only once the
+/// signature is good, so it costs nothing on forged tokens; an unreadable
+/// header counts as critical (it cannot have verified anyway).
 fn names_critical_extensions(token: &str) -> bool {
     use base64::Engine as _;
     /// Only `crit` is read; every other member is skipped unparsed.

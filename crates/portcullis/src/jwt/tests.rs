@@ -46,6 +46,21 @@ fn hs256_by_hand(key: &[u8], header: &Value, claims: &Value) -> String {
     )
 }
 
+/// An HS256 token over a header and payload given as raw JSON text.
+fn hs256_raw(key: &[u8], header: &str, claims: &str) -> String {
+    let msg = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(claims)
+    );
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
+    mac.update(msg.as_bytes());
+    format!(
+        "{msg}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
 fn part(token: &str, i: usize) -> Value {
     serde_json::from_slice(
         &URL_SAFE_NO_PAD
@@ -362,12 +377,70 @@ fn hmac_tokens_are_judged_as_jsonwebtoken_judges_them() {
         String::new(),
         "..".into(),
     ]);
-    let settings: [fn(&mut JwtSettings); 2] = [
+    // Raw JSON: repeated names, odd `sub`, `nbf` fractions, and header
+    // members of the wrong type, which `Value`s cannot spell.
+    let base = format!(
+        r#""token_type": "access", "jti": "0123456789abcdef0123456789abcdef", "user_id": 1, "iat": {now}"#
+    );
+    let later = now + 300;
+    let raw_claims = [
+        format!(r#"{{{base}, "exp": {later}}}"#),
+        format!(r#"{{{base}, "exp": 1, "exp": {later}}}"#),
+        format!(r#"{{{base}, "exp": {later}, "exp": 1}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": 1, "nbf": 2}}"#),
+        format!(r#"{{{base}, "exp": {later}, "aud": "x", "aud": "api", "iss": "me"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "aud": "api", "iss": "you", "iss": "me"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": "a", "sub": "b"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "iat": 1, "jti": "other", "user_id": 2}}"#),
+        format!(r#"{{{base}, "exp": {later}, "token_type": "refresh"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": [1]}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": {{"a": 1}}}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": []}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": 5, "aud": "api", "iss": "me"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": true}}"#),
+        format!(r#"{{{base}, "exp": {later}, "sub": null}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": {now}.6}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": {now}.4}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": {}.6}}"#, now + 7),
+        format!(r#"{{{base}, "exp": {later}, "nbf": -5}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": -0.5}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": "soon"}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": 1e30}}"#),
+        format!(r#"{{{base}, "exp": {later}, "nbf": [1]}}"#),
+        format!(r#"{{{base}, "exp": 1, "nbf": {}}}"#, now + 3600),
+        format!(r#"{{{base}, "exp": "soon", "nbf": {}}}"#, now + 3600),
+        format!(r#"{{{base}, "exp": 1, "nbf": "soon"}}"#),
+        format!(r#"{{{base}, "nbf": {}}}"#, now + 3600),
+        format!(r#"{{{base}, "nbf": {}, "iat": "x"}}"#, now + 3600),
+        format!(r#"{{{base}, "exp": {later}, "iat": {}}}"#, now + 3600),
+        format!(r#"{{{base}, "exp": {}.5}}"#, now - 5),
+        format!(r#"{{{base}, "exp": {later}, "other": 1e400}}"#),
+    ];
+    let raw_headers = [
+        r#"{"alg": "HS256", "typ": "JWT"}"#,
+        r#"{"alg": "HS256", "jku": 5}"#,
+        r#"{"alg": "HS256", "x5u": "https://x", "x5t": "a", "x5t#S256": "b"}"#,
+        r#"{"alg": "HS256", "x5t#S256": 1}"#,
+        r#"{"alg": "HS256", "x5c": "x"}"#,
+        r#"{"alg": "HS256", "x5c": ["a", "b"]}"#,
+        r#"{"alg": "HS256", "jwk": {}}"#,
+        r#"{"alg": "HS256", "jwk": {"kty": "oct", "k": "AAAA"}}"#,
+        r#"{"alg": "HS256", "alg": "HS256"}"#,
+        r#"{"alg": "HS256", "crit": ["x"], "crit": ["x"]}"#,
+        r#"{"alg": {"HS256": null}}"#,
+    ];
+    for h in raw_headers {
+        for c in &raw_claims {
+            tokens.push(hs256_raw(&SECRET, h, c));
+        }
+    }
+    let settings: [fn(&mut JwtSettings); 3] = [
         |_| {},
         |s| {
             s.audience = Some("api".into());
             s.issuer = Some("me".into());
         },
+        |s| s.leeway = Duration::from_secs(10),
     ];
     let mut accepted = 0;
     for configure in settings {
@@ -382,7 +455,7 @@ fn hmac_tokens_are_judged_as_jsonwebtoken_judges_them() {
         }
     }
     // Enough of the tokens pass for the comparison to mean something.
-    assert!(accepted > 40, "{accepted}");
+    assert!(accepted > 100, "{accepted}");
 }
 
 #[test]
@@ -393,7 +466,7 @@ fn picking_claims_accepts_what_a_map_accepts() {
     };
     let texts: &[&[u8]] = &[
         br#"{"exp": 1, "jti": "a", "token_type": "access", "sub": 5}"#,
-        br#"{"exp": 1, "exp": 2, "jti": "a", "jti": 7}"#,
+        br#"{"exp": 1, "jti": "a", "jti": 7, "token_type": 1, "token_type": "x"}"#,
         br#"{"\u0065xp": 3, "j\u0074i": "esc\"aped", "x": {"exp": 9, "y": [1, {"z": null}]}}"#,
         br#"{"aud": ["a", "b"], "iss": "me", "nbf": 1.5, "iat": -4, "other": 1e400}"#,
         br#"{"other": 1e300, "exp": 18446744073709551615, "nbf": -9223372036854775808}"#,
@@ -412,8 +485,18 @@ fn picking_claims_accepts_what_a_map_accepts() {
         b"{\"other\": \"\xff\"}",
         br#"{"sub": {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}"#,
     ];
+    let refused: &[&[u8]] = &[
+        br#"{"exp": 1, "exp": 2}"#,
+        br#"{"exp": 1, "aud": "a", "\u0061ud": "b"}"#,
+        br#"{"nbf": 1, "nbf": 1}"#,
+        br#"{"iss": null, "iss": "me"}"#,
+        br#"{"sub": "x", "sub": "x"}"#,
+        br#"{"exp": 1, "sub": [1]}"#,
+        br#"{"exp": 1, "sub": {}}"#,
+    ];
     let deep = format!("{{\"other\": {}{}}}", "[".repeat(200), "]".repeat(200));
     let mut all: Vec<&[u8]> = texts.to_vec();
+    all.extend(refused);
     all.push(deep.as_bytes());
     let mut both = 0;
     for text in all {
@@ -429,10 +512,12 @@ fn picking_claims_accepts_what_a_map_accepts() {
                 both += 1;
             }
             (Err(_), None) => {}
+            // What jsonwebtoken's own claims struct refused on top.
+            (Ok(_), None) if refused.contains(&text) => {}
             (map, picked) => panic!("{shown}: map {map:?}, picked {picked:?}"),
         }
     }
-    assert!(both >= 6, "{both}");
+    assert!(both >= 5, "{both}");
 }
 
 #[test]
