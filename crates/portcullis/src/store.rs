@@ -92,6 +92,18 @@ pub trait UserStore: Send + Sync + 'static {
         None
     }
 
+    /// Whether a cache in front of the store can answer the `_cached`
+    /// reads ([`user_by_id_cached`](UserStore::user_by_id_cached),
+    /// [`TokenStore::token_by_digest_cached`],
+    /// [`SessionStore::load_session_cached`]); `false`, the default, for a
+    /// store that reads every time. A store that answers any of them must
+    /// return `true`: when it is `false` the token and session schemes skip
+    /// those reads, and the keyed hash of the credential they would need,
+    /// and go straight to the store.
+    fn remembers_reads(&self) -> bool {
+        false
+    }
+
     /// The user with exactly this (case-sensitive) username.
     async fn user_by_username(&self, username: &str) -> Result<Option<Self::User>, StoreError>;
 

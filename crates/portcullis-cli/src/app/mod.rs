@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::http::header::{HeaderName, AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::response::Response;
 use axum::routing::MethodRouter;
@@ -533,8 +533,8 @@ where
         .route("/ready/", views::ready_route(store))
         .fallback(respond::not_found)
         // One `layer` call for the whole stack: axum wraps (and clones,
-        // per request) every route once per `layer` call, so five calls
-        // would cost five boxed clones on every request.
+        // per request) every route once per `layer` call, so a call per
+        // layer would cost a boxed clone per layer on every request.
         .layer(
             ServiceBuilder::new()
                 .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
@@ -543,7 +543,6 @@ where
                     COOKIE,
                     HeaderName::from_static("x-csrftoken"),
                 ]))
-                .layer(DefaultBodyLimit::max(limit))
                 .layer(respond::RespondLayer { limit }),
         )
         // Turns every handler into a service now, with the layers above

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use axum::http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,7 +65,7 @@ pub(crate) fn not_allowed_handler(
     move |method: Method| std::future::ready(method_not_allowed(&method, allow))
 }
 
-/// Reads the whole body, up to the router's `DefaultBodyLimit`, within
+/// Reads the whole body, up to the limit [`Respond`] set, within
 /// [`BODY_TIMEOUT`]; failures are answered as JSON (`413`, `408`, `400`).
 pub(crate) async fn read_body(req: Request) -> Result<Bytes, Response> {
     match tokio::time::timeout(BODY_TIMEOUT, Bytes::from_request(req, &())).await {
@@ -93,7 +93,12 @@ pub(crate) async fn read_body(req: Request) -> Result<Bytes, Response> {
 /// - the safety net: an error response (4xx or 5xx) that does not already
 ///   carry JSON gets a DRF-style `{"detail": ...}` body, whatever produced
 ///   it (an axum rejection, a tower layer, a method router's default).
-///   Headers such as `Allow` and `WWW-Authenticate` are kept.
+///   Headers such as `Allow` and `WWW-Authenticate` are kept;
+/// - a request that has a body gets the limit as axum's `DefaultBodyLimit`,
+///   for [`read_body`]. One without (most `GET`s) is left as it is: every
+///   extension costs an allocation, and a fourth one (after hyper's
+///   `ConnectInfo`, axum's `UrlParams` and the authentication layer's
+///   identity) makes the request's extension map grow.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RespondLayer {
     pub(crate) limit: usize,
@@ -129,7 +134,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request) -> Self::Future {
+    fn call(&mut self, mut req: Request) -> Self::Future {
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -141,6 +146,9 @@ where
                     response: Some(detail(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE)),
                 },
             };
+        }
+        if !http_body::Body::is_end_stream(req.body()) {
+            DefaultBodyLimit::max(self.limit).apply(&mut req);
         }
         let method = req.method().clone();
         RespondFuture {

@@ -364,6 +364,10 @@ impl<S: UserStore> UserStore for CachedStore<S> {
         self.caches.as_deref()?.users.get(&id)
     }
 
+    fn remembers_reads(&self) -> bool {
+        self.caches.is_some()
+    }
+
     async fn user_by_username(&self, username: &str) -> Result<Option<S::User>, StoreError> {
         let c = self.caches.as_deref();
         let found = read_through(
@@ -1006,6 +1010,9 @@ mod tests {
         let memory = MemoryStore::new();
         let store = CachedStore::new(memory.clone(), Duration::ZERO);
         assert_eq!(store.ttl(), Duration::ZERO);
+        assert!(!store.remembers_reads());
+        assert!(CachedStore::new(memory.clone(), Duration::from_secs(1)).remembers_reads());
+        assert!(!memory.remembers_reads());
         store.user_by_id(1).await.unwrap();
         store.user_by_id(1).await.unwrap();
         assert_eq!(memory.lookups(), 2);

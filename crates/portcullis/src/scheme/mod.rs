@@ -456,7 +456,10 @@ where
 pub(crate) mod at_once {
     use super::*;
     use crate::cache::CachedStore;
-    use crate::store::{MemoryStore, NewUser, UserAdmin};
+    use crate::store::{
+        MemoryStore, NewUser, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore,
+        UserAdmin, UserStore,
+    };
     use crate::User;
 
     /// A store with read caches (a minute) and an active user `ada` in it.
@@ -471,6 +474,71 @@ pub(crate) mod at_once {
             .await
             .unwrap();
         (store, ada)
+    }
+
+    /// A cached store that says it remembers nothing
+    /// ([`UserStore::remembers_reads`] is `false`) while its `_cached`
+    /// reads still answer: a scheme that consults them anyway shows.
+    #[derive(Clone)]
+    pub(crate) struct Forgetful(pub(crate) CachedStore<MemoryStore>);
+
+    #[async_trait]
+    impl UserStore for Forgetful {
+        type User = User;
+        async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+            self.0.user_by_id(id).await
+        }
+        fn user_by_id_cached(&self, id: i64) -> Option<User> {
+            self.0.user_by_id_cached(id)
+        }
+        async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+            self.0.user_by_username(username).await
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for Forgetful {
+        async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
+            self.0.token_by_digest(digest).await
+        }
+        fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
+            self.0.token_by_digest_cached(digest)
+        }
+        async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
+            self.0.token_for_user(user_id).await
+        }
+        async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+            self.0.insert_token(token).await
+        }
+        async fn delete_token(&self, user_id: i64) -> Result<bool, StoreError> {
+            self.0.delete_token(user_id).await
+        }
+    }
+
+    #[async_trait]
+    impl SessionStore for Forgetful {
+        async fn load_session(&self, digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+            self.0.load_session(digest).await
+        }
+        fn load_session_cached(&self, digest: &str) -> Option<Arc<SessionRecord>> {
+            self.0.load_session_cached(digest)
+        }
+        async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+            self.0.save_session(session).await
+        }
+        async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
+            self.0.delete_session(digest).await
+        }
+        async fn delete_user_sessions(
+            &self,
+            user_id: i64,
+            keep: Option<&str>,
+        ) -> Result<u64, StoreError> {
+            self.0.delete_user_sessions(user_id, keep).await
+        }
+        async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+            self.0.purge_expired_sessions().await
+        }
     }
 
     /// Asserts that `scheme` answers the request at once, as it does the

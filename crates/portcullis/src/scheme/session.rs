@@ -313,6 +313,11 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
             return Some(Ok(None));
         };
+        if !self.sessions.store.remembers_reads() {
+            // Nothing to find here: the key's hash is made once, by
+            // `authenticate`.
+            return None;
+        }
         let user = self.sessions.user_cached(key)?;
         Some(self.accept(req, user))
     }
@@ -382,5 +387,28 @@ mod tests {
         sessions.logout(&login.session_key).await.unwrap();
         assert!(auth.authenticate_now(&head).is_none());
         assert!(auth.authenticate(&head).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_store_that_remembers_nothing_is_not_asked_at_once() {
+        use crate::scheme::at_once::Forgetful;
+        let (store, ada) = cached_store_with_ada().await;
+        let sessions = Sessions::new(Forgetful(store), SecretKey::new([2u8; 32]).unwrap());
+        let login = sessions.login(&ada, None).await.unwrap();
+        let auth = SessionAuth::new(sessions.clone());
+        let get = http::Request::get("/")
+            .header("cookie", format!("sessionid={}", login.session_key))
+            .body(())
+            .unwrap();
+        let head = RequestHead::from_request(&get);
+        // Fills the cache behind the store, which says it remembers nothing.
+        auth.authenticate(&head).await.unwrap().unwrap();
+        assert!(auth.authenticate_now(&head).is_none());
+        // No session cookie: answered at once.
+        let none = http::Request::get("/").body(()).unwrap();
+        assert!(matches!(
+            auth.authenticate_now(&RequestHead::from_request(&none)),
+            Some(Ok(None))
+        ));
     }
 }

@@ -323,6 +323,11 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
             Ok(None) => return Some(Ok(None)),
             Err(e) => return Some(Err(e)),
         };
+        if !self.tokens.store.remembers_reads() {
+            // Nothing to find here: the key's hash is made once, by
+            // `authenticate`.
+            return None;
+        }
         let token = self.tokens.find_cached(key)?;
         let user = self.tokens.store.user_by_id_cached(token.user_id)?;
         Some(self.accept(&token, Some(user)))
@@ -451,6 +456,32 @@ mod tests {
         assert!(auth.authenticate_now(&head).is_none());
         auth.authenticate(&head).await.unwrap_err();
         answers_alike(&auth, &head).await;
+    }
+
+    #[tokio::test]
+    async fn a_store_that_remembers_nothing_is_not_asked_at_once() {
+        use crate::scheme::at_once::{cached_store_with_ada, Forgetful};
+        let (store, ada) = cached_store_with_ada().await;
+        let tokens = Tokens::new(Forgetful(store), SecretKey::new([1u8; 32]).unwrap());
+        let (key, _) = tokens.get_or_create(ada.id).await.unwrap();
+        let auth = TokenAuth::new(tokens);
+        let good = http::Request::get("/")
+            .header("authorization", format!("Token {key}"))
+            .body(())
+            .unwrap();
+        let head = RequestHead::from_request(&good);
+        // Fills the cache behind the store, which says it remembers nothing.
+        auth.authenticate(&head).await.unwrap().unwrap();
+        assert!(auth.authenticate_now(&head).is_none());
+        // What needs no store is still answered at once.
+        let other = http::Request::get("/")
+            .header("authorization", "Bearer abc")
+            .body(())
+            .unwrap();
+        assert!(matches!(
+            auth.authenticate_now(&RequestHead::from_request(&other)),
+            Some(Ok(None))
+        ));
     }
 
     async fn setup() -> (Tokens<MemoryStore>, i64) {
