@@ -159,27 +159,53 @@ impl<'a> RequestHead<'a> {
     }
 
     /// The value of a cookie, from every `Cookie` header.
+    ///
+    /// The first `name=value` pair whose name is exactly `name` decides; a
+    /// value that is not UTF-8 is no value. Surrounding white space and
+    /// double quotes are dropped from the value.
     pub fn cookie(&self, name: &str) -> Option<&'a str> {
-        // Bytes, not text: a stray non-ASCII byte in some other cookie must
-        // not hide this one (browsers send whatever a site set).
-        self.headers
-            .get_all(COOKIE)
-            .iter()
-            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
-            .filter_map(|pair| {
-                let pair = pair.trim_ascii();
-                let eq = pair.iter().position(|&b| b == b'=')?;
-                Some((&pair[..eq], &pair[eq + 1..]))
-            })
-            .find(|(k, _)| *k == name.as_bytes())
-            .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
-            .map(|v| v.trim_matches('"'))
+        cookie_in(self.headers, name)
     }
 
     /// Whether the method is safe (GET, HEAD, OPTIONS, TRACE).
     pub fn is_safe_method(&self) -> bool {
         is_safe_method(self.method)
     }
+}
+
+/// [`RequestHead::cookie`]. Bytes, not text: a stray non-ASCII byte in
+/// some other cookie must not hide this one (browsers send whatever a site
+/// set). This runs for every request a session route sees, so it scans
+/// for the separators with `memchr` and compares the name in place.
+fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let name = name.as_bytes();
+    // A pair's name ends at its first `=`: a name holding one never matches.
+    if name.contains(&b'=') {
+        return None;
+    }
+    for header in headers.get_all(COOKIE) {
+        let mut rest = header.as_bytes();
+        loop {
+            let (pair, next) = match memchr::memchr(b';', rest) {
+                Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+                None => (rest, None),
+            };
+            let pair = pair.trim_ascii_start();
+            if let Some(value) = pair
+                .strip_prefix(name)
+                .and_then(|after| after.strip_prefix(b"="))
+            {
+                return std::str::from_utf8(value.trim_ascii())
+                    .ok()
+                    .map(|v| v.trim_matches('"'));
+            }
+            match next {
+                Some(next) => rest = next,
+                None => break,
+            }
+        }
+    }
+    None
 }
 
 /// Whether `headers` hold `Authorization` more than once (see
@@ -631,6 +657,74 @@ mod tests {
         assert_eq!(head.cookie("sessionid"), Some("abc"));
         assert_eq!(head.cookie("csrftoken"), Some("xyz"));
         assert_eq!(head.cookie("missing"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_as_the_plain_split_finds_them() {
+        // The straightforward reading, kept as the reference.
+        fn plain<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+            headers
+                .get_all(COOKIE)
+                .iter()
+                .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+                .filter_map(|pair| {
+                    let pair = pair.trim_ascii();
+                    let eq = pair.iter().position(|&b| b == b'=')?;
+                    Some((&pair[..eq], &pair[eq + 1..]))
+                })
+                .find(|(k, _)| *k == name.as_bytes())
+                .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
+                .map(|v| v.trim_matches('"'))
+        }
+        let parts: [&[u8]; 13] = [
+            b"sid=abc",
+            b"sid=",
+            b"sid",
+            b" sid = x",
+            b"sid =x",
+            b"\tsid=\"q\" ",
+            b"sid=\xff",
+            b"sidx=1",
+            b"xsid=2",
+            b"a=b=c",
+            b";",
+            b" ",
+            b"sid=a;b",
+        ];
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        for _ in 0..3 {
+            let mut longer = Vec::new();
+            for case in &cases {
+                for part in parts {
+                    let mut c = case.clone();
+                    if !c.is_empty() {
+                        c.push(b';');
+                    }
+                    c.extend_from_slice(part);
+                    longer.push(c);
+                }
+            }
+            cases.extend(longer);
+        }
+        let names = ["sid", "a", "a=b", "x", ""];
+        for (i, case) in cases.iter().enumerate() {
+            let mut headers = HeaderMap::new();
+            let Ok(value) = HeaderValue::from_bytes(case) else {
+                continue;
+            };
+            headers.append(COOKIE, value);
+            // Every other case also with a second header after it.
+            if i % 2 == 1 {
+                headers.append(COOKIE, HeaderValue::from_static("sid=second; a=2"));
+            }
+            for name in names {
+                assert_eq!(
+                    cookie_in(&headers, name),
+                    plain(&headers, name),
+                    "{case:?} {name:?}"
+                );
+            }
+        }
     }
 
     #[test]
