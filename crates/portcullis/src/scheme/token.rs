@@ -42,6 +42,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -186,7 +187,7 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// [`find`](Self::find) answered from the store's cache, without
     /// waiting: `Some` with the matching token when the cache holds one,
     /// `None` to ask the store.
-    fn find_cached(&self, key: &str) -> Option<std::sync::Arc<TokenRecord>> {
+    fn find_cached(&self, key: &str) -> Option<Arc<TokenRecord>> {
         let buf = self.lookup.v1_digest(key.as_bytes());
         let digest = buf.as_str();
         let found = self.store.token_by_digest_cached(digest)?;
@@ -195,14 +196,25 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
 }
 
 /// `"<keyword> token of user <id>, created <RFC 3339, seconds, Z>"`, built
-/// without chrono's formatter (this runs on every token request).
-fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
+/// without chrono's formatter (this runs on every token request), in a
+/// per-thread buffer so that the shared string is the one allocation.
+fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> Arc<str> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with_borrow_mut(|out| {
+        out.clear();
+        write_description(out, keyword, user_id, created);
+        Arc::from(out.as_str())
+    })
+}
+
+fn write_description(out: &mut String, keyword: &str, user_id: i64, created: DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
     fn two_digits(out: &mut String, n: u32) {
         out.push(char::from(b'0' + (n / 10 % 10) as u8));
         out.push(char::from(b'0' + (n % 10) as u8));
     }
-    let mut out = String::with_capacity(keyword.len() + 56);
     out.push_str(keyword);
     out.push_str(" token of user ");
     out.push_str(itoa::Buffer::new().format(user_id));
@@ -212,8 +224,8 @@ fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
     let t = created.naive_utc();
     match u32::try_from(t.year()) {
         Ok(year) if year <= 9999 => {
-            two_digits(&mut out, year / 100);
-            two_digits(&mut out, year % 100);
+            two_digits(out, year / 100);
+            two_digits(out, year % 100);
             for (sep, n) in [
                 ('-', t.month()),
                 ('-', t.day()),
@@ -222,13 +234,12 @@ fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> String {
                 (':', t.second()),
             ] {
                 out.push(sep);
-                two_digits(&mut out, n);
+                two_digits(out, n);
             }
             out.push('Z');
         }
         _ => out.push_str(&created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     }
-    out
 }
 
 /// Parses an `Authorization` header's words into the key, for `keyword`.
@@ -347,8 +358,8 @@ impl<S: TokenStore + UserStore + Clone> TokenAuth<S> {
         if !user.is_active() {
             return Err(AuthError::failed(USER_INACTIVE));
         }
-        let info = AuthInfo::new(describe(&self.keyword, user.id(), token.created).as_str())
-            .with_data(TokenInfo {
+        let info =
+            AuthInfo::new(describe(&self.keyword, user.id(), token.created)).with_data(TokenInfo {
                 user_id: token.user_id,
                 created: token.created,
             });
@@ -376,7 +387,7 @@ mod tests {
             let t: DateTime<Utc> = created.parse().unwrap();
             for user in [42, 0, -7, i64::MAX] {
                 assert_eq!(
-                    describe("Token", user, t),
+                    &*describe("Token", user, t),
                     format!(
                         "Token token of user {user}, created {}",
                         t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -390,7 +401,7 @@ mod tests {
             .unwrap()
             .and_utc();
         assert_eq!(
-            describe("Bearer", 1, far),
+            &*describe("Bearer", 1, far),
             format!(
                 "Bearer token of user 1, created {}",
                 far.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
