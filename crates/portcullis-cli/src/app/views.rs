@@ -9,6 +9,7 @@ use axum::routing::MethodRouter;
 use portcullis::{Identity, IdentityRef, Policy, User};
 use serde_json::json;
 use tower::util::MapResponseLayer;
+use tower::Layer;
 
 use super::respond::{json, not_allowed_handler, PROTECTED_METHODS};
 
@@ -114,19 +115,21 @@ where
     H: Handler<T, ()> + Clone,
     T: 'static,
 {
-    // The policy wraps each handler rather than the method router: axum
-    // boxes (and clones, per request) every layer of a method router, and
-    // a layered handler costs neither.
+    // The policy wraps each handler's service rather than the method
+    // router: axum boxes (and clones, per request) every layer of a method
+    // router, and a service layered directly costs neither. (Axum's own
+    // `Handler::layer` adds a `Oneshot` and a mapping future around it.)
     let auth = policy.layer();
+    let protect = |h: H| auth.layer(h.with_state(()));
     let options = move || std::future::ready(metadata(info, PROTECTED_METHODS));
     MethodRouter::new()
-        .get(handler.clone().layer(auth.clone()))
-        .head(handler.clone().layer(auth.clone()))
-        .post(handler.clone().layer(auth.clone()))
-        .put(handler.clone().layer(auth.clone()))
-        .patch(handler.clone().layer(auth.clone()))
-        .delete(handler.layer(auth.clone()))
-        .options(options.layer(auth.clone()))
+        .get_service(protect(handler.clone()))
+        .head_service(protect(handler.clone()))
+        .post_service(protect(handler.clone()))
+        .put_service(protect(handler.clone()))
+        .patch_service(protect(handler.clone()))
+        .delete_service(protect(handler))
+        .options_service(auth.layer(options.with_state(())))
         .fallback(
             not_allowed_handler(PROTECTED_METHODS)
                 .layer(auth)
