@@ -86,20 +86,24 @@ pub trait UserStore: Send + Sync + 'static {
     /// The user with this id if a cache in front of the store holds it,
     /// answered without waiting (the layer then decides the request without
     /// a boxed future). `None`, the default, means "ask
-    /// [`user_by_id`](UserStore::user_by_id)", never "no such user".
+    /// [`user_by_id`](UserStore::user_by_id)", never "no such user". A
+    /// store that answers here also returns `true` from
+    /// [`remembers_reads`](UserStore::remembers_reads).
     fn user_by_id_cached(&self, id: i64) -> Option<Self::User> {
         let _ = id;
         None
     }
 
-    /// Whether a cache in front of the store can answer the `_cached`
-    /// reads ([`user_by_id_cached`](UserStore::user_by_id_cached),
+    /// Whether a cache in front of the store can answer the reads the
+    /// Token and Session schemes try first
+    /// ([`user_by_id_cached`](UserStore::user_by_id_cached),
     /// [`TokenStore::token_by_digest_cached`],
     /// [`SessionStore::load_session_cached`]); `false`, the default, for a
-    /// store that reads every time. A store that answers any of them must
-    /// return `true`: when it is `false` the token and session schemes skip
-    /// those reads, and the keyed hash of the credential they would need,
-    /// and go straight to the store.
+    /// store that reads every time. A store that answers them must return
+    /// `true`: when it is `false` those schemes skip them, and the keyed
+    /// hash of the credential they would need, and go straight to the
+    /// store (the answers are the same either way, only slower when a
+    /// cache could have answered).
     fn remembers_reads(&self) -> bool {
         false
     }
@@ -196,7 +200,8 @@ pub trait TokenStore: Send + Sync + 'static {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// The token whose digest is this if a cache holds it, shared with the
-    /// cache; see [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// cache; see [`UserStore::user_by_id_cached`] (and
+    /// [`UserStore::remembers_reads`]). `None`, the default, means "ask
     /// [`token_by_digest`](TokenStore::token_by_digest)".
     fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
         let _ = digest;
@@ -250,7 +255,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
     /// The session with this digest if a cache holds it, shared with the
-    /// cache; see [`UserStore::user_by_id_cached`]. `None`, the default, means "ask
+    /// cache; see [`UserStore::user_by_id_cached`] (and
+    /// [`UserStore::remembers_reads`]). `None`, the default, means "ask
     /// [`load_session`](SessionStore::load_session)".
     fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
         let _ = key_digest;

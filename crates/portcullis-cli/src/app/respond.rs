@@ -96,9 +96,9 @@ pub(crate) async fn read_body(req: Request) -> Result<Bytes, Response> {
 ///   Headers such as `Allow` and `WWW-Authenticate` are kept;
 /// - a request that has a body gets the limit as axum's `DefaultBodyLimit`,
 ///   for [`read_body`]. One without (most `GET`s) is left as it is: every
-///   extension costs an allocation, and a fourth one (after hyper's
-///   `ConnectInfo`, axum's `UrlParams` and the authentication layer's
-///   identity) makes the request's extension map grow.
+///   extension costs an allocation, and a fourth one (after the client
+///   address `serve` leaves, axum's `UrlParams` and the authentication
+///   layer's identity) makes the request's extension map grow.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RespondLayer {
     pub(crate) limit: usize,

@@ -49,10 +49,12 @@
 //! anyone, credentials found in a cache, throttles in memory) goes to the
 //! inner service at once, through its own future; only a request that must
 //! wait (a database read, a body) gets a boxed future and a clone of the
-//! inner service. With axum, prefer layering handlers
-//! (`get(handler.layer(policy.layer()))`) to layering a `MethodRouter` or a
-//! `Router`: axum boxes every router layer and clones it on every request,
-//! while a layered handler costs neither.
+//! inner service. With axum, prefer wrapping each handler's service
+//! (`get_service(policy.layer().layer(handler.with_state(state)))`) to
+//! layering a `MethodRouter` or a `Router`: axum boxes every router layer
+//! and clones it on every request, while a wrapped handler costs neither.
+//! (`get(handler.layer(policy.layer()))` works as well, at the cost of the
+//! `Oneshot` and the mapping future that axum's `Handler::layer` adds.)
 
 use std::any::TypeId;
 use std::borrow::Cow;

@@ -244,6 +244,10 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
         if !well_formed(key) {
             return Some(None);
         }
+        if !self.store.remembers_reads() {
+            // Nothing to find here: the key's hash is made once, by `user`.
+            return None;
+        }
         let digest = self.key_mac.v1_digest(key.as_bytes());
         let session = self.store.load_session_cached(digest.as_str())?;
         let user = self.store.user_by_id_cached(session.user_id)?;
@@ -313,11 +317,6 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
         let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
             return Some(Ok(None));
         };
-        if !self.sessions.store.remembers_reads() {
-            // Nothing to find here: the key's hash is made once, by
-            // `authenticate`.
-            return None;
-        }
         let user = self.sessions.user_cached(key)?;
         Some(self.accept(req, user))
     }
@@ -404,11 +403,18 @@ mod tests {
         // Fills the cache behind the store, which says it remembers nothing.
         auth.authenticate(&head).await.unwrap().unwrap();
         assert!(auth.authenticate_now(&head).is_none());
-        // No session cookie: answered at once.
+        // No session cookie, or one that cannot be a session key: answered
+        // at once.
         let none = http::Request::get("/").body(()).unwrap();
-        assert!(matches!(
-            auth.authenticate_now(&RequestHead::from_request(&none)),
-            Some(Ok(None))
-        ));
+        let junk = http::Request::get("/")
+            .header("cookie", "sessionid=../etc")
+            .body(())
+            .unwrap();
+        for req in [none, junk] {
+            assert!(matches!(
+                auth.authenticate_now(&RequestHead::from_request(&req)),
+                Some(Ok(None))
+            ));
+        }
     }
 }
