@@ -188,6 +188,11 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// waiting: `Some` with the matching token when the cache holds one,
     /// `None` to ask the store.
     fn find_cached(&self, key: &str) -> Option<Arc<TokenRecord>> {
+        if !self.store.remembers_reads() {
+            // Nothing to find here: the key's hash is made once, by the
+            // read that follows (`find_with_user`).
+            return None;
+        }
         let buf = self.lookup.v1_digest(key.as_bytes());
         let digest = buf.as_str();
         let found = self.store.token_by_digest_cached(digest)?;
@@ -334,11 +339,6 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
             Ok(None) => return Some(Ok(None)),
             Err(e) => return Some(Err(e)),
         };
-        if !self.tokens.store.remembers_reads() {
-            // Nothing to find here: the key's hash is made once, by
-            // `authenticate`.
-            return None;
-        }
         let token = self.tokens.find_cached(key)?;
         let user = self.tokens.store.user_by_id_cached(token.user_id)?;
         Some(self.accept(&token, Some(user)))
