@@ -82,11 +82,12 @@
 //! Under load this turns many round trips into one; a lone request still
 //! gets its own query at once. Nothing is remembered between queries:
 //! every read is answered by a query that started after it was asked, so
-//! a write that finished before the read began is always seen. When the query fails, every read in its batch
-//! fails with the same error. While such reads keep coming, their queries
-//! run one after another on one connection, which goes back to the pool
-//! when none waits, after a failed query, at least once a second, and
-//! after every query while the pool has no other connection to give.
+//! a write that finished before the read began is always seen. When the
+//! query fails, every read in its batch fails with the same error. While
+//! such reads keep coming, their queries run one after another on one
+//! connection, which goes back to the pool when none waits, after a
+//! failed query, at least once a second, and after every query while the
+//! pool has no other connection to give.
 //!
 //! ## Connections
 //!

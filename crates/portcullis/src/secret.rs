@@ -138,10 +138,10 @@ impl Subkey {
     }
 
     /// [`mac`](Self::mac) in lowercase hex, on the stack.
-    pub(crate) fn mac_hex(&self, data: &[u8]) -> [u8; 64] {
+    pub(crate) fn mac_hex(&self, data: &[u8]) -> MacHex {
         let mut out = [0u8; 64];
         hex::encode_to_slice(self.mac(data), &mut out).expect("32 bytes fill 64 hex digits");
-        out
+        MacHex(out)
     }
 
     /// `v1$` and [`mac_hex`](Self::mac_hex): the form in which token and
@@ -150,7 +150,7 @@ impl Subkey {
     pub(crate) fn v1_digest(&self, data: &[u8]) -> V1Digest {
         let mut out = [0u8; 67];
         out[..3].copy_from_slice(b"v1$");
-        out[3..].copy_from_slice(&self.mac_hex(data));
+        out[3..].copy_from_slice(self.mac_hex(data).as_bytes());
         V1Digest(out)
     }
 
@@ -167,6 +167,20 @@ impl Subkey {
 
 /// A stored key's digest, `v1$` and 64 hex digits ([`Subkey::v1_digest`]).
 pub(crate) struct V1Digest([u8; 67]);
+
+/// An HMAC-SHA256 in lowercase hex, on the stack
+/// ([`Subkey::mac_hex`]).
+pub(crate) struct MacHex([u8; 64]);
+
+impl MacHex {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex is ASCII")
+    }
+}
 
 impl V1Digest {
     pub(crate) fn as_str(&self) -> &str {

@@ -71,7 +71,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
-use crate::secret::{random_alphanumeric, SecretKey, Subkey};
+use crate::secret::{random_alphanumeric, MacHex, SecretKey, Subkey};
 use crate::store::StoreError;
 use crate::throttle::{Clock, SystemClock};
 
@@ -349,15 +349,6 @@ pub struct AccessToken {
     pub scopes: Vec<String>,
     /// When it expires.
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// [`OAuth2::digest`] on the stack, for look-ups.
-pub(crate) struct TokenDigest([u8; 64]);
-
-impl TokenDigest {
-    pub(crate) fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
-    }
 }
 
 impl From<OAuth2Token> for AccessToken {
@@ -1079,9 +1070,9 @@ impl OAuth2 {
     /// written on the stack (this runs on every Bearer request); `None`
     /// for text that cannot be a token (empty or too long), which is
     /// never looked up.
-    pub(crate) fn lookup_digest(&self, token: &str) -> Option<TokenDigest> {
+    pub(crate) fn lookup_digest(&self, token: &str) -> Option<MacHex> {
         (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN)
-            .then(|| TokenDigest(self.tokens.mac_hex(token.as_bytes())))
+            .then(|| self.tokens.mac_hex(token.as_bytes()))
     }
 
     /// The row, if it is an access token that is active now.

@@ -157,8 +157,10 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
 
     /// Django's session auth hash: a keyed hash of the password hash.
     pub fn auth_hash(&self, password_hash: &str) -> String {
-        let hex = self.auth_hash_mac.mac_hex(password_hash.as_bytes());
-        String::from_utf8(hex.to_vec()).expect("hex is ASCII")
+        self.auth_hash_mac
+            .mac_hex(password_hash.as_bytes())
+            .as_str()
+            .to_owned()
     }
 
     /// Logs `user` in: ends the session `old_key` (if any) and creates a new
@@ -264,7 +266,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             .unwrap_or("");
         // `auth_hash`, on the stack: this runs on every request.
         let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
-        if !crate::secret::ct_eq(stored.as_bytes(), &current) || !user.is_active() {
+        if !crate::secret::ct_eq(stored.as_bytes(), current.as_bytes()) || !user.is_active() {
             return None;
         }
         Some(user)
