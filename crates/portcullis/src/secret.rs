@@ -170,6 +170,7 @@ pub(crate) struct V1Digest([u8; 67]);
 
 /// An HMAC-SHA256 in lowercase hex, on the stack
 /// ([`Subkey::mac_hex`]).
+#[derive(Clone)]
 pub(crate) struct MacHex([u8; 64]);
 
 impl MacHex {

@@ -282,7 +282,9 @@ fn header_name(what: &str, name: &str) -> HeaderName {
         .unwrap_or_else(|_| panic!("{what} {name:?} is not a valid HTTP header name"))
 }
 
-/// Builds the reference app over `store`.
+/// Builds the reference app over `store`, as an axum [`Router`]: what
+/// [`service`] builds, as the router's fallback service, so that it can be
+/// served with `axum::serve` or nested in a larger app.
 ///
 /// The caller adds what a server needs around it (request tracing,
 /// graceful shutdown). The router already marks `Authorization`, `Cookie`,
@@ -291,11 +293,59 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 ///
 /// # Panics
 ///
+/// As [`service`].
+pub fn router<S>(store: S, config: AppConfig) -> Router
+where
+    S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
+{
+    Router::new().fallback_service(service(store, config))
+}
+
+/// The reference app over `store` as a plain `tower` service: the routes,
+/// wrapped once in the app's own layers (sensitive headers, the body
+/// limit, JSON errors). `portcullis serve` serves this.
+///
+/// Wrapping the routes from outside, rather than with `Router::layer`,
+/// saves work on every request: axum would wrap every route in the layers
+/// separately, in a box that it clones (with the route inside) per
+/// request. Answers are the same either way; hyper sends no body in
+/// answer to `HEAD`, as axum's router would have stripped it.
+///
+/// # Panics
+///
 /// When the configuration is unusable, so it fails at start-up rather than
 /// per request: `remote_user_header` or the `secure_proxy_ssl_header` name
 /// is not a valid header name, `form_limit` is zero, or
 /// [`AppConfig::throttle`] has no rate for `anon`, `user` or `burst`.
-pub fn router<S>(store: S, config: AppConfig) -> Router
+pub fn service<S>(
+    store: S,
+    config: AppConfig,
+) -> impl tower::Service<
+    Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static
+where
+    S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
+{
+    let limit = config.form_limit;
+    ServiceBuilder::new()
+        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            AUTHORIZATION,
+            COOKIE,
+            HeaderName::from_static("x-csrftoken"),
+        ]))
+        .layer(respond::RespondLayer { limit })
+        .service(routes(store, config))
+}
+
+/// The app's routes, without the layers [`service`] puts around them.
+fn routes<S>(store: S, config: AppConfig) -> Router
 where
     S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
 {
@@ -376,7 +426,6 @@ where
     });
 
     let view = |name, description| ViewInfo { name, description };
-    let limit = config.form_limit;
     Router::new()
         .route(
             "/basic/",
@@ -532,22 +581,9 @@ where
         .route("/health/", views::health_route())
         .route("/ready/", views::ready_route(store))
         .fallback(respond::not_found)
-        // One `layer` call for the whole stack: axum wraps (and clones,
-        // per request) every route once per `layer` call, so a call per
-        // layer would cost a boxed clone per layer on every request.
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    AUTHORIZATION,
-                    COOKIE,
-                    HeaderName::from_static("x-csrftoken"),
-                ]))
-                .layer(respond::RespondLayer { limit }),
-        )
-        // Turns every handler into a service now, with the layers above
-        // applied once: a router that still holds handlers builds each
-        // route's service stack again on every request it serves.
+        // Turns every handler into a service now: a router that still
+        // holds handlers builds each route's service again on every
+        // request it serves.
         .with_state(())
 }
 

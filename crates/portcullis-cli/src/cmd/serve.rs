@@ -29,7 +29,7 @@ use tower_http::LatencyUnit;
 use tracing::Level;
 
 use crate::app::{
-    router, AppConfig, SharedBlacklist, SharedOAuth1Store, SharedOAuth2Store, SharedSignatureKeys,
+    service, AppConfig, SharedBlacklist, SharedOAuth1Store, SharedOAuth2Store, SharedSignatureKeys,
 };
 use crate::config::Settings;
 
@@ -154,7 +154,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
                 ),
         )
         .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
-        .service(router(store.clone(), config));
+        .service(service(store.clone(), config));
 
     let purger = tokio::spawn(purge_expired_sessions(store));
     println!("portcullis listening on http://{addr}");

@@ -38,10 +38,11 @@
 //! against a given password hash, so repeated HTTP Basic requests skip the
 //! deliberately slow hash. It never holds the password: entries are keyed by
 //! an HMAC-SHA256, under a subkey of the secret key (purpose
-//! `basic-cache-v1`), of the username, the password *and the current
-//! password hash*. Because the current hash is part of the key, a password
-//! change (here or on another server) makes every old entry unreachable,
-//! and since the caller reads the hash from the user row (through a
+//! `basic-cache-v1`), of the username and the password, and each holds the
+//! password hash they verified against. An entry answers only while the
+//! hash the caller passes, the user's *current* one, is that hash, so a
+//! password change (here or on another server) makes every old entry
+//! useless, and since the caller reads the hash from the user row (through a
 //! [`CachedStore`] at most its TTL old), the cache can live longer than the
 //! store cache without stretching the one-second promise. The caller still
 //! refuses inactive users on every hit. An entry in steady use is renewed
@@ -84,7 +85,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 pub(crate) mod ttl;
 
-use ttl::TtlCache as Cache;
+use ttl::{FastCache, TtlCache as Cache};
 
 use crate::identity::{AuthUser, User};
 use crate::secret::{SecretKey, Subkey};
@@ -106,14 +107,16 @@ pub const CREDENTIAL_PURPOSE: &str = "basic-cache-v1";
 
 struct Caches<U> {
     ttl: Duration,
-    users: Cache<i64, U>,
+    /// Ids, token and session digests are hashed with foldhash: no client
+    /// chooses them. Usernames keep SipHash.
+    users: FastCache<i64, U>,
     names: Cache<String, U>,
     /// Shared like the sessions: a request answered at once reads it in
     /// place.
-    tokens: Cache<String, Arc<TokenRecord>>,
+    tokens: FastCache<String, Arc<TokenRecord>>,
     /// Shared, so that a request answered at once reads it in place (a
     /// session's `data` is a JSON map: costly to copy).
-    sessions: Cache<String, Arc<SessionRecord>>,
+    sessions: FastCache<String, Arc<SessionRecord>>,
     /// Bumped by every write; a look-up only fills the cache if no write
     /// happened while it was in flight.
     generation: AtomicU64,
@@ -156,10 +159,10 @@ impl<S: UserStore> CachedStore<S> {
         let caches = (!ttl.is_zero() && capacity > 0).then(|| {
             Arc::new(Caches {
                 ttl,
-                users: Cache::new(ttl, capacity),
+                users: FastCache::new(ttl, capacity),
                 names: Cache::new(ttl, capacity),
-                tokens: Cache::new(ttl, capacity),
-                sessions: Cache::new(ttl, capacity),
+                tokens: FastCache::new(ttl, capacity),
+                sessions: FastCache::new(ttl, capacity),
                 generation: AtomicU64::new(0),
             })
         });
@@ -220,9 +223,9 @@ impl<S: UserStore> CachedStore<S> {
 ///
 /// `key` is borrowed for the look-up; `owned` makes the key to store, only
 /// on a miss; `keep` says which values may be remembered.
-pub(crate) async fn read_through<K, Q, V, F, Fut>(
+pub(crate) async fn read_through<K, Q, V, H, F, Fut>(
     generation: Option<&AtomicU64>,
-    cache: Option<&Cache<K, V>>,
+    cache: Option<&Cache<K, V, H>>,
     key: &Q,
     owned: impl FnOnce(&Q) -> K,
     fetch: F,
@@ -232,6 +235,7 @@ where
     K: Hash + Eq + std::borrow::Borrow<Q>,
     Q: Hash + Eq + ?Sized,
     V: Clone,
+    H: std::hash::BuildHasher + Default,
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
 {
@@ -277,7 +281,7 @@ fn fill_unless_written(
 /// the at-once path can read them in place: the caller gets its own copy.
 async fn read_through_shared<V, F, Fut>(
     generation: Option<&AtomicU64>,
-    cache: Option<&Cache<String, Arc<V>>>,
+    cache: Option<&FastCache<String, Arc<V>>>,
     key: &str,
     fetch: F,
 ) -> Result<Option<V>, StoreError>
@@ -302,7 +306,7 @@ impl<S: UserStore> CachedStore<S> {
     /// caches, unless a write happened meanwhile.
     async fn with_user<V, F, Fut>(
         &self,
-        records: impl Fn(&Caches<S::User>) -> &Cache<String, Arc<V>>,
+        records: impl Fn(&Caches<S::User>) -> &FastCache<String, Arc<V>>,
         key: &str,
         user_id: impl Fn(&V) -> i64,
         fetch: F,
@@ -592,7 +596,8 @@ struct CredentialInner {
     mac: Subkey,
     ttl: Duration,
     /// Keyed hash -> what was verified when.
-    entries: Cache<[u8; 32], Arc<Verified>>,
+    /// Keyed by an HMAC: foldhash suffices (see [`FastCache`]).
+    entries: FastCache<[u8; 32], Arc<Verified>>,
     /// Verifications under way, by keyed hash: concurrent requests with the
     /// same credentials wait for one check instead of each running it.
     in_flight: std::sync::Mutex<std::collections::HashMap<[u8; 32], Arc<InFlight>>>,
@@ -602,6 +607,9 @@ struct CredentialInner {
 struct Verified {
     /// To forget a user's entries.
     username: Arc<str>,
+    /// The password hash the credentials verified against: the entry
+    /// answers only while the user's hash is still this one.
+    password_hash: Box<str>,
     at: std::time::Instant,
     /// Whether a request has taken on re-verifying it already.
     refreshing: std::sync::atomic::AtomicBool,
@@ -666,7 +674,7 @@ impl CredentialCache {
             inner: Some(Arc::new(CredentialInner {
                 mac,
                 ttl,
-                entries: Cache::new(ttl, capacity),
+                entries: FastCache::new(ttl, capacity),
                 in_flight: Default::default(),
             })),
         }
@@ -688,10 +696,30 @@ impl CredentialCache {
     }
 
     /// The keyed hash an entry is stored under:
-    /// `SecretKey::mac("basic-cache-v1", data)` where `data` is each of
-    /// username, password and password hash, each preceded by its length
-    /// as 8 big-endian bytes (so no two triples share a key).
-    pub fn key(&self, username: &str, password: &str, password_hash: &str) -> Option<[u8; 32]> {
+    /// `SecretKey::mac("basic-cache-v1", data)` where `data` is the
+    /// username and the password, each preceded by its length as 8
+    /// big-endian bytes (so no two pairs share a key). The password hash
+    /// the credentials verified against is kept in the entry, beside the
+    /// key, and must equal the user's current one: hashing it into the key
+    /// as well would double the HMAC's work on every request.
+    pub fn key(&self, username: &str, password: &str) -> Option<[u8; 32]> {
+        let inner = self.inner.as_ref()?;
+        let lens = [username, password].map(|p| (p.len() as u64).to_be_bytes());
+        Some(inner.mac.mac_parts([
+            &lens[0][..],
+            username.as_bytes(),
+            &lens[1][..],
+            password.as_bytes(),
+        ]))
+    }
+
+    /// What identifies a verification in flight ([`verify_once`]): as
+    /// [`key`](Self::key), with the password hash (length-prefixed) as a
+    /// third part, so that checks against different hashes never share a
+    /// result.
+    ///
+    /// [`verify_once`]: Self::verify_once
+    fn flight_key(&self, username: &str, password: &str, password_hash: &str) -> Option<[u8; 32]> {
         let inner = self.inner.as_ref()?;
         let lens = [username, password, password_hash].map(|p| (p.len() as u64).to_be_bytes());
         Some(inner.mac.mac_parts([
@@ -707,10 +735,15 @@ impl CredentialCache {
     /// Whether these credentials were verified against exactly this
     /// password hash within the TTL.
     pub fn check(&self, username: &str, password: &str, password_hash: &str) -> bool {
-        match (&self.inner, self.key(username, password, password_hash)) {
-            (Some(inner), Some(key)) => inner.entries.contains_key(&key),
-            _ => false,
-        }
+        self.entry(username, password, password_hash).is_some()
+    }
+
+    /// The live entry for these credentials, if they verified against this
+    /// password hash.
+    fn entry(&self, username: &str, password: &str, password_hash: &str) -> Option<Arc<Verified>> {
+        let inner = self.inner.as_ref()?;
+        let hit = inner.entries.get(&self.key(username, password)?)?;
+        crate::secret::ct_eq(hit.password_hash.as_bytes(), password_hash.as_bytes()).then_some(hit)
     }
 
     /// [`check`](Self::check), and whether the caller should verify again
@@ -721,11 +754,8 @@ impl CredentialCache {
         password: &str,
         password_hash: &str,
     ) -> Remembered {
-        let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
+        let (Some(inner), Some(hit)) = (&self.inner, self.entry(username, password, password_hash))
         else {
-            return Remembered::No;
-        };
-        let Some(hit) = inner.entries.get(&key) else {
             return Remembered::No;
         };
         let stale = hit.at.elapsed() >= inner.ttl - inner.ttl / 4;
@@ -739,12 +769,12 @@ impl CredentialCache {
     /// Records that these credentials verified against this password hash.
     /// Call only after a successful verification.
     pub fn remember(&self, username: &str, password: &str, password_hash: &str) {
-        if let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
-        {
+        if let (Some(inner), Some(key)) = (&self.inner, self.key(username, password)) {
             inner.entries.insert(
                 key,
                 Arc::new(Verified {
                     username: Arc::from(username),
+                    password_hash: Box::from(password_hash),
                     at: std::time::Instant::now(),
                     refreshing: Default::default(),
                 }),
@@ -770,8 +800,10 @@ impl CredentialCache {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = crate::password::Verification>,
     {
-        let (Some(inner), Some(key)) = (&self.inner, self.key(username, password, password_hash))
-        else {
+        let (Some(inner), Some(key)) = (
+            &self.inner,
+            self.flight_key(username, password, password_hash),
+        ) else {
             return (verify().await, true);
         };
         let cell = {
@@ -864,6 +896,7 @@ impl CredentialCache {
                     k,
                     Arc::new(Verified {
                         username: v.username.clone(),
+                        password_hash: v.password_hash.clone(),
                         at,
                         refreshing: Default::default(),
                     }),
@@ -1201,7 +1234,7 @@ mod tests {
         assert!(!format!("{cache:?}").contains(password));
         // The key is SecretKey::mac under the documented purpose.
         let mut data = Vec::new();
-        for part in ["ada", password, "h1"] {
+        for part in ["ada", password] {
             data.extend_from_slice(&(part.len() as u64).to_be_bytes());
             data.extend_from_slice(part.as_bytes());
         }
@@ -1209,6 +1242,40 @@ mod tests {
         // Another secret gives other keys.
         let other = CredentialCache::new(&SecretKey::new([8u8; 32]).unwrap(), TTL);
         assert!(!other.check("ada", password, "h1"));
+    }
+
+    #[test]
+    fn credential_cache_entries_answer_only_for_the_hash_they_verified_against() {
+        let cache = CredentialCache::new(&secret(), TTL);
+        cache.remember("ada", "pw", "h1");
+        assert!(!cache.check("ada", "pw", "h2"));
+        assert_eq!(cache.look_up("ada", "pw", "h2"), Remembered::No);
+        // Verified again against the new hash: the entry is replaced.
+        cache.remember("ada", "pw", "h2");
+        assert!(cache.check("ada", "pw", "h2"));
+        assert!(!cache.check("ada", "pw", "h1"));
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_checks_against_different_hashes_do_not_share_a_result() {
+        use crate::password::Verification;
+        let cache = CredentialCache::new(&secret(), TTL);
+        let check = |hash: &'static str, v: Verification| {
+            cache.verify_once("ada", "pw", hash, move || async move {
+                tokio::task::yield_now().await;
+                v
+            })
+        };
+        let valid = Verification::Valid {
+            needs_upgrade: false,
+        };
+        let (old, new) = tokio::join!(
+            check("old-hash", valid),
+            check("new-hash", Verification::Invalid)
+        );
+        assert_eq!(old, (valid, true));
+        assert_eq!(new, (Verification::Invalid, true));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use http::HeaderValue;
 use serde_json::json;
 
 use super::{Claims, Jwt, JwtError, TokenError, UserIdField};
-use crate::cache::ttl::TtlCache;
+use crate::cache::ttl::FastCache;
 use crate::cache::{DEFAULT_CAPACITY, DEFAULT_TTL};
 use crate::error::{AuthError, Failure};
 use crate::identity::{AuthInfo, AuthUser};
@@ -123,7 +123,8 @@ pub struct JwtAuth<S> {
 /// Access tokens accepted recently, under a keyed 64-bit hash of their
 /// signature.
 struct VerifiedTokens {
-    map: TtlCache<u64, Arc<Verified>>,
+    /// The key is a keyed hash already: foldhash suffices.
+    map: FastCache<u64, Arc<Verified>>,
     hasher: RandomState,
 }
 
@@ -196,7 +197,7 @@ impl<S: UserStore> JwtAuth<S> {
     pub fn with_verified_cache(mut self, ttl: Duration) -> Self {
         self.verified = (!ttl.is_zero()).then(|| {
             Arc::new(VerifiedTokens {
-                map: TtlCache::new(ttl, DEFAULT_CAPACITY),
+                map: FastCache::new(ttl, DEFAULT_CAPACITY),
                 hasher: RandomState::new(),
             })
         });

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Client, OAuth2Token, TokenKind};
-use crate::cache::ttl::TtlCache;
+use crate::cache::ttl::FastCache;
 use crate::cache::{read_through, DEFAULT_CAPACITY};
 use crate::store::{StoreError, UserStore};
 
@@ -175,7 +175,8 @@ pub trait OAuth2UserStore: UserStore {
 /// ```
 pub struct CachedOAuth2Store<S> {
     inner: S,
-    tokens: TtlCache<String, Arc<OAuth2Token>>,
+    /// Keyed by the token's keyed digest: foldhash suffices.
+    tokens: FastCache<String, Arc<OAuth2Token>>,
     /// Whether the TTL keeps anything at all.
     remembers: bool,
     /// Bumped by every write: a read that overlaps one does not fill the
@@ -195,7 +196,7 @@ impl<S: OAuth2Store> CachedOAuth2Store<S> {
     pub fn new(inner: S, ttl: Duration) -> Self {
         CachedOAuth2Store {
             inner,
-            tokens: TtlCache::new(ttl, DEFAULT_CAPACITY),
+            tokens: FastCache::new(ttl, DEFAULT_CAPACITY),
             remembers: !ttl.is_zero(),
             generation: AtomicU64::new(0),
         }

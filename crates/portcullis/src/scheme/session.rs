@@ -7,6 +7,12 @@
 //! change logs every session of that user out (Django's session auth
 //! hash). Logging in rotates the session key and the CSRF secret.
 //!
+//! Checking that hash costs an HMAC on every request, so [`Sessions`]
+//! remembers the hash of each password hash it has seen (up to 10,000 of
+//! them, for a minute). It is a function of the password hash alone, so
+//! what is remembered can never be stale: a changed password is a
+//! different input.
+//!
 //! [`SessionAuth`] authenticates a request by its session cookie and, on
 //! unsafe methods, enforces CSRF (see [`super::csrf`]): a failure is
 //! `403 {"detail": "CSRF Failed: ..."}`. It has no challenge, so
@@ -40,22 +46,27 @@
 //! ```
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{Duration, Utc};
 use http::HeaderValue;
 
+use crate::cache::ttl::FastCache;
 use crate::error::AuthError;
 use crate::identity::AuthUser;
 use crate::scheme::csrf::{self, CsrfConfig, FormToken};
 use crate::scheme::{Authenticated, Outcome, RequestHead, Scheme};
-use crate::secret::{random_alphanumeric, SecretKey, Subkey};
+use crate::secret::{random_alphanumeric, MacHex, SecretKey, Subkey};
 use crate::store::{SessionRecord, SessionStore, StoreError, UserStore};
 
 const KEY_PURPOSE: &str = "session-key-v1";
 const AUTH_HASH_PURPOSE: &str = "session-auth-hash-v1";
 /// Django's session key length.
 const KEY_LENGTH: usize = 32;
+/// How long and how many session auth hashes [`Sessions`] remembers.
+const AUTH_HASH_MEMO_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+const AUTH_HASH_MEMO_CAPACITY: u64 = 10_000;
 
 /// Session cookie settings.
 #[derive(Clone, Debug)]
@@ -112,6 +123,10 @@ pub struct Sessions<S> {
     store: S,
     key_mac: Subkey,
     auth_hash_mac: Subkey,
+    /// `auth_hash_mac` of password hashes seen lately, under the password
+    /// hash: a store's own values, which no client chooses (foldhash
+    /// suffices), shared by the clones.
+    auth_hashes: Arc<FastCache<String, MacHex>>,
     config: SessionConfig,
 }
 
@@ -130,6 +145,7 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             store,
             key_mac: secret.subkey(KEY_PURPOSE),
             auth_hash_mac: secret.subkey(AUTH_HASH_PURPOSE),
+            auth_hashes: Arc::new(FastCache::new(AUTH_HASH_MEMO_TTL, AUTH_HASH_MEMO_CAPACITY)),
             config: SessionConfig::default(),
         }
     }
@@ -264,12 +280,23 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             .get("_auth_user_hash")
             .and_then(|v| v.as_str())
             .unwrap_or("");
-        // `auth_hash`, on the stack: this runs on every request.
-        let current = self.auth_hash_mac.mac_hex(user.password_hash().as_bytes());
+        let current = self.current_auth_hash(user.password_hash());
         if !crate::secret::ct_eq(stored.as_bytes(), current.as_bytes()) || !user.is_active() {
             return None;
         }
         Some(user)
+    }
+
+    /// [`auth_hash`](Self::auth_hash) of `password_hash`, on the stack, and
+    /// remembered: this runs on every request.
+    fn current_auth_hash(&self, password_hash: &str) -> MacHex {
+        if let Some(known) = self.auth_hashes.get(password_hash) {
+            return known;
+        }
+        let made = self.auth_hash_mac.mac_hex(password_hash.as_bytes());
+        self.auth_hashes
+            .insert(password_hash.to_owned(), made.clone());
+        made
     }
 }
 
@@ -388,6 +415,42 @@ mod tests {
         sessions.logout(&login.session_key).await.unwrap();
         assert!(auth.authenticate_now(&head).is_none());
         assert!(auth.authenticate(&head).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_auth_hash_is_remembered_and_a_new_password_still_ends_the_session() {
+        let (store, ada) = cached_store_with_ada().await;
+        let sessions = Sessions::new(store.clone(), SecretKey::new([2u8; 32]).unwrap());
+        store
+            .set_password_hash(ada.id, "md5$salt$first")
+            .await
+            .unwrap();
+        let ada = store.user_by_id(ada.id).await.unwrap().unwrap();
+        let login = sessions.login(&ada, None).await.unwrap();
+        assert_eq!(sessions.auth_hashes.len(), 0);
+        assert!(sessions.user(&login.session_key).await.unwrap().is_some());
+        let memo = sessions.auth_hashes.entries();
+        assert_eq!(memo.len(), 1);
+        assert_eq!(memo[0].0, "md5$salt$first");
+        assert_eq!(memo[0].1.as_str(), sessions.auth_hash("md5$salt$first"));
+
+        // The memo is what the check reads: a wrong entry fails it.
+        let wrong = sessions.auth_hash_mac.mac_hex(b"something else");
+        sessions
+            .auth_hashes
+            .insert("md5$salt$first".to_owned(), wrong);
+        assert!(sessions.user(&login.session_key).await.unwrap().is_none());
+        sessions.auth_hashes.invalidate_all();
+        assert!(sessions.user(&login.session_key).await.unwrap().is_some());
+
+        // A new password is another input: the session ends, although the
+        // old password hash's entry is still remembered.
+        store
+            .set_password_hash(ada.id, "md5$salt$second")
+            .await
+            .unwrap();
+        assert!(sessions.user(&login.session_key).await.unwrap().is_none());
+        assert_eq!(sessions.auth_hashes.len(), 2);
     }
 
     #[tokio::test]

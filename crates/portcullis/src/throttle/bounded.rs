@@ -106,8 +106,8 @@ impl<V> BoundedMap<V> {
 /// Drops the `excess` entries of `map` that expire soonest (ties broken
 /// arbitrarily, never more than `excess`): what a full bounded map or cache
 /// gives up.
-pub(crate) fn evict_soonest<K, V, T: Ord + Copy>(
-    map: &mut HashMap<K, V>,
+pub(crate) fn evict_soonest<K, V, H, T: Ord + Copy>(
+    map: &mut HashMap<K, V, H>,
     excess: usize,
     expires: impl Fn(&V) -> T,
 ) {
