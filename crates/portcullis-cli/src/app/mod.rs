@@ -41,6 +41,10 @@
 //! a JSON `{"detail": ...}` (or DRF's field-error object on
 //! `/auth-token/`).
 //!
+//! [`router`] gives the app as an axum `Router`, for `axum::serve`;
+//! [`service`] gives the same app as a plain `tower` service, which is
+//! what `portcullis serve` serves (it saves a boxed clone per request).
+//!
 //! ```no_run
 //! use portcullis::store::MemoryStore;
 //! use portcullis::SecretKey;
@@ -284,7 +288,7 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 
 /// Builds the reference app over `store`, as an axum [`Router`]: what
 /// [`service`] builds, as the router's fallback service, so that it can be
-/// served with `axum::serve` or nested in a larger app.
+/// served with `axum::serve`.
 ///
 /// The caller adds what a server needs around it (request tracing,
 /// graceful shutdown). The router already marks `Authorization`, `Cookie`,

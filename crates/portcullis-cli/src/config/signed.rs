@@ -20,7 +20,9 @@ pub const DEFAULT_OAUTH1_TIMESTAMP_WINDOW: u64 = 300;
 /// The largest window either setting accepts: one day.
 const MAX_WINDOW: u64 = 86_400;
 
-/// The signed-request settings. See the [module docs](self).
+/// The signed-request settings: `httpsig_max_age`, `httpsig_cavage`,
+/// `oauth1_timestamp_window` and `oauth1_plaintext_over_http`, each listed
+/// with its default in [`crate::config`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedConfig {
     /// Seconds an HTTP message signature stays valid after `created`.
