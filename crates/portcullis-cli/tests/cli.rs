@@ -757,6 +757,56 @@ fn serve_end_to_end_on_sqlite_then_sigterm() {
     assert!(!logs.contains(file_secret.trim()));
 }
 
+/// What `serve` itself serves (the app's layers around its routes, not the
+/// `Router` the other HTTP tests use) answers errors and `HEAD` as the
+/// contract says, over a real connection.
+#[test]
+fn serve_answers_errors_as_json_and_head_without_a_body() {
+    let mut env = Env::sqlite();
+    env.extra = vec![("PORTCULLIS_FORM_LIMIT".into(), "1000".into())];
+    let server = Server::start(&env);
+    let c = client();
+    let json = |res: reqwest::blocking::Response| -> serde_json::Value { res.json().unwrap() };
+
+    let res = c.get(server.url("/nope/")).send().unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(json(res), serde_json::json!({"detail": "Not found."}));
+
+    let res = c.delete(server.url("/health/")).send().unwrap();
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "GET, HEAD");
+    assert_eq!(
+        json(res),
+        serde_json::json!({"detail": "Method \"DELETE\" not allowed."})
+    );
+
+    // Over the form limit: 413 before any scheme reads the body.
+    let res = c
+        .post(server.url("/token/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("x".repeat(1001))
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(
+        json(res),
+        serde_json::json!({"detail": "Request body too large."})
+    );
+
+    // HEAD: the GET's status and headers, no body.
+    for (path, status) in [("/health/", 200), ("/nope/", 404), ("/token/", 401)] {
+        let res = c.head(server.url(path)).send().unwrap();
+        assert_eq!(res.status(), status, "{path}");
+        assert_eq!(res.headers()["content-type"], "application/json", "{path}");
+        assert!(res.bytes().unwrap().is_empty(), "{path}");
+    }
+    let res = c.head(server.url("/token/")).send().unwrap();
+    assert_eq!(res.headers()["www-authenticate"], "Token");
+
+    let (status, logs) = server.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "logs: {logs}");
+}
+
 #[test]
 fn serve_stops_cleanly_on_sigint_and_keeps_its_secret() {
     let mut env = Env::sqlite();

@@ -188,7 +188,7 @@ impl<S: UserStore + Clone> PasswordBackend<S> {
             return None;
         }
         // No `is_usable` check: an entry exists only for a hash that
-        // verified, and its key covers the hash stored now.
+        // verified, and it answers only for the hash stored now.
         let encoded = user.password_hash();
         match self.credentials.look_up(username, password, encoded) {
             Remembered::No => None,

@@ -288,7 +288,9 @@ fn header_name(what: &str, name: &str) -> HeaderName {
 
 /// Builds the reference app over `store`, as an axum [`Router`]: what
 /// [`service`] builds, as the router's fallback service, so that it can be
-/// served with `axum::serve`.
+/// served with `axum::serve`. The app's routes sit inside that service:
+/// `route_layer` on the returned router reaches none of them, and a
+/// route added to it takes precedence over the app's own.
 ///
 /// The caller adds what a server needs around it (request tracing,
 /// graceful shutdown). The router already marks `Authorization`, `Cookie`,
@@ -312,8 +314,10 @@ where
 /// Wrapping the routes from outside, rather than with `Router::layer`,
 /// saves work on every request: axum would wrap every route in the layers
 /// separately, in a box that it clones (with the route inside) per
-/// request. Answers are the same either way; hyper sends no body in
-/// answer to `HEAD`, as axum's router would have stripped it.
+/// request. Over HTTP the answers are the same either way. One
+/// difference shows only to a caller of the service in process: for
+/// `HEAD`, axum's router used to strip the bodies that these layers write
+/// (the early `413`, the JSON error net); now hyper sends none.
 ///
 /// # Panics
 ///

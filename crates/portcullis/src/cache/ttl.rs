@@ -12,18 +12,19 @@
 //! [`FastCache`] uses foldhash instead, several times cheaper on the 67
 //! bytes of a stored key's digest, for keys that no client can choose: the
 //! HMAC digests of stored credentials and ids that the store assigned.
-//! Such a cache only ever holds what the store found, so a client cannot
-//! fill it with keys of its own making either.
+//! Such a cache only holds what the store found or the server verified or
+//! computed, so a client cannot fill it with keys of its own making
+//! either.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// A [`TtlCache`] hashed with foldhash, for keys no client chooses (see
 /// the [module docs](self)).
 pub(crate) type FastCache<K, V> = TtlCache<K, V, foldhash::fast::RandomState>;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 struct Entry<V> {
     value: V,
@@ -255,33 +256,22 @@ mod tests {
         assert!(c.len() <= c.shards.len());
     }
 
-    #[test]
-    fn entries_expire_after_the_ttl_with_either_hasher() {
-        entries_expire_after_the_ttl::<RandomState>();
-        entries_expire_after_the_ttl::<foldhash::fast::RandomState>();
+    /// Each test above, once per hasher the caches use.
+    macro_rules! with_either_hasher {
+        ($($test:ident => $name:ident),* $(,)?) => {$(
+            #[test]
+            fn $name() {
+                $test::<RandomState>();
+                $test::<foldhash::fast::RandomState>();
+            }
+        )*};
     }
 
-    #[test]
-    fn the_cap_holds_and_the_newest_entries_stay_with_either_hasher() {
-        the_cap_holds_and_the_newest_entries_stay::<RandomState>();
-        the_cap_holds_and_the_newest_entries_stay::<foldhash::fast::RandomState>();
-    }
-
-    #[test]
-    fn expired_entries_are_swept_by_later_inserts_with_either_hasher() {
-        expired_entries_are_swept_by_later_inserts::<RandomState>();
-        expired_entries_are_swept_by_later_inserts::<foldhash::fast::RandomState>();
-    }
-
-    #[test]
-    fn invalidation_drops_what_it_names_with_either_hasher() {
-        invalidation_drops_what_it_names::<RandomState>();
-        invalidation_drops_what_it_names::<foldhash::fast::RandomState>();
-    }
-
-    #[test]
-    fn a_cap_of_one_keeps_the_last_entry_with_either_hasher() {
-        a_cap_of_one_keeps_the_last_entry::<RandomState>();
-        a_cap_of_one_keeps_the_last_entry::<foldhash::fast::RandomState>();
+    with_either_hasher! {
+        entries_expire_after_the_ttl => entries_expire_after_the_ttl_with_either_hasher,
+        the_cap_holds_and_the_newest_entries_stay => the_cap_holds_and_the_newest_entries_stay_with_either_hasher,
+        expired_entries_are_swept_by_later_inserts => expired_entries_are_swept_by_later_inserts_with_either_hasher,
+        invalidation_drops_what_it_names => invalidation_drops_what_it_names_with_either_hasher,
+        a_cap_of_one_keeps_the_last_entry => a_cap_of_one_keeps_the_last_entry_with_either_hasher,
     }
 }
