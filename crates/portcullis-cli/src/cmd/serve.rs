@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, SET_COOKIE};
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -21,9 +21,7 @@ use portcullis::jwt::Jwt;
 use portcullis::store::SessionStore;
 use portcullis_store::Store;
 use tower::{ServiceBuilder, ServiceExt as _};
-use tower_http::sensitive_headers::{
-    SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer,
-};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
@@ -153,7 +151,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
                         .latency_unit(LatencyUnit::Millis),
                 ),
         )
-        .layer(SetSensitiveResponseHeadersLayer::new([SET_COOKIE]))
+        // `Set-Cookie` is marked sensitive by the app's own outermost layer,
+        // before any answer reaches the tracing above.
         .service(service(store.clone(), config));
 
     let purger = tokio::spawn(purge_expired_sessions(store));

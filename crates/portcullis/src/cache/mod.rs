@@ -703,14 +703,7 @@ impl CredentialCache {
     /// key, and must equal the user's current one: hashing it into the key
     /// as well would double the HMAC's work on every request.
     pub fn key(&self, username: &str, password: &str) -> Option<[u8; 32]> {
-        let inner = self.inner.as_ref()?;
-        let lens = [username, password].map(|p| (p.len() as u64).to_be_bytes());
-        Some(inner.mac.mac_parts([
-            &lens[0][..],
-            username.as_bytes(),
-            &lens[1][..],
-            password.as_bytes(),
-        ]))
+        self.fields_mac([username, password])
     }
 
     /// What identifies a verification in flight ([`verify_once`]): as
@@ -720,16 +713,21 @@ impl CredentialCache {
     ///
     /// [`verify_once`]: Self::verify_once
     fn flight_key(&self, username: &str, password: &str, password_hash: &str) -> Option<[u8; 32]> {
+        self.fields_mac([username, password, password_hash])
+    }
+
+    /// The subkey's MAC of `fields`, each preceded by its length as 8
+    /// big-endian bytes; `None` when the cache is off.
+    fn fields_mac<const N: usize>(&self, fields: [&str; N]) -> Option<[u8; 32]> {
         let inner = self.inner.as_ref()?;
-        let lens = [username, password, password_hash].map(|p| (p.len() as u64).to_be_bytes());
-        Some(inner.mac.mac_parts([
-            &lens[0][..],
-            username.as_bytes(),
-            &lens[1][..],
-            password.as_bytes(),
-            &lens[2][..],
-            password_hash.as_bytes(),
-        ]))
+        let lens = fields.map(|f| (f.len() as u64).to_be_bytes());
+        Some(
+            inner.mac.mac_parts(
+                lens.iter()
+                    .zip(fields)
+                    .flat_map(|(len, f)| [&len[..], f.as_bytes()]),
+            ),
+        )
     }
 
     /// Whether these credentials were verified against exactly this
