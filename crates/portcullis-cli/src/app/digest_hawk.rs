@@ -77,7 +77,7 @@ where
 
 /// `{"user": ..., "auth": ...}`, signed for the Hawk client.
 async fn hawk_show(id: IdentityRef<User>) -> Response {
-    let bytes = serde_json::to_vec(&views::show_body(&id)).unwrap_or_default();
+    let bytes = views::show_body(&id);
     let signature = id
         .auth()
         .and_then(|a| a.data::<Artifacts>())

@@ -11,7 +11,7 @@ use serde_json::json;
 use tower::util::MapResponseLayer;
 use tower::Layer;
 
-use super::respond::{json, not_allowed_handler, PROTECTED_METHODS};
+use super::respond::{json, json_bytes, not_allowed_handler, push_json_opt, PROTECTED_METHODS};
 
 /// What DRF's `SimpleMetadata` says about a view.
 #[derive(Clone, Copy, Debug)]
@@ -42,30 +42,39 @@ pub(crate) fn metadata(info: ViewInfo, allow: &'static str) -> Response {
     res
 }
 
-/// A protected route's body: `{"user": ..., "auth": ...}`.
-pub(crate) fn show_body(id: &Identity<User>) -> serde_json::Value {
-    json!({
-        "user": id.username(),
-        "auth": id.auth().map(|a| a.description()),
-    })
+/// A protected route's body, `{"auth": ..., "user": ...}` ([`shown`]).
+pub(crate) fn show_body(id: &Identity<User>) -> Vec<u8> {
+    shown(id.username(), id.auth().map(|a| a.description()))
 }
 
-/// `{"user": ..., "auth": ...}`: the identity as the protected routes show
-/// it. `auth` is the scheme's non-secret description, never a secret.
-/// The body of a protected route.
-#[derive(serde::Serialize)]
-struct Shown<'a> {
-    // Alphabetical, as the `json!` maps these replaced wrote them.
-    auth: Option<&'a str>,
-    user: Option<&'a str>,
+/// `{"auth": ..., "user": ...}`: the identity as the protected routes show
+/// it (keys in alphabetical order, as serde_json's maps write them).
+/// `auth` is the scheme's non-secret description, never a secret. Written
+/// by hand, since it is on every authenticated request; a test holds it to
+/// serde_json's output.
+fn shown(user: Option<&str>, auth: Option<&str>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + user.map_or(4, str::len) + auth.map_or(4, str::len));
+    out.extend_from_slice(b"{\"auth\":");
+    push_json_opt(&mut out, auth);
+    out.extend_from_slice(b",\"user\":");
+    push_json_opt(&mut out, user);
+    out.push(b'}');
+    out
 }
 
-/// The body of `/api/whoami/`.
-#[derive(serde::Serialize)]
-struct WhoAmI<'a> {
-    auth: Option<&'a str>,
-    is_authenticated: bool,
-    user: Option<&'a str>,
+/// The body of `/api/whoami/`: [`shown`]'s, plus `is_authenticated`.
+fn who_am_i(user: Option<&str>, auth: Option<&str>, is_authenticated: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(56 + user.map_or(4, str::len) + auth.map_or(4, str::len));
+    out.extend_from_slice(b"{\"auth\":");
+    push_json_opt(&mut out, auth);
+    out.extend_from_slice(if is_authenticated {
+        b",\"is_authenticated\":true,\"user\":"
+    } else {
+        b",\"is_authenticated\":false,\"user\":"
+    });
+    push_json_opt(&mut out, user);
+    out.push(b'}');
+    out
 }
 
 /// The body of `/health/` and `/ready/`.
@@ -75,25 +84,19 @@ struct Status {
 }
 
 async fn show(id: IdentityRef<User>) -> Response {
-    json(
-        StatusCode::OK,
-        Shown {
-            user: id.username(),
-            auth: id.auth().map(|a| a.description()),
-        },
-    )
+    json_bytes(StatusCode::OK, show_body(&id))
 }
 
 /// `/api/whoami/`: like [`show`], plus `is_authenticated`; anonymous
 /// requests get the configured unauthenticated user's name.
 async fn whoami(id: IdentityRef<User>) -> Response {
-    json(
+    json_bytes(
         StatusCode::OK,
-        WhoAmI {
-            user: id.username(),
-            auth: id.auth().map(|a| a.description()),
-            is_authenticated: id.is_authenticated(),
-        },
+        who_am_i(
+            id.username(),
+            id.auth().map(|a| a.description()),
+            id.is_authenticated(),
+        ),
     )
 }
 
@@ -177,4 +180,61 @@ pub(crate) fn ready_route<P: portcullis::store::Ping + Clone>(store: P) -> Metho
             }
         })
         .fallback(not_allowed_handler("GET, HEAD"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Strings that need every kind of escape serde_json writes, and some
+    /// that need none.
+    const STRINGS: &[&str] = &[
+        "",
+        "ada",
+        "Token token of user 1, created 2026-11-25T04:21:00Z",
+        "quote \" inside",
+        "back\\slash",
+        "tab\tnew\nline\r",
+        "\u{0}\u{1}\u{1f}",
+        "del \u{7f} kept",
+        "ünïcödé ✓ 𝄞",
+        "\u{2028}\u{2029}",
+        "</script>",
+    ];
+
+    #[test]
+    fn identity_bodies_are_what_serde_json_writes() {
+        let mut values: Vec<Option<&str>> = STRINGS.iter().copied().map(Some).collect();
+        values.push(None);
+        for &user in &values {
+            for &auth in &values {
+                let want = serde_json::to_vec(&json!({ "auth": auth, "user": user })).unwrap();
+                assert_eq!(shown(user, auth), want, "{user:?} {auth:?}");
+                for is_authenticated in [true, false] {
+                    let want = serde_json::to_vec(&json!({
+                        "auth": auth,
+                        "is_authenticated": is_authenticated,
+                        "user": user,
+                    }))
+                    .unwrap();
+                    assert_eq!(
+                        who_am_i(user, auth, is_authenticated),
+                        want,
+                        "{user:?} {auth:?} {is_authenticated}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_byte_is_escaped_as_serde_json_escapes_it() {
+        for c in (0u32..0x80).chain([0xa0, 0x2028, 0xfeff, 0x1_f600]) {
+            let c = char::from_u32(c).unwrap();
+            let s = format!("a{c}b");
+            let mut out = Vec::new();
+            push_json_opt(&mut out, Some(&s));
+            assert_eq!(out, serde_json::to_vec(&s).unwrap(), "{c:?}");
+        }
+    }
 }
