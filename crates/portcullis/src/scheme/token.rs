@@ -216,10 +216,6 @@ fn describe(keyword: &str, user_id: i64, created: DateTime<Utc>) -> Arc<str> {
 
 fn write_description(out: &mut String, keyword: &str, user_id: i64, created: DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
-    fn two_digits(out: &mut String, n: u32) {
-        out.push(char::from(b'0' + (n / 10 % 10) as u8));
-        out.push(char::from(b'0' + (n % 10) as u8));
-    }
     out.push_str(keyword);
     out.push_str(" token of user ");
     out.push_str(itoa::Buffer::new().format(user_id));
@@ -229,19 +225,21 @@ fn write_description(out: &mut String, keyword: &str, user_id: i64, created: Dat
     let t = created.naive_utc();
     match u32::try_from(t.year()) {
         Ok(year) if year <= 9999 => {
-            two_digits(out, year / 100);
-            two_digits(out, year % 100);
-            for (sep, n) in [
-                ('-', t.month()),
-                ('-', t.day()),
-                ('T', t.hour()),
-                (':', t.minute()),
-                (':', t.second()),
+            // `YYYY-MM-DDTHH:MM:SSZ`, filled in place and appended once.
+            let mut stamp = *b"0000-00-00T00:00:00Z";
+            for (at, n) in [
+                (0, year / 100),
+                (2, year % 100),
+                (5, t.month()),
+                (8, t.day()),
+                (11, t.hour()),
+                (14, t.minute()),
+                (17, t.second()),
             ] {
-                out.push(sep);
-                two_digits(out, n);
+                stamp[at] = b'0' + (n / 10 % 10) as u8;
+                stamp[at + 1] = b'0' + (n % 10) as u8;
             }
-            out.push('Z');
+            out.push_str(std::str::from_utf8(&stamp).expect("ASCII digits and separators"));
         }
         _ => out.push_str(&created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     }
