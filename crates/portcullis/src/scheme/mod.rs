@@ -195,9 +195,16 @@ fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
                 .strip_prefix(name)
                 .and_then(|after| after.strip_prefix(b"="))
             {
-                return std::str::from_utf8(value.trim_ascii())
-                    .ok()
-                    .map(|v| v.trim_matches('"'));
+                // Quotes are ASCII, so trimming them byte by byte before
+                // the UTF-8 check gives what trimming the text would.
+                let mut value = value.trim_ascii();
+                while let [b'"', rest @ ..] = value {
+                    value = rest;
+                }
+                while let [rest @ .., b'"'] = value {
+                    value = rest;
+                }
+                return std::str::from_utf8(value).ok();
             }
             match next {
                 Some(next) => rest = next,
@@ -676,13 +683,16 @@ mod tests {
                 .and_then(|(_, v)| std::str::from_utf8(v.trim_ascii()).ok())
                 .map(|v| v.trim_matches('"'))
         }
-        let parts: [&[u8]; 13] = [
+        let parts: [&[u8]; 16] = [
             b"sid=abc",
             b"sid=",
             b"sid",
             b" sid = x",
             b"sid =x",
             b"\tsid=\"q\" ",
+            b"sid=\"\"v\"\"",
+            b"sid=\"\xff\"",
+            b"sid=\"",
             b"sid=\xff",
             b"sidx=1",
             b"xsid=2",
