@@ -64,7 +64,8 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, s: &str) {
 /// as UTF-8).
 fn needs_escape(b: &[u8]) -> bool {
     // No early exit and no branch per byte: for the short strings written
-    // here, this costs a third of what `any` does.
+    // here, cheaper than `any` (callgrind: some 350 instructions less a
+    // Token request).
     b.iter().fold(false, |any, &x| {
         any | (x < 0x20) | (x == b'"') | (x == b'\\')
     })
