@@ -16,8 +16,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use axum::http::header::HeaderName;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Router;
@@ -82,10 +81,7 @@ async fn hawk_show(id: IdentityRef<User>) -> Response {
         .auth()
         .and_then(|a| a.data::<Artifacts>())
         .map(|a| a.server_authorization("application/json", &bytes));
-    let mut res = Response::new(Body::from(bytes));
-    *res.status_mut() = StatusCode::OK;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut res = super::respond::json_bytes(StatusCode::OK, bytes);
     if let Some(sig) = signature {
         res.headers_mut().insert(SERVER_AUTHORIZATION, sig);
     }

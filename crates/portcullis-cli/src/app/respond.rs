@@ -27,12 +27,7 @@ pub(crate) const PROTECTED_METHODS: &str = "GET, HEAD, OPTIONS, POST, PUT, PATCH
 
 /// A JSON response (a typed body serialises without building a `Value`).
 pub(crate) fn json(status: StatusCode, body: impl serde::Serialize) -> Response {
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
-    let mut res = Response::new(Body::from(bytes));
-    *res.status_mut() = status;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    res
+    json_bytes(status, serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// A JSON response from a body written already (see [`push_json_str`]).
