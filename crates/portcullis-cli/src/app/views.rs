@@ -53,25 +53,28 @@ pub(crate) fn show_body(id: &Identity<User>) -> Vec<u8> {
 /// by hand, since it is on every authenticated request; a test holds it to
 /// serde_json's output.
 fn shown(user: Option<&str>, auth: Option<&str>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(32 + user.map_or(4, str::len) + auth.map_or(4, str::len));
-    out.extend_from_slice(b"{\"auth\":");
-    push_json_opt(&mut out, auth);
-    out.extend_from_slice(b",\"user\":");
-    push_json_opt(&mut out, user);
-    out.push(b'}');
-    out
+    identity_body(auth, b",\"user\":", user)
 }
 
 /// The body of `/api/whoami/`: [`shown`]'s, plus `is_authenticated`.
 fn who_am_i(user: Option<&str>, auth: Option<&str>, is_authenticated: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(56 + user.map_or(4, str::len) + auth.map_or(4, str::len));
-    out.extend_from_slice(b"{\"auth\":");
-    push_json_opt(&mut out, auth);
-    out.extend_from_slice(if is_authenticated {
+    let between: &[u8] = if is_authenticated {
         b",\"is_authenticated\":true,\"user\":"
     } else {
         b",\"is_authenticated\":false,\"user\":"
-    });
+    };
+    identity_body(auth, between, user)
+}
+
+/// `{"auth":AUTH` + `between` + `USER}`, the two strings written as
+/// serde_json writes them.
+fn identity_body(auth: Option<&str>, between: &[u8], user: Option<&str>) -> Vec<u8> {
+    let len = |s: Option<&str>| s.map_or(4, str::len);
+    // `{"auth":`, `}` and two pairs of quotes: 13 bytes.
+    let mut out = Vec::with_capacity(13 + between.len() + len(auth) + len(user));
+    out.extend_from_slice(b"{\"auth\":");
+    push_json_opt(&mut out, auth);
+    out.extend_from_slice(between);
     push_json_opt(&mut out, user);
     out.push(b'}');
     out
