@@ -88,6 +88,10 @@ pub(crate) struct PolicyInner<U: AuthUser> {
     pub(crate) allow_any: bool,
     pub(crate) throttles: Vec<Arc<dyn Throttle<U>>>,
     pub(crate) anonymous: Anonymous,
+    /// `Identity::Anonymous(anonymous)`, kept in step with it by
+    /// [`Policy::edit`]: shared by every request that no scheme
+    /// authenticates, so that such a request allocates no identity.
+    pub(crate) anonymous_identity: Identity<U>,
     pub(crate) form_limit: usize,
     pub(crate) on_rejection: RejectionHandler,
 }
@@ -100,6 +104,7 @@ impl<U: AuthUser> Clone for PolicyInner<U> {
             allow_any: self.allow_any,
             throttles: self.throttles.clone(),
             anonymous: self.anonymous.clone(),
+            anonymous_identity: self.anonymous_identity.clone(),
             form_limit: self.form_limit,
             on_rejection: self.on_rejection.clone(),
         }
@@ -155,6 +160,7 @@ impl<U: AuthUser> Policy<U> {
                 allow_any: true,
                 throttles: Vec::new(),
                 anonymous: Anonymous::default(),
+                anonymous_identity: Identity::Anonymous(Anonymous::default()),
                 form_limit: DEFAULT_FORM_LIMIT,
                 on_rejection: Arc::new(Rejection::to_response),
             }),
@@ -162,7 +168,9 @@ impl<U: AuthUser> Policy<U> {
     }
 
     fn edit(mut self, f: impl FnOnce(&mut PolicyInner<U>)) -> Self {
-        f(Arc::make_mut(&mut self.inner));
+        let inner = Arc::make_mut(&mut self.inner);
+        f(inner);
+        inner.anonymous_identity = Identity::Anonymous(inner.anonymous.clone());
         self
     }
 
@@ -371,7 +379,15 @@ fn failed<U: AuthUser>(scheme: &dyn Scheme<U>, e: AuthError) -> AuthError {
 /// The layer puts one in the request extensions; extractors and
 /// permissions call [`resolve`](LazyIdentity::resolve).
 pub struct LazyIdentity<U: AuthUser> {
-    inner: Arc<LazyInner<U>>,
+    state: Lazy<U>,
+}
+
+enum Lazy<U: AuthUser> {
+    /// Resolved on first use, or settled when made.
+    Cell(Arc<LazyInner<U>>),
+    /// Anonymous, known when made: the policy's shared anonymous
+    /// identity, with nothing allocated for the request.
+    Anonymous(Policy<U>),
 }
 
 struct LazyInner<U: AuthUser> {
@@ -381,16 +397,18 @@ struct LazyInner<U: AuthUser> {
 
 impl<U: AuthUser> Clone for LazyIdentity<U> {
     fn clone(&self) -> Self {
-        LazyIdentity {
-            inner: self.inner.clone(),
-        }
+        let state = match &self.state {
+            Lazy::Cell(inner) => Lazy::Cell(inner.clone()),
+            Lazy::Anonymous(policy) => Lazy::Anonymous(policy.clone()),
+        };
+        LazyIdentity { state }
     }
 }
 
 impl<U: AuthUser> fmt::Debug for LazyIdentity<U> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LazyIdentity")
-            .field("resolved", &self.inner.cell.initialized())
+            .field("resolved", &self.is_resolved())
             .finish()
     }
 }
@@ -399,10 +417,10 @@ impl<U: AuthUser> LazyIdentity<U> {
     /// An unresolved identity for a request under `policy`.
     pub fn new(policy: Policy<U>) -> Self {
         LazyIdentity {
-            inner: Arc::new(LazyInner {
+            state: Lazy::Cell(Arc::new(LazyInner {
                 policy,
                 cell: OnceCell::new(),
-            }),
+            })),
         }
     }
 
@@ -410,53 +428,113 @@ impl<U: AuthUser> LazyIdentity<U> {
     /// scheme of `policy` sees credentials in (what
     /// [`Policy::authenticate`] would answer, without running it).
     pub(crate) fn anonymous(policy: Policy<U>) -> Self {
-        let anonymous = Identity::Anonymous(policy.inner.anonymous.clone());
-        Self::settled(policy, Ok(anonymous))
+        LazyIdentity {
+            state: Lazy::Anonymous(policy),
+        }
     }
 
     /// An identity resolved already, to `result` (what
     /// [`Policy::authenticate`] answered).
     pub(crate) fn settled(policy: Policy<U>, result: Result<Identity<U>, AuthError>) -> Self {
         LazyIdentity {
-            inner: Arc::new(LazyInner {
+            state: Lazy::Cell(Arc::new(LazyInner {
                 policy,
                 cell: OnceCell::new_with(Some(result)),
-            }),
+            })),
         }
     }
 
     /// The policy of the route.
     pub fn policy(&self) -> &Policy<U> {
-        &self.inner.policy
+        match &self.state {
+            Lazy::Cell(inner) => &inner.policy,
+            Lazy::Anonymous(policy) => policy,
+        }
     }
 
     /// Whether the schemes have run.
     pub fn is_resolved(&self) -> bool {
-        self.inner.cell.initialized()
+        match &self.state {
+            Lazy::Cell(inner) => inner.cell.initialized(),
+            Lazy::Anonymous(_) => true,
+        }
     }
 
     /// What the schemes answered, if they have run.
     pub fn resolved(&self) -> Option<Result<&Identity<U>, AuthError>> {
-        self.inner
-            .cell
-            .get()
-            .map(|r| r.as_ref().map_err(Clone::clone))
+        match &self.state {
+            Lazy::Cell(inner) => inner.cell.get().map(|r| r.as_ref().map_err(Clone::clone)),
+            Lazy::Anonymous(policy) => Some(Ok(&policy.inner.anonymous_identity)),
+        }
     }
 
     /// The identity, if the schemes have run and accepted the request.
     #[cfg(feature = "axum")]
     pub(crate) fn resolved_ok(&self) -> Option<&Identity<U>> {
-        self.inner.cell.get().and_then(|r| r.as_ref().ok())
+        match &self.state {
+            Lazy::Cell(inner) => inner.cell.get().and_then(|r| r.as_ref().ok()),
+            Lazy::Anonymous(policy) => Some(&policy.inner.anonymous_identity),
+        }
     }
 
     /// Runs the schemes the first time; afterwards returns what they
     /// answered.
     pub async fn resolve(&self, head: &RequestHead<'_>) -> Result<&Identity<U>, AuthError> {
-        self.inner
-            .cell
-            .get_or_init(|| self.inner.policy.authenticate(head))
-            .await
-            .as_ref()
-            .map_err(Clone::clone)
+        match &self.state {
+            Lazy::Cell(inner) => inner
+                .cell
+                .get_or_init(|| inner.policy.authenticate(head))
+                .await
+                .as_ref()
+                .map_err(Clone::clone),
+            Lazy::Anonymous(policy) => Ok(&policy.inner.anonymous_identity),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::User;
+
+    fn anonymous_of(lazy: &LazyIdentity<User>) -> Anonymous {
+        match lazy.resolved() {
+            Some(Ok(Identity::Anonymous(a))) => a.clone(),
+            other => panic!("not anonymous: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shared_anonymous_identity_follows_every_edit_of_the_policy() {
+        let policy = Policy::<User>::new();
+        let lazy = LazyIdentity::anonymous(policy.clone());
+        assert!(lazy.is_resolved());
+        assert_eq!(anonymous_of(&lazy), Anonymous::default());
+
+        // Each builder step (on a shared policy, so on a copy) must carry
+        // the new name and token into the identity that requests share.
+        let guest = policy
+            .clone()
+            .unauthenticated_user(Some("guest"))
+            .unauthenticated_token(Some("tok"));
+        let a = anonymous_of(&LazyIdentity::anonymous(guest.clone()));
+        assert_eq!((a.name(), a.token()), (Some("guest"), Some("tok")));
+        let nameless = guest.clone().unauthenticated_user(None).form_limit(10);
+        let a = anonymous_of(&LazyIdentity::anonymous(nameless.clone()));
+        assert_eq!((a.name(), a.token()), (None, Some("tok")));
+        // The original is untouched.
+        assert_eq!(anonymous_of(&lazy), Anonymous::default());
+
+        // `resolve` answers the same as `authenticate` would, without
+        // running a scheme.
+        let parts = http::Request::new(()).into_parts().0;
+        let head = RequestHead::from_parts(&parts);
+        let lazy = LazyIdentity::anonymous(nameless.clone());
+        let resolved = lazy.resolve(&head).await.unwrap();
+        let authenticated = nameless.authenticate(&head).await.unwrap();
+        assert!(!resolved.is_authenticated());
+        assert_eq!(resolved.username(), authenticated.username());
+        assert_eq!(resolved.username(), None);
+        assert_eq!(anonymous_of(&lazy.clone()).token(), Some("tok"));
     }
 }
