@@ -58,6 +58,29 @@ pub trait AuthUser: Clone + Send + Sync + 'static {
     }
 }
 
+/// A shared user is the user: what [`SharedUsers`](crate::store::SharedUsers)
+/// hands out, so that a cached user reaches a request without a copy.
+impl<U: AuthUser> AuthUser for Arc<U> {
+    fn id(&self) -> i64 {
+        (**self).id()
+    }
+    fn username(&self) -> &str {
+        (**self).username()
+    }
+    fn is_active(&self) -> bool {
+        (**self).is_active()
+    }
+    fn is_staff(&self) -> bool {
+        (**self).is_staff()
+    }
+    fn is_superuser(&self) -> bool {
+        (**self).is_superuser()
+    }
+    fn password_hash(&self) -> &str {
+        (**self).password_hash()
+    }
+}
+
 /// The default user model, field for field Django's `auth_user`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct User {

@@ -61,7 +61,7 @@
 //! | [`permission`] | the [`Permission`] trait; AllowAny, IsAuthenticated, IsAdminUser, IsAuthenticatedOrReadOnly, and/or/not |
 //! | [`layer`] | [`Policy`] (a route's settings) and the tower [`AuthLayer`] |
 //! | [`extract`] | axum extractors: [`Identity`], [`CurrentUser`], [`Auth`], [`Guard`] (feature `axum`) |
-//! | [`store`] | storage traits, [`StoreError`](store::StoreError), [`MemoryStore`](store::MemoryStore) |
+//! | [`store`] | storage traits, [`StoreError`](store::StoreError), [`MemoryStore`](store::MemoryStore), [`SharedUsers`](store::SharedUsers) (users as `Arc<User>`, for a cache to share) |
 //! | [`password`] | Django-compatible password hashing, off the async runtime |
 //! | [`backend`] | [`PasswordBackend`]: Django's `authenticate(username, password)` |
 //! | [`cache`] | [`CachedStore`](cache::CachedStore): short-TTL read caches over any store, invalidated by writes; [`CredentialCache`](cache::CredentialCache) for verified Basic credentials |

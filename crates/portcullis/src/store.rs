@@ -14,6 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::identity::{AuthUser, User};
 
+mod shared;
+pub use shared::SharedUsers;
+
 type BoxError = Arc<dyn StdError + Send + Sync>;
 
 /// What can go wrong in a store.

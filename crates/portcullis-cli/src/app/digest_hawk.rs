@@ -24,18 +24,18 @@ use portcullis::scheme::digest::{Digest, DigestStore};
 use portcullis::scheme::hawk::{Artifacts, Hawk, HawkStore};
 use portcullis::scheme::Scheme;
 use portcullis::store::UserStore;
-use portcullis::{IdentityRef, Policy, User};
+use portcullis::{IdentityRef, Policy};
 
 use super::views::{self, ViewInfo};
-use super::AppConfig;
+use super::{AppConfig, AppUser};
 
 /// The `Server-Authorization` response header (Hawk).
 const SERVER_AUTHORIZATION: HeaderName = HeaderName::from_static("server-authorization");
 
 /// `/digest/` and `/hawk/`, to merge into the app.
-pub(crate) fn routes<S>(store: S, config: &AppConfig, defaults: &Policy<User>) -> Router
+pub(crate) fn routes<S>(store: S, config: &AppConfig, defaults: &Policy<AppUser>) -> Router
 where
-    S: UserStore<User = User> + DigestStore + HawkStore + Clone,
+    S: UserStore<User = AppUser> + DigestStore + HawkStore + Clone,
 {
     let mut digest = Digest::new(store.clone(), config.secret.clone(), config.replay.clone())
         .nonce_lifetime(config.digest_nonce_lifetime);
@@ -43,8 +43,8 @@ where
         digest = digest.with_lockout(lockout.clone());
     }
     let render = digest.clone();
-    let digest: Arc<dyn Scheme<User>> = Arc::new(digest);
-    let hawk: Arc<dyn Scheme<User>> = Arc::new(
+    let digest: Arc<dyn Scheme<AppUser>> = Arc::new(digest);
+    let hawk: Arc<dyn Scheme<AppUser>> = Arc::new(
         Hawk::new(store, config.secret.clone(), config.replay.clone()).skew(config.hawk_skew),
     );
     Router::new()
@@ -75,7 +75,7 @@ where
 }
 
 /// `{"user": ..., "auth": ...}`, signed for the Hawk client.
-async fn hawk_show(id: IdentityRef<User>) -> Response {
+async fn hawk_show(id: IdentityRef<AppUser>) -> Response {
     let bytes = views::show_body(&id);
     let signature = id
         .auth()

@@ -23,9 +23,10 @@ use portcullis::scheme::httpsig::{
 };
 use portcullis::scheme::Scheme;
 use portcullis::store::{StoreError, UserStore};
-use portcullis::{Policy, SecretKey, User};
+use portcullis::{Policy, SecretKey};
 
 use super::views::{self as app_views, ViewInfo};
+use super::AppUser;
 
 /// Where the app finds signature keys
 /// ([`AppConfig::signature_keys`](super::AppConfig::signature_keys)): any
@@ -63,16 +64,16 @@ pub(crate) fn routes<S>(
     secret: &SecretKey,
     replay: Arc<dyn ReplayCache>,
     config: HttpSigConfig,
-    defaults: &Policy<User>,
+    defaults: &Policy<AppUser>,
 ) -> Router
 where
-    S: UserStore<User = User> + Clone,
+    S: UserStore<User = AppUser> + Clone,
 {
     let keys = keys
         .cloned()
         .unwrap_or_else(|| SharedSignatureKeys::new(MemorySignatureKeys::new()));
     let accept = config.clone();
-    let scheme: Arc<dyn Scheme<User>> = Arc::new(HttpSigAuth::new(
+    let scheme: Arc<dyn Scheme<AppUser>> = Arc::new(HttpSigAuth::new(
         users,
         keys,
         secret.clone(),

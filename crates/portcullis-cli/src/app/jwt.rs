@@ -35,12 +35,12 @@ use portcullis::jwt::{
 };
 use portcullis::scheme::{RequestHead, Scheme};
 use portcullis::store::UserStore;
-use portcullis::{PasswordBackend, Policy, SecretKey, User};
+use portcullis::{PasswordBackend, Policy, SecretKey};
 use serde_json::{json, Map, Value};
 
 use super::respond::{json, not_allowed_handler, read_body};
 use super::views::{self as app_views, ViewInfo};
-use super::{auth_token, forms, store_error, AppStore};
+use super::{auth_token, forms, store_error, AppStore, AppUser};
 
 /// Where the app keeps outstanding and blacklisted refresh tokens
 /// ([`AppConfig::jwt_blacklist`](super::AppConfig::jwt_blacklist)): any
@@ -85,13 +85,13 @@ pub(crate) fn routes<S>(
     jwt: Jwt,
     store: S,
     backend: PasswordBackend<S>,
-    defaults: &Policy<User>,
+    defaults: &Policy<AppUser>,
     cache_ttl: Duration,
 ) -> Router
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
-    let scheme: Arc<dyn Scheme<User>> =
+    let scheme: Arc<dyn Scheme<AppUser>> =
         Arc::new(JwtAuth::new(jwt.clone(), store.clone()).with_verified_cache(cache_ttl));
     let obtain_jwt = jwt.clone();
     let refresh_jwt = jwt.clone();
@@ -218,7 +218,7 @@ async fn data(req: Request) -> Result<Value, Response> {
 /// `/api/token/`: simplejwt's `TokenObtainPairView`.
 async fn obtain<S>(jwt: &Jwt, backend: &PasswordBackend<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let client = backend
         .lockout()

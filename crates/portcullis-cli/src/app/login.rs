@@ -16,11 +16,11 @@ use axum::http::{Extensions, StatusCode};
 use axum::response::Response;
 use portcullis::scheme::csrf;
 use portcullis::scheme::RequestHead;
-use portcullis::{Identity, LoginOutcome, User};
+use portcullis::{Identity, LoginOutcome};
 use serde_json::json;
 
 use super::respond::{detail, escape_html, json, read_body};
-use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
+use super::{client_addr, forms, locked_out, store_error, AppStore, AppUser, Shared};
 
 /// Where a login without a usable `next` goes.
 const DEFAULT_NEXT: &str = "/api/whoami/";
@@ -276,7 +276,7 @@ pub(crate) async fn submit<S: AppStore>(shared: &Shared<S>, req: Request) -> Res
 /// POST. Answers `302` to a safe `next`, else `200` JSON.
 pub(crate) async fn logout<S: AppStore>(
     shared: &Shared<S>,
-    identity: Identity<User>,
+    identity: Identity<AppUser>,
     req: Request,
 ) -> Response {
     let (method, uri, headers) = (

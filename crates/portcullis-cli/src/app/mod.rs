@@ -80,7 +80,9 @@ use portcullis::scheme::remote_user::RemoteUser;
 use portcullis::scheme::session::{SessionAuth, SessionConfig, Sessions};
 use portcullis::scheme::token::{TokenAuth, Tokens};
 use portcullis::scheme::Scheme;
-use portcullis::store::{Ping, SessionStore, StoreError, TokenStore, UserAdmin};
+use portcullis::store::{
+    Ping, SessionStore, SharedUsers, StoreError, TokenStore, UserAdmin, UserStore,
+};
 use portcullis::throttle::ThrottleConfig;
 use portcullis::{
     AllowAny, AuthError, Identity, IsAdminUser, IsAuthenticated, PasswordBackend, Policy,
@@ -244,10 +246,17 @@ impl AppConfig {
     }
 }
 
-/// What the app's stores must do; the SQL stores and
-/// [`MemoryStore`](portcullis::store::MemoryStore) all do.
-pub(crate) trait AppStore: UserAdmin + TokenStore + SessionStore + Ping + Clone {}
-impl<T: UserAdmin + TokenStore + SessionStore + Ping + Clone> AppStore for T {}
+/// What the app's views need of its store, once [`routes`] has wrapped
+/// it (in [`SharedUsers`], then [`CachedStore`]).
+pub(crate) trait AppStore:
+    UserStore<User = AppUser> + TokenStore + SessionStore + Ping + Clone
+{
+}
+impl<T: UserStore<User = AppUser> + TokenStore + SessionStore + Ping + Clone> AppStore for T {}
+
+/// The app's user: shared, so that the caches hand a request its user
+/// without copying it ([`SharedUsers`]).
+pub(crate) type AppUser = Arc<User>;
 
 /// What the non-layer views share.
 pub(crate) struct Shared<S> {
@@ -358,6 +367,8 @@ where
     S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
 {
     assert!(config.form_limit > 0, "the form limit must be positive");
+    // Users are shared (`Arc<User>`) from here on.
+    let store = SharedUsers::new(store);
     // Digest and Hawk read their credentials uncached.
     let raw_store = store.clone();
     // Every read below goes through the cache; every write through it
@@ -391,11 +402,12 @@ where
         ..SessionConfig::default()
     });
 
-    let basic: Arc<dyn Scheme<User>> = Arc::new(Basic::new(backend.clone()));
-    let token: Arc<dyn Scheme<User>> = Arc::new(TokenAuth::new(tokens.clone()));
-    let bearer: Arc<dyn Scheme<User>> = Arc::new(TokenAuth::new(tokens.clone()).keyword("Bearer"));
-    let session: Arc<dyn Scheme<User>> = Arc::new(SessionAuth::new(sessions.clone()));
-    let remote: Arc<dyn Scheme<User>> = Arc::new(
+    let basic: Arc<dyn Scheme<AppUser>> = Arc::new(Basic::new(backend.clone()));
+    let token: Arc<dyn Scheme<AppUser>> = Arc::new(TokenAuth::new(tokens.clone()));
+    let bearer: Arc<dyn Scheme<AppUser>> =
+        Arc::new(TokenAuth::new(tokens.clone()).keyword("Bearer"));
+    let session: Arc<dyn Scheme<AppUser>> = Arc::new(SessionAuth::new(sessions.clone()));
+    let remote: Arc<dyn Scheme<AppUser>> = Arc::new(
         RemoteUser::new(store.clone())
             .header(header_name(
                 "remote_user_header",
@@ -405,12 +417,12 @@ where
     );
 
     // DRF's REST_FRAMEWORK defaults; each route derives its own from them.
-    let defaults = Policy::<User>::new()
+    let defaults = Policy::<AppUser>::new()
         .schemes(vec![session.clone(), basic.clone()])
         .permission(IsAuthenticated)
         .unauthenticated_user(config.unauthenticated_user.as_deref())
         .form_limit(config.form_limit);
-    let only = |s: &Arc<dyn Scheme<User>>| defaults.clone().schemes(vec![s.clone()]);
+    let only = |s: &Arc<dyn Scheme<AppUser>>| defaults.clone().schemes(vec![s.clone()]);
 
     let mut httpsig_config = config.httpsig.clone();
     httpsig_config.secure_proxy_header = csrf.secure_proxy_header.clone();
@@ -619,9 +631,9 @@ fn login_route<S: AppStore>(shared: Arc<Shared<S>>) -> MethodRouter {
         .fallback(respond::not_allowed_handler("GET, HEAD, POST"))
 }
 
-fn logout_route<S: AppStore>(shared: Arc<Shared<S>>, policy: &Policy<User>) -> MethodRouter {
+fn logout_route<S: AppStore>(shared: Arc<Shared<S>>, policy: &Policy<AppUser>) -> MethodRouter {
     MethodRouter::new()
-        .post(move |id: Identity<User>, req: Request| async move {
+        .post(move |id: Identity<AppUser>, req: Request| async move {
             login::logout(&shared, id, req).await
         })
         .fallback(respond::not_allowed_handler("POST"))

@@ -31,11 +31,11 @@ use portcullis::scheme::oauth1::{
 };
 use portcullis::scheme::{RequestHead, Scheme};
 use portcullis::store::{StoreError, UserStore};
-use portcullis::{AllowAny, Identity, Policy, User};
+use portcullis::{AllowAny, Identity, Policy};
 
 use super::respond::{detail, escape_html, not_allowed_handler, read_body};
 use super::views::{self as app_views, ViewInfo};
-use super::{forms, store_error, AppStore, Shared};
+use super::{forms, store_error, AppStore, AppUser, Shared};
 
 /// Where the app keeps OAuth 1.0a consumers and tokens
 /// ([`AppConfig::oauth1_store`](super::AppConfig::oauth1_store)): any
@@ -95,13 +95,13 @@ pub(crate) fn routes<S>(
     oauth: OAuth1,
     users: S,
     shared: Arc<Shared<impl AppStore>>,
-    session: Arc<dyn Scheme<User>>,
-    defaults: &Policy<User>,
+    session: Arc<dyn Scheme<AppUser>>,
+    defaults: &Policy<AppUser>,
 ) -> Router
 where
-    S: UserStore<User = User> + Clone,
+    S: UserStore<User = AppUser> + Clone,
 {
-    let scheme: Arc<dyn Scheme<User>> = Arc::new(OAuth1Auth::new(oauth.clone(), users));
+    let scheme: Arc<dyn Scheme<AppUser>> = Arc::new(OAuth1Auth::new(oauth.clone(), users));
     let request_oauth = oauth.clone();
     let access_oauth = oauth.clone();
     let get_oauth = oauth.clone();
@@ -146,12 +146,12 @@ where
         .route(
             "/oauth1/authorize/",
             MethodRouter::new()
-                .get(move |id: Identity<User>, req: Request| {
+                .get(move |id: Identity<AppUser>, req: Request| {
                     let oauth = get_oauth.clone();
                     let shared = get_shared.clone();
                     async move { consent_form(&oauth, &shared, id, req).await }
                 })
-                .post(move |id: Identity<User>, req: Request| {
+                .post(move |id: Identity<AppUser>, req: Request| {
                     let oauth = oauth.clone();
                     async move { consent(&oauth, id, req).await }
                 })
@@ -235,7 +235,7 @@ const INVALID_REQUEST_TOKEN: &str = "Invalid or expired request token.";
 async fn consent_form<S: AppStore>(
     oauth: &OAuth1,
     shared: &Shared<S>,
-    id: Identity<User>,
+    id: Identity<AppUser>,
     req: Request,
 ) -> Response {
     let Identity::User { user, .. } = id else {
@@ -289,7 +289,7 @@ async fn consent_form<S: AppStore>(
 
 /// POST `/oauth1/authorize/`: the session scheme has checked CSRF for the
 /// logged-in user; `allow=Authorize` authorizes the request token.
-async fn consent(oauth: &OAuth1, id: Identity<User>, req: Request) -> Response {
+async fn consent(oauth: &OAuth1, id: Identity<AppUser>, req: Request) -> Response {
     let Identity::User { user, .. } = id else {
         return login_redirect(&req);
     };

@@ -45,13 +45,13 @@ use portcullis::oauth2::{
 };
 use portcullis::scheme::csrf;
 use portcullis::scheme::{RequestHead, Scheme};
-use portcullis::store::UserStore;
+use portcullis::store::{SharedUsers, UserStore};
 use portcullis::{AuthError, AuthUser, Identity, IsAuthenticated, Policy, SecretKey, User};
 use serde_json::{json, Value};
 
 use super::respond::{escape_html, json, not_allowed_handler, read_body, PROTECTED_METHODS};
 use super::views::{self as app_views, ViewInfo};
-use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
+use super::{client_addr, forms, locked_out, store_error, AppStore, AppUser, Shared};
 
 /// Where the app keeps OAuth2 clients and tokens
 /// ([`AppConfig::oauth2_store`](super::AppConfig::oauth2_store)): any
@@ -60,7 +60,7 @@ use super::{client_addr, forms, locked_out, store_error, AppStore, Shared};
 pub struct SharedOAuth2Store {
     store: Arc<dyn OAuth2Store>,
     /// The same store, able to read a token with its user in one query.
-    joined: Option<Arc<dyn OAuth2UserStore<User = User>>>,
+    joined: Option<Arc<dyn OAuth2UserStore<User = AppUser>>>,
 }
 
 impl SharedOAuth2Store {
@@ -83,12 +83,12 @@ impl SharedOAuth2Store {
     {
         SharedOAuth2Store {
             store: Arc::new(store.clone()),
-            joined: Some(Arc::new(store)),
+            joined: Some(Arc::new(SharedUsers::new(store))),
         }
     }
 
     /// The joined reader, if the store keeps the users too.
-    pub(crate) fn joined(&self) -> Option<Arc<dyn OAuth2UserStore<User = User>>> {
+    pub(crate) fn joined(&self) -> Option<Arc<dyn OAuth2UserStore<User = AppUser>>> {
         self.joined.clone()
     }
 }
@@ -127,19 +127,19 @@ pub(crate) fn routes<S>(
     oauth2: OAuth2,
     store: S,
     shared: Arc<Shared<S>>,
-    defaults: &Policy<User>,
-    session: Arc<dyn Scheme<User>>,
-    joined: Option<Arc<dyn OAuth2UserStore<User = User>>>,
+    defaults: &Policy<AppUser>,
+    session: Arc<dyn Scheme<AppUser>>,
+    joined: Option<Arc<dyn OAuth2UserStore<User = AppUser>>>,
 ) -> Router
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let mut bearer = OAuth2Auth::new(oauth2.clone(), store.clone());
     if let Some(joined) = joined {
         // Used only while the tokens are not cached (caches off).
         bearer = bearer.with_joined_reads(joined);
     }
-    let scheme: Arc<dyn Scheme<User>> = Arc::new(bearer.clone());
+    let scheme: Arc<dyn Scheme<AppUser>> = Arc::new(bearer.clone());
     let state = Arc::new(State {
         oauth2,
         bearer,
@@ -180,11 +180,11 @@ where
         let get_state = state.clone();
         let post_state = state.clone();
         MethodRouter::new()
-            .get(move |id: Identity<User>, req: Request| {
+            .get(move |id: Identity<AppUser>, req: Request| {
                 let state = get_state.clone();
                 async move { authorize_get(&state, id, req).await }
             })
-            .post(move |id: Identity<User>, req: Request| {
+            .post(move |id: Identity<AppUser>, req: Request| {
                 let state = post_state.clone();
                 async move { authorize_post(&state, id, req).await }
             })
@@ -377,7 +377,7 @@ async fn authenticate_client<S>(
 
 async fn token_endpoint<S>(state: &State<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let realm = state.oauth2.settings().realm.clone();
     let addr = client_addr(&state.shared, &req);
@@ -401,7 +401,7 @@ async fn grant<S>(
     addr: Option<std::net::IpAddr>,
 ) -> Result<Result<Value, Response>, OAuth2Error>
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let grant_type = params.required("grant_type")?;
     let client = authenticate_client(state, headers, params).await?;
@@ -471,7 +471,7 @@ where
 
 async fn introspect<S>(state: &State<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let realm = state.oauth2.settings().realm.clone();
     let (headers, params) = match form_params(req).await {
@@ -581,7 +581,7 @@ enum Kind {
 
 fn bearer_route<S>(state: Arc<State<S>>, info: ViewInfo, kind: Kind) -> MethodRouter
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let handler = move |req: Request| {
         let state = state.clone();
@@ -600,7 +600,7 @@ where
 
 async fn bearer_view<S>(state: &State<S>, info: ViewInfo, kind: Kind, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let challenge = state.bearer.challenge();
     let head = RequestHead::from_request(&req);
@@ -714,9 +714,9 @@ fn authorize_error(e: AuthorizeError, realm: &str) -> Response {
     }
 }
 
-async fn authorize_get<S>(state: &State<S>, id: Identity<User>, req: Request) -> Response
+async fn authorize_get<S>(state: &State<S>, id: Identity<AppUser>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let Some(user) = id.user().cloned() else {
         return to_login(&req);
@@ -741,9 +741,9 @@ where
     consent_page(state, &request, &user, &secret)
 }
 
-async fn authorize_post<S>(state: &State<S>, id: Identity<User>, req: Request) -> Response
+async fn authorize_post<S>(state: &State<S>, id: Identity<AppUser>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = User>,
+    S: AppStore + UserStore<User = AppUser>,
 {
     let Some(user) = id.user().cloned() else {
         return to_login(&req);

@@ -6,12 +6,13 @@ use axum::http::header::{HeaderValue, ALLOW};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use portcullis::{Identity, IdentityRef, Policy, User};
+use portcullis::{Identity, IdentityRef, Policy};
 use serde_json::json;
 use tower::util::MapResponseLayer;
 use tower::Layer;
 
 use super::respond::{json, json_bytes, not_allowed_handler, push_json_opt, PROTECTED_METHODS};
+use super::AppUser;
 
 /// What DRF's `SimpleMetadata` says about a view.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,7 @@ pub(crate) fn metadata(info: ViewInfo, allow: &'static str) -> Response {
 }
 
 /// A protected route's body, `{"auth": ..., "user": ...}` ([`shown`]).
-pub(crate) fn show_body(id: &Identity<User>) -> Vec<u8> {
+pub(crate) fn show_body(id: &Identity<AppUser>) -> Vec<u8> {
     shown(id.username(), id.auth().map(|a| a.description()))
 }
 
@@ -86,13 +87,13 @@ struct Status {
     status: &'static str,
 }
 
-async fn show(id: IdentityRef<User>) -> Response {
+async fn show(id: IdentityRef<AppUser>) -> Response {
     json_bytes(StatusCode::OK, show_body(&id))
 }
 
 /// `/api/whoami/`: like [`show`], plus `is_authenticated`; anonymous
 /// requests get the configured unauthenticated user's name.
-async fn whoami(id: IdentityRef<User>) -> Response {
+async fn whoami(id: IdentityRef<AppUser>) -> Response {
     json_bytes(
         StatusCode::OK,
         who_am_i(
@@ -107,16 +108,16 @@ async fn whoami(id: IdentityRef<User>) -> Response {
 /// lets the request through; other methods get `405` after
 /// authentication, as DRF's `dispatch` checks credentials before it looks
 /// the handler up.
-pub(crate) fn protected(info: ViewInfo, policy: &Policy<User>) -> MethodRouter {
+pub(crate) fn protected(info: ViewInfo, policy: &Policy<AppUser>) -> MethodRouter {
     route_with(show, info, policy)
 }
 
 /// `/api/whoami/` under `policy` (the defaults with `AllowAny`).
-pub(crate) fn whoami_route(info: ViewInfo, policy: &Policy<User>) -> MethodRouter {
+pub(crate) fn whoami_route(info: ViewInfo, policy: &Policy<AppUser>) -> MethodRouter {
     route_with(whoami, info, policy)
 }
 
-pub(crate) fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<User>) -> MethodRouter
+pub(crate) fn route_with<H, T>(handler: H, info: ViewInfo, policy: &Policy<AppUser>) -> MethodRouter
 where
     H: Handler<T, ()> + Clone,
     T: 'static,

@@ -16,6 +16,11 @@
 //! invalidates the entries it affects at once, and look-ups that were in
 //! flight while it happened do not put their (possibly stale) answers back.
 //!
+//! A cached user is handed out as a copy (`S::User` is cloned). To share
+//! it instead, wrap the store in [`SharedUsers`](crate::store::SharedUsers)
+//! first: `CachedStore::new(SharedUsers::new(store), ttl)` caches
+//! `Arc<User>`s, and a hit costs a reference count.
+//!
 //! A write made by *another* process (the `portcullis deactivate`,
 //! `changepassword`, `deleteuser`, `create-token -r` commands, or a second
 //! server) is seen once the entry's TTL runs out. The TTL therefore bounds
