@@ -19,6 +19,37 @@ pub use shared::SharedUsers;
 
 type BoxError = Arc<dyn StdError + Send + Sync>;
 
+/// The raw bytes of a token's or session's digest: the HMAC-SHA256 whose
+/// lowercase hex follows `v1$` in the stored digest. The cached look-ups
+/// ([`TokenStore::token_by_digest_cached`],
+/// [`SessionStore::load_session_cached`]) take it, so that a request whose
+/// credential a cache holds never spells the digest out.
+pub type DigestMac = [u8; 32];
+
+/// The [`DigestMac`] of a stored digest in the form `v1$` and 64
+/// lowercase hex digits; `None` for any other form (such a digest is
+/// never cached).
+///
+/// ```
+/// use portcullis::store::digest_mac;
+///
+/// let digest = format!("v1${}", "0a".repeat(32));
+/// assert_eq!(digest_mac(&digest), Some([0x0a; 32]));
+/// assert_eq!(digest_mac(&digest.to_uppercase()), None);
+/// assert_eq!(digest_mac("v1$0a"), None);
+/// ```
+pub fn digest_mac(digest: &str) -> Option<DigestMac> {
+    let hex = digest.strip_prefix("v1$")?.as_bytes();
+    // Lowercase only: two digests differing in case are two keys as text,
+    // and must stay two keys as bytes.
+    if hex.len() != 64 || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
+}
+
 /// What can go wrong in a store.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -202,12 +233,14 @@ pub struct TokenRecord {
 pub trait TokenStore: Send + Sync + 'static {
     /// The token whose digest is this.
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError>;
-    /// The token whose digest is this if a cache holds it, shared with the
-    /// cache; see [`UserStore::user_by_id_cached`] (and
-    /// [`UserStore::remembers_reads`]). `None`, the default, means "ask
+    /// The token whose digest is `v1$` and the hex of `mac` if a cache
+    /// holds it, shared with the cache; see
+    /// [`UserStore::user_by_id_cached`] (and
+    /// [`UserStore::remembers_reads`]). An answer must be a token whose
+    /// own digest is exactly that. `None`, the default, means "ask
     /// [`token_by_digest`](TokenStore::token_by_digest)".
-    fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
-        let _ = digest;
+    fn token_by_digest_cached(&self, mac: &DigestMac) -> Option<Arc<TokenRecord>> {
+        let _ = mac;
         None
     }
     /// The token whose digest is this with its user (`None` when the user
@@ -257,12 +290,15 @@ pub struct SessionRecord {
 pub trait SessionStore: Send + Sync + 'static {
     /// The unexpired session with this digest.
     async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError>;
-    /// The session with this digest if a cache holds it, shared with the
-    /// cache; see [`UserStore::user_by_id_cached`] (and
-    /// [`UserStore::remembers_reads`]). `None`, the default, means "ask
+    /// The session whose digest is `v1$` and the hex of `mac` if a cache
+    /// holds it, shared with the cache; see
+    /// [`UserStore::user_by_id_cached`] (and
+    /// [`UserStore::remembers_reads`]). An answer must be a session whose
+    /// own digest is exactly that (expired or not: the caller checks).
+    /// `None`, the default, means "ask
     /// [`load_session`](SessionStore::load_session)".
-    fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
-        let _ = key_digest;
+    fn load_session_cached(&self, mac: &DigestMac) -> Option<Arc<SessionRecord>> {
+        let _ = mac;
         None
     }
     /// The unexpired session with this digest with its user (`None` when

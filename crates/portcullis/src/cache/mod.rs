@@ -95,8 +95,8 @@ use ttl::{FastCache, TtlCache as Cache};
 use crate::identity::{AuthUser, User};
 use crate::secret::{SecretKey, Subkey};
 use crate::store::{
-    NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserAdmin,
-    UserStore,
+    digest_mac, DigestMac, NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord,
+    TokenStore, UserAdmin, UserStore,
 };
 
 /// The store cache's time to live by default: half the one-second bound
@@ -116,12 +116,15 @@ struct Caches<U> {
     /// chooses them. Usernames keep SipHash.
     users: FastCache<i64, U>,
     names: Cache<String, U>,
-    /// Shared like the sessions: a request answered at once reads it in
-    /// place.
-    tokens: FastCache<String, Arc<TokenRecord>>,
-    /// Shared, so that a request answered at once reads it in place (a
-    /// session's `data` is a JSON map: costly to copy).
-    sessions: FastCache<String, Arc<SessionRecord>>,
+    /// Keyed by the raw bytes of their digests ([`digest_mac`]), so that
+    /// the at-once path looks up the HMAC it made without writing it out
+    /// in hex. Shared like the sessions: a request answered at once reads
+    /// it in place.
+    tokens: FastCache<DigestMac, Arc<TokenRecord>>,
+    /// Keyed like the tokens; shared, so that a request answered at once
+    /// reads it in place (a session's `data` is a JSON map: costly to
+    /// copy).
+    sessions: FastCache<DigestMac, Arc<SessionRecord>>,
     /// Bumped by every write; a look-up only fills the cache if no write
     /// happened while it was in flight.
     generation: AtomicU64,
@@ -282,12 +285,17 @@ fn fill_unless_written(
     }
 }
 
-/// [`read_through`] for a cache that shares its records (`Arc`), so that
-/// the at-once path can read them in place: the caller gets its own copy.
+/// [`read_through`] for the tokens and sessions: the cache shares its
+/// records (`Arc`), so that the at-once path can read them in place (the
+/// caller here gets its own copy), and is keyed by the raw bytes of the
+/// digest ([`digest_mac`]). Only a record whose own digest is the one
+/// asked for is remembered, so a hit by those bytes is exact; a digest in
+/// another form is never cached.
 async fn read_through_shared<V, F, Fut>(
     generation: Option<&AtomicU64>,
-    cache: Option<&FastCache<String, Arc<V>>>,
-    key: &str,
+    cache: Option<&FastCache<DigestMac, Arc<V>>>,
+    digest: &str,
+    digest_of: impl FnOnce(&V) -> &str,
     fetch: F,
 ) -> Result<Option<V>, StoreError>
 where
@@ -295,9 +303,24 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
 {
-    let shared = || async { Ok(fetch().await?.map(Arc::new)) };
-    let found = read_through(generation, cache, key, str::to_owned, shared, |_| true).await?;
-    Ok(found.map(Arc::unwrap_or_clone))
+    let (Some(generation), Some(cache), Some(mac)) = (generation, cache, digest_mac(digest)) else {
+        return fetch().await;
+    };
+    if let Some(hit) = cache.get(&mac) {
+        return Ok(Some(Arc::unwrap_or_clone(hit)));
+    }
+    let before = generation.load(Ordering::SeqCst);
+    let found = fetch().await?;
+    if let Some(record) = found.as_ref().filter(|r| digest_of(r) == digest) {
+        let shared = Arc::new(record.clone());
+        fill_unless_written(
+            generation,
+            before,
+            || cache.insert(mac, shared),
+            || cache.invalidate(&mac),
+        );
+    }
+    Ok(found)
 }
 
 impl<S: UserStore> CachedStore<S> {
@@ -311,8 +334,9 @@ impl<S: UserStore> CachedStore<S> {
     /// caches, unless a write happened meanwhile.
     async fn with_user<V, F, Fut>(
         &self,
-        records: impl Fn(&Caches<S::User>) -> &FastCache<String, Arc<V>>,
-        key: &str,
+        records: impl Fn(&Caches<S::User>) -> &FastCache<DigestMac, Arc<V>>,
+        digest: &str,
+        digest_of: impl Fn(&V) -> &str,
         user_id: impl Fn(&V) -> i64,
         fetch: F,
     ) -> Result<Option<(V, Option<S::User>)>, StoreError>
@@ -321,27 +345,28 @@ impl<S: UserStore> CachedStore<S> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<(V, Option<S::User>)>, StoreError>>,
     {
-        let Some(c) = self.caches.as_deref() else {
+        // Keyed as in `read_through_shared`.
+        let (Some(c), Some(mac)) = (self.caches.as_deref(), digest_mac(digest)) else {
             return fetch().await;
         };
-        if let Some(hit) = records(c).get(key) {
+        if let Some(hit) = records(c).get(&mac) {
             let user = self.user_by_id(user_id(&hit)).await?;
             return Ok(Some((Arc::unwrap_or_clone(hit), user)));
         }
         let before = c.generation.load(Ordering::SeqCst);
         let found = fetch().await?;
-        if let Some((record, user)) = &found {
+        if let Some((record, user)) = found.as_ref().filter(|(r, _)| digest_of(r) == digest) {
             fill_unless_written(
                 &c.generation,
                 before,
                 || {
-                    records(c).insert(key.to_owned(), Arc::new(record.clone()));
+                    records(c).insert(mac, Arc::new(record.clone()));
                     if let Some(u) = user {
                         c.users.insert(u.id(), u.clone());
                     }
                 },
                 || {
-                    records(c).invalidate(key);
+                    records(c).invalidate(&mac);
                     if let Some(u) = user {
                         c.users.invalidate(&u.id());
                     }
@@ -445,14 +470,18 @@ impl<S: UserAdmin> UserAdmin for CachedStore<S> {
 impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
     async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
         let c = self.caches.as_deref();
-        read_through_shared(self.generation(), c.map(|c| &c.tokens), digest, || {
-            self.inner.token_by_digest(digest)
-        })
+        read_through_shared(
+            self.generation(),
+            c.map(|c| &c.tokens),
+            digest,
+            |t| &t.digest,
+            || self.inner.token_by_digest(digest),
+        )
         .await
     }
 
-    fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
-        self.caches.as_deref()?.tokens.get(digest)
+    fn token_by_digest_cached(&self, mac: &DigestMac) -> Option<Arc<TokenRecord>> {
+        self.caches.as_deref()?.tokens.get(mac)
     }
 
     async fn token_with_user(
@@ -462,6 +491,7 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
         self.with_user(
             |c| &c.tokens,
             digest,
+            |t| &t.digest,
             |t| t.user_id,
             || self.inner.token_with_user(digest),
         )
@@ -503,6 +533,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
             self.generation(),
             c.map(|c| &c.sessions),
             key_digest,
+            |s| &s.key_digest,
             || self.inner.load_session(key_digest),
         )
         .await?;
@@ -518,6 +549,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
             .with_user(
                 |c| &c.sessions,
                 key_digest,
+                |s| &s.key_digest,
                 |s| s.user_id,
                 || self.inner.session_with_user(key_digest),
             )
@@ -526,8 +558,8 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
         Ok(found.filter(|(s, _)| s.expires > Utc::now()))
     }
 
-    fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
-        let found = self.caches.as_deref()?.sessions.get(key_digest)?;
+    fn load_session_cached(&self, mac: &DigestMac) -> Option<Arc<SessionRecord>> {
+        let found = self.caches.as_deref()?.sessions.get(mac)?;
         // Expired: `load_session` answers (no session).
         (found.expires > Utc::now()).then_some(found)
     }
@@ -535,7 +567,9 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         let r = self.inner.save_session(session).await;
         if let Some(c) = self.begin_write() {
-            c.sessions.invalidate(&session.key_digest);
+            if let Some(mac) = digest_mac(&session.key_digest) {
+                c.sessions.invalidate(&mac);
+            }
         }
         r
     }
@@ -543,7 +577,9 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
     async fn delete_session(&self, key_digest: &str) -> Result<(), StoreError> {
         let r = self.inner.delete_session(key_digest).await;
         if let Some(c) = self.begin_write() {
-            c.sessions.invalidate(key_digest);
+            if let Some(mac) = digest_mac(key_digest) {
+                c.sessions.invalidate(&mac);
+            }
         }
         r
     }
@@ -916,6 +952,17 @@ mod tests {
 
     const TTL: Duration = Duration::from_millis(500);
 
+    /// A digest in the stored form (`v1$` and 64 hex digits) made from a
+    /// short name, so that the caches keep it.
+    fn d(name: &str) -> String {
+        format!("v1${:0<64}", hex::encode(name))
+    }
+
+    /// The raw bytes of [`d`]'s digest, as the cached look-ups take them.
+    fn m(name: &str) -> DigestMac {
+        digest_mac(&d(name)).expect("a v1 digest")
+    }
+
     async fn setup() -> (MemoryStore, CachedStore<MemoryStore>, User) {
         let memory = MemoryStore::new();
         let store = CachedStore::new(memory.clone(), TTL);
@@ -952,13 +999,16 @@ mod tests {
     #[tokio::test]
     async fn cache_hits_avoid_store_lookups() {
         let (memory, store, ada) = setup().await;
-        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
-        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        memory.insert_token(&token(ada.id, &d("t1"))).await.unwrap();
+        memory
+            .save_session(&session(ada.id, &d("s1")))
+            .await
+            .unwrap();
         for _ in 0..5 {
             assert!(store.user_by_id(ada.id).await.unwrap().is_some());
             assert!(store.user_by_username("ada").await.unwrap().is_some());
-            assert!(store.token_by_digest("t1").await.unwrap().is_some());
-            assert!(store.load_session("s1").await.unwrap().is_some());
+            assert!(store.token_by_digest(&d("t1")).await.unwrap().is_some());
+            assert!(store.load_session(&d("s1")).await.unwrap().is_some());
         }
         assert_eq!(memory.lookups(), 4, "one look-up per key, then hits");
     }
@@ -966,32 +1016,127 @@ mod tests {
     #[tokio::test]
     async fn joined_reads_fill_both_caches_and_then_hit() {
         let (memory, store, ada) = setup().await;
-        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
-        memory.save_session(&session(ada.id, "s1")).await.unwrap();
-        let (t, user) = store.token_with_user("t1").await.unwrap().unwrap();
+        memory.insert_token(&token(ada.id, &d("t1"))).await.unwrap();
+        memory
+            .save_session(&session(ada.id, &d("s1")))
+            .await
+            .unwrap();
+        let (t, user) = store.token_with_user(&d("t1")).await.unwrap().unwrap();
         assert_eq!((t.user_id, user.map(|u| u.id)), (ada.id, Some(ada.id)));
-        assert!(store.session_with_user("s1").await.unwrap().is_some());
-        assert!(store.token_by_digest_cached("t1").is_some());
+        assert!(store.session_with_user(&d("s1")).await.unwrap().is_some());
+        assert!(store.token_by_digest_cached(&m("t1")).is_some());
         assert!(store.user_by_id_cached(ada.id).is_some());
-        assert!(store.load_session_cached("s1").is_some());
+        assert!(store.load_session_cached(&m("s1")).is_some());
         let before = memory.lookups();
         for _ in 0..5 {
-            assert!(store.token_with_user("t1").await.unwrap().is_some());
-            assert!(store.session_with_user("s1").await.unwrap().is_some());
+            assert!(store.token_with_user(&d("t1")).await.unwrap().is_some());
+            assert!(store.session_with_user(&d("s1")).await.unwrap().is_some());
         }
         assert_eq!(memory.lookups(), before, "hits: the store is not asked");
         // A write invalidates: the user is read again, as stored now.
         store.set_active(ada.id, false).await.unwrap();
-        let (_, user) = store.token_with_user("t1").await.unwrap().unwrap();
+        let (_, user) = store.token_with_user(&d("t1")).await.unwrap().unwrap();
         assert!(!user.unwrap().is_active);
         assert!(memory.lookups() > before);
+    }
+
+    /// A store that answers every token look-up with the token `t1`, as a
+    /// store whose comparison is looser than the digest's (say, a
+    /// case-insensitive collation) might answer with a row it should not.
+    struct Loose(MemoryStore);
+
+    #[async_trait]
+    impl UserStore for Loose {
+        type User = User;
+        async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+            self.0.user_by_id(id).await
+        }
+        async fn user_by_username(&self, name: &str) -> Result<Option<User>, StoreError> {
+            self.0.user_by_username(name).await
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for Loose {
+        async fn token_by_digest(&self, _: &str) -> Result<Option<TokenRecord>, StoreError> {
+            self.0.token_by_digest(&d("t1")).await
+        }
+        async fn token_with_user(
+            &self,
+            _: &str,
+        ) -> Result<Option<(TokenRecord, Option<User>)>, StoreError> {
+            self.0.token_with_user(&d("t1")).await
+        }
+        async fn token_for_user(&self, id: i64) -> Result<Option<TokenRecord>, StoreError> {
+            self.0.token_for_user(id).await
+        }
+        async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+            self.0.insert_token(t).await
+        }
+        async fn delete_token(&self, id: i64) -> Result<bool, StoreError> {
+            self.0.delete_token(id).await
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_record_whose_own_digest_was_asked_for_is_remembered() {
+        let (memory, _, ada) = setup().await;
+        memory.insert_token(&token(ada.id, &d("t1"))).await.unwrap();
+        let store = CachedStore::new(Loose(memory.clone()), TTL);
+
+        // Asked for t2, answered with t1: passed on (the scheme's
+        // constant-time compare refuses it), but kept under neither key.
+        let wrong = store.token_by_digest(&d("t2")).await.unwrap().unwrap();
+        assert_eq!(wrong.digest, d("t1"));
+        let (wrong, _) = store.token_with_user(&d("t2")).await.unwrap().unwrap();
+        assert_eq!(wrong.digest, d("t1"));
+        assert!(store.token_by_digest_cached(&m("t2")).is_none());
+        assert!(store.token_by_digest_cached(&m("t1")).is_none());
+
+        // Asked for t1 itself: kept, under t1's bytes.
+        store.token_by_digest(&d("t1")).await.unwrap().unwrap();
+        let hit = store.token_by_digest_cached(&m("t1")).unwrap();
+        assert_eq!(hit.digest, d("t1"));
+        assert!(store.token_by_digest_cached(&m("t2")).is_none());
+    }
+
+    #[tokio::test]
+    async fn digests_in_another_form_are_read_but_never_cached() {
+        let (memory, store, ada) = setup().await;
+        let upper = d("zz").to_uppercase().replacen("V1$", "v1$", 1);
+        for digest in [upper.as_str(), "v2$abc", "t1"] {
+            memory.insert_token(&token(ada.id, digest)).await.unwrap();
+            memory.save_session(&session(ada.id, digest)).await.unwrap();
+            let before = memory.lookups();
+            for _ in 0..3 {
+                assert!(store.token_by_digest(digest).await.unwrap().is_some());
+                assert!(store.load_session(digest).await.unwrap().is_some());
+            }
+            assert_eq!(
+                memory.lookups(),
+                before + 6,
+                "{digest}: every read reaches the store"
+            );
+            memory.delete_token(ada.id).await.unwrap();
+        }
+        // The uppercase twin of a lowercase digest is another key.
+        assert_eq!(digest_mac(&upper), None);
+        assert_eq!(digest_mac(&d("t1")), Some(m("t1")));
+        for bad in [
+            "v1$",
+            "v1$0",
+            &format!("v1${}", "g".repeat(64)),
+            &format!("{}0", d("t1")),
+        ] {
+            assert_eq!(digest_mac(bad), None, "{bad}");
+        }
     }
 
     #[tokio::test]
     async fn cache_misses_and_errors_are_not_remembered() {
         let (memory, store, _) = setup().await;
-        assert!(store.token_by_digest("nope").await.unwrap().is_none());
-        assert!(store.token_by_digest("nope").await.unwrap().is_none());
+        assert!(store.token_by_digest(&d("nope")).await.unwrap().is_none());
+        assert!(store.token_by_digest(&d("nope")).await.unwrap().is_none());
         assert_eq!(memory.lookups(), 2);
         memory.set_down(true);
         assert!(store.user_by_username("ada").await.is_err());
@@ -1057,12 +1202,15 @@ mod tests {
     #[tokio::test]
     async fn cache_set_active_invalidates_user_token_and_sessions() {
         let (memory, store, ada) = setup().await;
-        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
-        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        memory.insert_token(&token(ada.id, &d("t1"))).await.unwrap();
+        memory
+            .save_session(&session(ada.id, &d("s1")))
+            .await
+            .unwrap();
         store.user_by_id(ada.id).await.unwrap();
         store.user_by_username("ada").await.unwrap();
-        store.token_by_digest("t1").await.unwrap();
-        store.load_session("s1").await.unwrap();
+        store.token_by_digest(&d("t1")).await.unwrap();
+        store.load_session(&d("s1")).await.unwrap();
         store.set_active(ada.id, false).await.unwrap();
         let before = memory.lookups();
         assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
@@ -1074,25 +1222,28 @@ mod tests {
                 .unwrap()
                 .is_active
         );
-        store.token_by_digest("t1").await.unwrap();
-        store.load_session("s1").await.unwrap();
+        store.token_by_digest(&d("t1")).await.unwrap();
+        store.load_session(&d("s1")).await.unwrap();
         assert_eq!(memory.lookups(), before + 4, "every entry was dropped");
     }
 
     #[tokio::test]
     async fn cache_delete_user_invalidates_everything_of_the_user() {
         let (memory, store, ada) = setup().await;
-        memory.insert_token(&token(ada.id, "t1")).await.unwrap();
-        memory.save_session(&session(ada.id, "s1")).await.unwrap();
+        memory.insert_token(&token(ada.id, &d("t1"))).await.unwrap();
+        memory
+            .save_session(&session(ada.id, &d("s1")))
+            .await
+            .unwrap();
         store.user_by_id(ada.id).await.unwrap();
         store.user_by_username("ada").await.unwrap();
-        store.token_by_digest("t1").await.unwrap();
-        store.load_session("s1").await.unwrap();
+        store.token_by_digest(&d("t1")).await.unwrap();
+        store.load_session(&d("s1")).await.unwrap();
         store.delete_user(ada.id).await.unwrap();
         assert!(store.user_by_id(ada.id).await.unwrap().is_none());
         assert!(store.user_by_username("ada").await.unwrap().is_none());
-        assert!(store.token_by_digest("t1").await.unwrap().is_none());
-        assert!(store.load_session("s1").await.unwrap().is_none());
+        assert!(store.token_by_digest(&d("t1")).await.unwrap().is_none());
+        assert!(store.load_session(&d("s1")).await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -1119,47 +1270,53 @@ mod tests {
     #[tokio::test]
     async fn cache_token_revocation_and_regeneration_take_effect_at_once() {
         let (memory, store, ada) = setup().await;
-        store.insert_token(&token(ada.id, "old")).await.unwrap();
-        assert!(store.token_by_digest("old").await.unwrap().is_some());
+        store.insert_token(&token(ada.id, &d("old"))).await.unwrap();
+        assert!(store.token_by_digest(&d("old")).await.unwrap().is_some());
         // Regenerate: delete, then insert a new one.
         store.delete_token(ada.id).await.unwrap();
-        assert!(store.token_by_digest("old").await.unwrap().is_none());
-        store.insert_token(&token(ada.id, "new")).await.unwrap();
-        assert!(store.token_by_digest("new").await.unwrap().is_some());
-        assert!(store.token_by_digest("old").await.unwrap().is_none());
+        assert!(store.token_by_digest(&d("old")).await.unwrap().is_none());
+        store.insert_token(&token(ada.id, &d("new"))).await.unwrap();
+        assert!(store.token_by_digest(&d("new")).await.unwrap().is_some());
+        assert!(store.token_by_digest(&d("old")).await.unwrap().is_none());
         // An insert also drops what was cached for the user.
         memory.delete_token(ada.id).await.unwrap();
-        memory.insert_token(&token(ada.id, "x")).await.unwrap();
-        store.token_by_digest("x").await.unwrap();
-        store.insert_token(&token(ada.id, "y")).await.unwrap_err();
+        memory.insert_token(&token(ada.id, &d("x"))).await.unwrap();
+        store.token_by_digest(&d("x")).await.unwrap();
+        store
+            .insert_token(&token(ada.id, &d("y")))
+            .await
+            .unwrap_err();
         let before = memory.lookups();
-        store.token_by_digest("x").await.unwrap();
+        store.token_by_digest(&d("x")).await.unwrap();
         assert_eq!(memory.lookups(), before + 1);
     }
 
     #[tokio::test]
     async fn cache_session_writes_invalidate() {
         let (memory, store, ada) = setup().await;
-        for d in ["s1", "s2", "keep"] {
-            store.save_session(&session(ada.id, d)).await.unwrap();
-            assert!(store.load_session(d).await.unwrap().is_some());
+        for name in ["s1", "s2", "keep"] {
+            store
+                .save_session(&session(ada.id, &d(name)))
+                .await
+                .unwrap();
+            assert!(store.load_session(&d(name)).await.unwrap().is_some());
         }
-        store.delete_session("s1").await.unwrap();
-        assert!(store.load_session("s1").await.unwrap().is_none());
+        store.delete_session(&d("s1")).await.unwrap();
+        assert!(store.load_session(&d("s1")).await.unwrap().is_none());
         store
-            .delete_user_sessions(ada.id, Some("keep"))
+            .delete_user_sessions(ada.id, Some(&d("keep")))
             .await
             .unwrap();
-        assert!(store.load_session("s2").await.unwrap().is_none());
+        assert!(store.load_session(&d("s2")).await.unwrap().is_none());
         let before = memory.lookups();
-        assert!(store.load_session("keep").await.unwrap().is_some());
+        assert!(store.load_session(&d("keep")).await.unwrap().is_some());
         assert_eq!(memory.lookups(), before, "the kept session stays cached");
         // Saving replaces what was cached.
-        let mut changed = session(ada.id, "keep");
+        let mut changed = session(ada.id, &d("keep"));
         changed.data = serde_json::json!({"k": 1});
         store.save_session(&changed).await.unwrap();
         assert_eq!(
-            store.load_session("keep").await.unwrap().unwrap().data,
+            store.load_session(&d("keep")).await.unwrap().unwrap().data,
             changed.data
         );
     }
@@ -1167,12 +1324,12 @@ mod tests {
     #[tokio::test]
     async fn cache_expired_sessions_are_not_served_from_the_cache() {
         let (_, store, ada) = setup().await;
-        let mut s = session(ada.id, "s");
+        let mut s = session(ada.id, &d("s"));
         s.expires = Utc::now() + chrono::Duration::milliseconds(30);
         store.save_session(&s).await.unwrap();
-        assert!(store.load_session("s").await.unwrap().is_some());
+        assert!(store.load_session(&d("s")).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(store.load_session("s").await.unwrap().is_none());
+        assert!(store.load_session(&d("s")).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -290,13 +290,16 @@ impl<U: AuthUser> Policy<U> {
         head: &RequestHead<'_>,
     ) -> Option<Result<Identity<U>, AuthError>> {
         for scheme in &self.inner.schemes {
-            if !scheme.sees_credentials(head) {
-                continue;
-            }
-            match scheme.authenticate_now(head)? {
-                Ok(None) => continue,
-                Ok(Some(a)) => return Some(Ok(a.into())),
-                Err(e) => return Some(Err(failed(&**scheme, e))),
+            // The scheme's own answer first: one that can answer has looked
+            // for its credentials already, and saying "none" is what
+            // `sees_credentials` would have promised. Only a scheme that
+            // cannot answer at once is asked whether it would run at all.
+            match scheme.authenticate_now(head) {
+                Some(Ok(None)) => continue,
+                Some(Ok(Some(a))) => return Some(Ok(a.into())),
+                Some(Err(e)) => return Some(Err(failed(&**scheme, e))),
+                None if !scheme.sees_credentials(head) => continue,
+                None => return None,
             }
         }
         Some(Ok(Identity::Anonymous(self.inner.anonymous.clone())))
@@ -502,6 +505,107 @@ mod tests {
             Some(Ok(Identity::Anonymous(a))) => a.clone(),
             other => panic!("not anonymous: {other:?}"),
         }
+    }
+
+    /// A scheme that counts how often it is asked, answering from fixed
+    /// settings: whether it sees credentials, and what it answers at once.
+    struct Counted {
+        sees: bool,
+        now: Option<Result<Option<&'static str>, &'static str>>,
+        looks: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl Scheme<User> for Counted {
+        fn name(&self) -> &'static str {
+            "counted"
+        }
+        async fn authenticate(&self, _: &RequestHead<'_>) -> crate::scheme::Outcome<User> {
+            unreachable!("the at-once path never waits")
+        }
+        fn authenticate_now(&self, _: &RequestHead<'_>) -> Option<crate::scheme::Outcome<User>> {
+            let answer = self.now?;
+            Some(match answer {
+                Ok(None) => Ok(None),
+                Ok(Some(name)) => {
+                    let user = User {
+                        id: 1,
+                        username: name.into(),
+                        password: String::new(),
+                        email: String::new(),
+                        first_name: String::new(),
+                        last_name: String::new(),
+                        is_active: true,
+                        is_staff: false,
+                        is_superuser: false,
+                        last_login: None,
+                        date_joined: chrono::Utc::now(),
+                    };
+                    Ok(Some(crate::scheme::Authenticated::new(user, "counted")))
+                }
+                Err(detail) => Err(AuthError::failed(detail)),
+            })
+        }
+        fn sees_credentials(&self, _: &RequestHead<'_>) -> bool {
+            self.looks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.sees
+        }
+    }
+
+    fn counted(
+        sees: bool,
+        now: Option<Result<Option<&'static str>, &'static str>>,
+    ) -> Arc<Counted> {
+        Arc::new(Counted {
+            sees,
+            now,
+            looks: Default::default(),
+        })
+    }
+
+    fn looks(s: &Counted) -> usize {
+        s.looks.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn at_once_the_schemes_answer_first_and_are_asked_to_look_only_when_they_cannot() {
+        let parts = http::Request::new(()).into_parts().0;
+        let head = RequestHead::from_parts(&parts);
+        let run = |schemes: &[&Arc<Counted>]| {
+            let list = schemes
+                .iter()
+                .map(|s| (*s).clone() as Arc<dyn Scheme<User>>)
+                .collect();
+            Policy::<User>::new().schemes(list).authenticate_now(&head)
+        };
+
+        // Cannot answer at once, and sees nothing: skipped, the next answers.
+        let skipped = counted(false, None);
+        let ada = counted(true, Some(Ok(Some("ada"))));
+        let id = run(&[&skipped, &ada]).expect("answered at once").unwrap();
+        assert_eq!(id.username(), Some("ada"));
+        assert_eq!(
+            (looks(&skipped), looks(&ada)),
+            (1, 0),
+            "ada answered without a look"
+        );
+
+        // Cannot answer at once, but sees credentials: the request waits.
+        let waits = counted(true, None);
+        assert!(run(&[&waits, &ada]).is_none());
+        assert_eq!(looks(&waits), 1);
+
+        // No credentials of its kind, said at once: the next scheme decides,
+        // and the first is never asked to look.
+        let none = counted(true, Some(Ok(None)));
+        let refuses = counted(true, Some(Err("bad")));
+        let e = run(&[&none, &refuses]).unwrap().unwrap_err();
+        assert_eq!(e.to_string(), AuthError::failed("bad").to_string());
+        assert_eq!((looks(&none), looks(&refuses)), (0, 0));
+
+        // Nobody answers a user: anonymous.
+        let id = run(&[&none, &skipped]).unwrap().unwrap();
+        assert!(!id.is_authenticated());
     }
 
     #[tokio::test]

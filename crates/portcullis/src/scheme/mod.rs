@@ -359,7 +359,11 @@ pub trait Scheme<U: AuthUser>: Send + Sync + 'static {
     /// default, means "call `authenticate`". An answer must be the one
     /// `authenticate` would give, and `Ok(None)` must have no side effects:
     /// when a later scheme cannot answer at once, the layer runs every
-    /// scheme again the usual way.
+    /// scheme again the usual way. The layer asks this before
+    /// [`sees_credentials`](Scheme::sees_credentials), and asks that only
+    /// when this answers `None`: a request without the scheme's
+    /// credentials must get `Some(Ok(None))` or `None` here, never a user
+    /// or an error.
     fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<U>> {
         let _ = req;
         None
@@ -490,8 +494,8 @@ pub(crate) mod at_once {
     use super::*;
     use crate::cache::CachedStore;
     use crate::store::{
-        MemoryStore, NewUser, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore,
-        UserAdmin, UserStore,
+        DigestMac, MemoryStore, NewUser, SessionRecord, SessionStore, StoreError, TokenRecord,
+        TokenStore, UserAdmin, UserStore,
     };
     use crate::User;
 
@@ -534,8 +538,8 @@ pub(crate) mod at_once {
         async fn token_by_digest(&self, digest: &str) -> Result<Option<TokenRecord>, StoreError> {
             self.0.token_by_digest(digest).await
         }
-        fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
-            self.0.token_by_digest_cached(digest)
+        fn token_by_digest_cached(&self, mac: &DigestMac) -> Option<Arc<TokenRecord>> {
+            self.0.token_by_digest_cached(mac)
         }
         async fn token_for_user(&self, user_id: i64) -> Result<Option<TokenRecord>, StoreError> {
             self.0.token_for_user(user_id).await
@@ -553,8 +557,8 @@ pub(crate) mod at_once {
         async fn load_session(&self, digest: &str) -> Result<Option<SessionRecord>, StoreError> {
             self.0.load_session(digest).await
         }
-        fn load_session_cached(&self, digest: &str) -> Option<Arc<SessionRecord>> {
-            self.0.load_session_cached(digest)
+        fn load_session_cached(&self, mac: &DigestMac) -> Option<Arc<SessionRecord>> {
+            self.0.load_session_cached(mac)
         }
         async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
             self.0.save_session(session).await

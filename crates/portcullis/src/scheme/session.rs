@@ -266,8 +266,11 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
             // Nothing to find here: the key's hash is made once, by `user`.
             return None;
         }
-        let digest = self.key_mac.v1_digest(key.as_bytes());
-        let session = self.store.load_session_cached(digest.as_str())?;
+        // Asked by the HMAC itself, not its hex: the cache holds only
+        // sessions whose own digest is that HMAC's.
+        let session = self
+            .store
+            .load_session_cached(&self.key_mac.mac(key.as_bytes()))?;
         let user = self.store.user_by_id_cached(session.user_id)?;
         Some(self.still_valid(&session, user))
     }

@@ -187,16 +187,19 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// [`find`](Self::find) answered from the store's cache, without
     /// waiting: `Some` with the matching token when the cache holds one,
     /// `None` to ask the store.
+    ///
+    /// The cache is asked by the key's HMAC itself, not its hex: it holds
+    /// only tokens whose own digest is that HMAC's
+    /// ([`TokenStore::token_by_digest_cached`]), so a hit needs no
+    /// further compare.
     fn find_cached(&self, key: &str) -> Option<Arc<TokenRecord>> {
         if !self.store.remembers_reads() {
             // Nothing to find here: the key's hash is made once, by the
             // read that follows (`find_with_user`).
             return None;
         }
-        let buf = self.lookup.v1_digest(key.as_bytes());
-        let digest = buf.as_str();
-        let found = self.store.token_by_digest_cached(digest)?;
-        crate::secret::ct_eq(found.digest.as_bytes(), digest.as_bytes()).then_some(found)
+        self.store
+            .token_by_digest_cached(&self.lookup.mac(key.as_bytes()))
     }
 }
 

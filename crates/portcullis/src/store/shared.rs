@@ -6,7 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserStore};
+use super::{
+    DigestMac, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore, UserStore,
+};
 use crate::scheme::digest::DigestStore;
 use crate::scheme::hawk::{HawkCredential, HawkStore};
 
@@ -112,8 +114,8 @@ impl<S: UserStore + TokenStore> TokenStore for SharedUsers<S> {
         self.inner.token_by_digest(digest).await
     }
 
-    fn token_by_digest_cached(&self, digest: &str) -> Option<Arc<TokenRecord>> {
-        self.inner.token_by_digest_cached(digest)
+    fn token_by_digest_cached(&self, mac: &DigestMac) -> Option<Arc<TokenRecord>> {
+        self.inner.token_by_digest_cached(mac)
     }
 
     async fn token_with_user(
@@ -142,8 +144,8 @@ impl<S: UserStore + SessionStore> SessionStore for SharedUsers<S> {
         self.inner.load_session(key_digest).await
     }
 
-    fn load_session_cached(&self, key_digest: &str) -> Option<Arc<SessionRecord>> {
-        self.inner.load_session_cached(key_digest)
+    fn load_session_cached(&self, mac: &DigestMac) -> Option<Arc<SessionRecord>> {
+        self.inner.load_session_cached(mac)
     }
 
     async fn session_with_user(
