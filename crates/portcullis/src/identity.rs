@@ -109,6 +109,26 @@ pub struct User {
     pub date_joined: DateTime<Utc>,
 }
 
+#[cfg(test)]
+impl User {
+    /// An active user with nothing but an id and a name, for tests.
+    pub(crate) fn for_tests(id: i64, username: &str) -> User {
+        User {
+            id,
+            username: username.to_owned(),
+            password: String::new(),
+            email: String::new(),
+            first_name: String::new(),
+            last_name: String::new(),
+            is_active: true,
+            is_staff: false,
+            is_superuser: false,
+            last_login: None,
+            date_joined: Default::default(),
+        }
+    }
+}
+
 impl fmt::Debug for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("User")

@@ -34,7 +34,6 @@ use portcullis::jwt::{
     views, Jwt, JwtAuth, JwtBlacklist, JwtSettings, JwtViewError, MemoryBlacklist,
 };
 use portcullis::scheme::{RequestHead, Scheme};
-use portcullis::store::UserStore;
 use portcullis::{PasswordBackend, Policy, SecretKey};
 use serde_json::{json, Map, Value};
 
@@ -89,7 +88,7 @@ pub(crate) fn routes<S>(
     cache_ttl: Duration,
 ) -> Router
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let scheme: Arc<dyn Scheme<AppUser>> =
         Arc::new(JwtAuth::new(jwt.clone(), store.clone()).with_verified_cache(cache_ttl));
@@ -218,7 +217,7 @@ async fn data(req: Request) -> Result<Value, Response> {
 /// `/api/token/`: simplejwt's `TokenObtainPairView`.
 async fn obtain<S>(jwt: &Jwt, backend: &PasswordBackend<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let client = backend
         .lockout()

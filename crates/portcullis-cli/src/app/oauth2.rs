@@ -45,7 +45,7 @@ use portcullis::oauth2::{
 };
 use portcullis::scheme::csrf;
 use portcullis::scheme::{RequestHead, Scheme};
-use portcullis::store::{SharedUsers, UserStore};
+use portcullis::store::SharedUsers;
 use portcullis::{AuthError, AuthUser, Identity, IsAuthenticated, Policy, SecretKey, User};
 use serde_json::{json, Value};
 
@@ -132,7 +132,7 @@ pub(crate) fn routes<S>(
     joined: Option<Arc<dyn OAuth2UserStore<User = AppUser>>>,
 ) -> Router
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let mut bearer = OAuth2Auth::new(oauth2.clone(), store.clone());
     if let Some(joined) = joined {
@@ -377,7 +377,7 @@ async fn authenticate_client<S>(
 
 async fn token_endpoint<S>(state: &State<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let realm = state.oauth2.settings().realm.clone();
     let addr = client_addr(&state.shared, &req);
@@ -401,7 +401,7 @@ async fn grant<S>(
     addr: Option<std::net::IpAddr>,
 ) -> Result<Result<Value, Response>, OAuth2Error>
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let grant_type = params.required("grant_type")?;
     let client = authenticate_client(state, headers, params).await?;
@@ -471,7 +471,7 @@ where
 
 async fn introspect<S>(state: &State<S>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let realm = state.oauth2.settings().realm.clone();
     let (headers, params) = match form_params(req).await {
@@ -581,7 +581,7 @@ enum Kind {
 
 fn bearer_route<S>(state: Arc<State<S>>, info: ViewInfo, kind: Kind) -> MethodRouter
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let handler = move |req: Request| {
         let state = state.clone();
@@ -600,7 +600,7 @@ where
 
 async fn bearer_view<S>(state: &State<S>, info: ViewInfo, kind: Kind, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let challenge = state.bearer.challenge();
     let head = RequestHead::from_request(&req);
@@ -716,7 +716,7 @@ fn authorize_error(e: AuthorizeError, realm: &str) -> Response {
 
 async fn authorize_get<S>(state: &State<S>, id: Identity<AppUser>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let Some(user) = id.user().cloned() else {
         return to_login(&req);
@@ -743,7 +743,7 @@ where
 
 async fn authorize_post<S>(state: &State<S>, id: Identity<AppUser>, req: Request) -> Response
 where
-    S: AppStore + UserStore<User = AppUser>,
+    S: AppStore,
 {
     let Some(user) = id.user().cloned() else {
         return to_login(&req);

@@ -528,19 +528,7 @@ mod tests {
             Some(match answer {
                 Ok(None) => Ok(None),
                 Ok(Some(name)) => {
-                    let user = User {
-                        id: 1,
-                        username: name.into(),
-                        password: String::new(),
-                        email: String::new(),
-                        first_name: String::new(),
-                        last_name: String::new(),
-                        is_active: true,
-                        is_staff: false,
-                        is_superuser: false,
-                        last_login: None,
-                        date_joined: chrono::Utc::now(),
-                    };
+                    let user = User::for_tests(1, name);
                     Ok(Some(crate::scheme::Authenticated::new(user, "counted")))
                 }
                 Err(detail) => Err(AuthError::failed(detail)),

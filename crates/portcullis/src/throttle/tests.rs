@@ -17,19 +17,7 @@ use crate::store::StoreError;
 use crate::{IsAuthenticated, Policy, User};
 
 fn user(id: i64) -> User {
-    User {
-        id,
-        username: format!("user{id}"),
-        password: String::new(),
-        email: String::new(),
-        first_name: String::new(),
-        last_name: String::new(),
-        is_active: true,
-        is_staff: false,
-        is_superuser: false,
-        last_login: None,
-        date_joined: Default::default(),
-    }
+    User::for_tests(id, &format!("user{id}"))
 }
 
 /// A scheme that authenticates `X-User: <id>`.
