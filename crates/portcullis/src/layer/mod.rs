@@ -89,8 +89,9 @@ pub(crate) struct PolicyInner<U: AuthUser> {
     pub(crate) throttles: Vec<Arc<dyn Throttle<U>>>,
     pub(crate) anonymous: Anonymous,
     /// `Identity::Anonymous(anonymous)`, kept in step with it by
-    /// [`Policy::edit`]: shared by every request that no scheme
-    /// authenticates, so that such a request allocates no identity.
+    /// [`Policy::edit`]: what every request that no scheme authenticates
+    /// resolves to (shared by the layer, so that such a request allocates
+    /// no identity; cloned by `authenticate`).
     pub(crate) anonymous_identity: Identity<U>,
     pub(crate) form_limit: usize,
     pub(crate) on_rejection: RejectionHandler,
@@ -279,7 +280,7 @@ impl<U: AuthUser> Policy<U> {
                 Err(e) => return Err(failed(&**scheme, e)),
             }
         }
-        Ok(Identity::Anonymous(self.inner.anonymous.clone()))
+        Ok(self.inner.anonymous_identity.clone())
     }
 
     /// [`authenticate`](Self::authenticate) answered without waiting, when
@@ -302,7 +303,7 @@ impl<U: AuthUser> Policy<U> {
                 None => return None,
             }
         }
-        Some(Ok(Identity::Anonymous(self.inner.anonymous.clone())))
+        Some(Ok(self.inner.anonymous_identity.clone()))
     }
 
     /// Runs the permission (DRF's `check_permissions` and
