@@ -139,8 +139,12 @@ impl Subkey {
 
     /// [`mac`](Self::mac) in lowercase hex, on the stack.
     pub(crate) fn mac_hex(&self, data: &[u8]) -> MacHex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 64];
-        hex::encode_to_slice(self.mac(data), &mut out).expect("32 bytes fill 64 hex digits");
+        for (pair, byte) in out.chunks_exact_mut(2).zip(self.mac(data)) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 15)];
+        }
         MacHex(out)
     }
 
@@ -225,6 +229,23 @@ mod tests {
 
     fn key() -> SecretKey {
         SecretKey::new("x".repeat(40)).unwrap()
+    }
+
+    #[test]
+    fn hex_and_v1_forms_spell_the_mac_in_lowercase() {
+        let sub = key().subkey("p");
+        for data in [&b""[..], b"a", b"some token", &[0xff; 100]] {
+            let mac = sub.mac(data);
+            assert_eq!(sub.mac_hex(data).as_str(), hex::encode(mac));
+            assert_eq!(
+                sub.v1_digest(data).as_str(),
+                format!("v1${}", hex::encode(mac))
+            );
+            assert_eq!(
+                crate::store::digest_mac(sub.v1_digest(data).as_str()),
+                Some(mac)
+            );
+        }
     }
 
     #[test]

@@ -39,15 +39,28 @@ pub type DigestMac = [u8; 32];
 /// assert_eq!(digest_mac("v1$0a"), None);
 /// ```
 pub fn digest_mac(digest: &str) -> Option<DigestMac> {
-    let hex = digest.strip_prefix("v1$")?.as_bytes();
+    let hex: &[u8; 64] = digest.strip_prefix("v1$")?.as_bytes().try_into().ok()?;
     // Lowercase only: two digests differing in case are two keys as text,
-    // and must stay two keys as bytes.
-    if hex.len() != 64 || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
+    // and must stay two keys as bytes. One pass, no early exit per digit
+    // (this runs on every uncached look-up).
     let mut out = [0u8; 32];
-    hex::decode_to_slice(hex, &mut out).ok()?;
-    Some(out)
+    let mut bad = false;
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (lower_hex_digit(pair[0]), lower_hex_digit(pair[1]));
+        bad |= hi > 15 || lo > 15;
+        *byte = (hi << 4) | (lo & 15);
+    }
+    (!bad).then_some(out)
+}
+
+/// The value of a lowercase hex digit, or a value above 15 for anything
+/// else.
+fn lower_hex_digit(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => 16,
+    }
 }
 
 /// What can go wrong in a store.
@@ -629,5 +642,42 @@ impl crate::scheme::hawk::HawkStore for MemoryStore {
 impl Ping for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.guard().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_mac_reads_every_byte_and_refuses_every_other_form() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        for chunk in bytes.chunks(32) {
+            let mac: DigestMac = chunk.try_into().unwrap();
+            let digest = format!("v1${}", hex::encode(mac));
+            assert_eq!(digest_mac(&digest), Some(mac), "{digest}");
+            // One digit replaced, anywhere, by anything but a lowercase
+            // hex digit.
+            for at in [3, 4, 34, 66] {
+                for c in ["A", "F", "g", "G", "/", ":", "@", "`", " ", "\0"] {
+                    let mut bad = digest.clone();
+                    bad.replace_range(at..at + 1, c);
+                    assert_eq!(digest_mac(&bad), None, "{bad:?}");
+                }
+            }
+            // Sixty-four bytes that are not sixty-four digits.
+            let accented = format!("v1$é{}", &digest[5..]);
+            assert_eq!(accented.len(), digest.len());
+            assert_eq!(digest_mac(&accented), None);
+            for other in [
+                format!("v2${}", &digest[3..]),
+                format!("V1${}", &digest[3..]),
+                digest[..66].to_owned(),
+                format!("{digest}0"),
+                digest[3..].to_owned(),
+            ] {
+                assert_eq!(digest_mac(&other), None, "{other}");
+            }
+        }
     }
 }

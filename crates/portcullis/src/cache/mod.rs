@@ -303,7 +303,11 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<V>, StoreError>>,
 {
-    let (Some(generation), Some(cache), Some(mac)) = (generation, cache, digest_mac(digest)) else {
+    // With the caches off, the digest is not even parsed.
+    let (Some(generation), Some(cache)) = (generation, cache) else {
+        return fetch().await;
+    };
+    let Some(mac) = digest_mac(digest) else {
         return fetch().await;
     };
     if let Some(hit) = cache.get(&mac) {
@@ -346,7 +350,11 @@ impl<S: UserStore> CachedStore<S> {
         Fut: std::future::Future<Output = Result<Option<(V, Option<S::User>)>, StoreError>>,
     {
         // Keyed as in `read_through_shared`.
-        let (Some(c), Some(mac)) = (self.caches.as_deref(), digest_mac(digest)) else {
+        // With the caches off, the digest is not even parsed.
+        let Some(c) = self.caches.as_deref() else {
+            return fetch().await;
+        };
+        let Some(mac) = digest_mac(digest) else {
             return fetch().await;
         };
         if let Some(hit) = records(c).get(&mac) {
