@@ -262,10 +262,6 @@ impl<S: SessionStore + UserStore + Clone> Sessions<S> {
         if !well_formed(key) {
             return Some(None);
         }
-        if !self.store.remembers_reads() {
-            // Nothing to find here: the key's hash is made once, by `user`.
-            return None;
-        }
         // Asked by the HMAC itself, not its hex: the cache holds only
         // sessions whose own digest is that HMAC's.
         let session = self
@@ -346,6 +342,11 @@ impl<S: SessionStore + UserStore + Clone> Scheme<S::User> for SessionAuth<S> {
     }
 
     fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        if !self.sessions.store.remembers_reads() {
+            // No cache to answer from: the cookie is read once, by
+            // `authenticate`.
+            return None;
+        }
         let Some(key) = req.cookie(&self.sessions.config.cookie_name) else {
             return Some(Ok(None));
         };
@@ -470,19 +471,25 @@ mod tests {
         let head = RequestHead::from_request(&get);
         // Fills the cache behind the store, which says it remembers nothing.
         auth.authenticate(&head).await.unwrap().unwrap();
-        assert!(auth.authenticate_now(&head).is_none());
-        // No session cookie, or one that cannot be a session key: answered
-        // at once.
+        // Nothing is answered at once: the cookie is read once, by
+        // `authenticate`, which also turns junk away.
         let none = http::Request::get("/").body(()).unwrap();
         let junk = http::Request::get("/")
             .header("cookie", "sessionid=../etc")
             .body(())
             .unwrap();
-        for req in [none, junk] {
-            assert!(matches!(
-                auth.authenticate_now(&RequestHead::from_request(&req)),
-                Some(Ok(None))
-            ));
+        for req in [&get, &none, &junk] {
+            assert!(auth
+                .authenticate_now(&RequestHead::from_request(req))
+                .is_none());
         }
+        assert!(auth
+            .authenticate(&RequestHead::from_request(&junk))
+            .await
+            .unwrap()
+            .is_none());
+        // A request without the cookie is still decided at once, by the
+        // policy: the scheme sees no credentials.
+        assert!(!auth.sees_credentials(&RequestHead::from_request(&none)));
     }
 }

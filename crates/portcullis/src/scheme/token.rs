@@ -193,11 +193,6 @@ impl<S: TokenStore + UserStore + Clone> Tokens<S> {
     /// ([`TokenStore::token_by_digest_cached`]), so a hit needs no
     /// further compare.
     fn find_cached(&self, key: &str) -> Option<Arc<TokenRecord>> {
-        if !self.store.remembers_reads() {
-            // Nothing to find here: the key's hash is made once, by the
-            // read that follows (`find_with_user`).
-            return None;
-        }
         self.store
             .token_by_digest_cached(&self.lookup.mac(key.as_bytes()))
     }
@@ -334,6 +329,11 @@ impl<S: TokenStore + UserStore + Clone> Scheme<S::User> for TokenAuth<S> {
     }
 
     fn authenticate_now(&self, req: &RequestHead<'_>) -> Option<Outcome<S::User>> {
+        if !self.tokens.store.remembers_reads() {
+            // No cache to answer from: the header is read once, by
+            // `authenticate`.
+            return None;
+        }
         let words = req.authorization_words3();
         let key = match parse_borrowed(&words, &self.keyword) {
             Ok(Some(key)) => key,
@@ -484,16 +484,26 @@ mod tests {
         let head = RequestHead::from_request(&good);
         // Fills the cache behind the store, which says it remembers nothing.
         auth.authenticate(&head).await.unwrap().unwrap();
-        assert!(auth.authenticate_now(&head).is_none());
-        // What needs no store is still answered at once.
+        // Nothing is answered at once: the header is read once, by
+        // `authenticate`.
         let other = http::Request::get("/")
             .header("authorization", "Bearer abc")
             .body(())
             .unwrap();
-        assert!(matches!(
-            auth.authenticate_now(&RequestHead::from_request(&other)),
-            Some(Ok(None))
-        ));
+        let none = http::Request::get("/").body(()).unwrap();
+        for req in [&good, &other, &none] {
+            assert!(auth
+                .authenticate_now(&RequestHead::from_request(req))
+                .is_none());
+        }
+        assert!(auth
+            .authenticate(&RequestHead::from_request(&other))
+            .await
+            .unwrap()
+            .is_none());
+        // A request without the header is still decided at once, by the
+        // policy: the scheme sees no credentials.
+        assert!(!auth.sees_credentials(&RequestHead::from_request(&none)));
     }
 
     async fn setup() -> (Tokens<MemoryStore>, i64) {
