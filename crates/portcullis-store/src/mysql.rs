@@ -241,7 +241,7 @@ impl UserStore for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::user_from_row(&row, 0).map_err(map_sqlx_error))
         .transpose()?;
         // utf8mb4_bin is a PAD SPACE collation: "ada " matches "ada".
         Ok(user.filter(|u| u.username == username))

@@ -136,6 +136,8 @@ const CLIENT_COLUMNS: &str = "client_id, name, is_public, secret_digest, redirec
 pub(crate) const TOKEN_COLUMNS: &str =
     "digest, kind, client_id, user_id, scope, family, revoked, expires, \
      redirect_uri, code_challenge, code_challenge_method, created";
+/// How many columns [`TOKEN_COLUMNS`] names.
+const TOKEN_COLUMN_COUNT: usize = 12;
 
 /// Implements [`OAuth2Store`] and [`OAuth2UserStore`] for one dialect:
 /// `$sql` turns the `?`-placeholder text into the dialect's. The joined
@@ -447,13 +449,15 @@ macro_rules! oauth2_joined_rows {
                                 else {
                                     continue;
                                 };
+                                // The user's columns follow the token's.
+                                let first = TOKEN_COLUMN_COUNT;
                                 let user = match row
-                                    .try_get::<Option<i64>, _>("id")
+                                    .try_get::<Option<i64>, _>(first)
                                     .map_err(map_sqlx_error)?
                                 {
-                                    Some(_) => {
-                                        Some(sql::user_from_row(row).map_err(map_sqlx_error)?)
-                                    }
+                                    Some(_) => Some(
+                                        sql::user_from_row(row, first).map_err(map_sqlx_error)?,
+                                    ),
                                     None => None,
                                 };
                                 found.push((t.digest.clone(), (t, user)));
@@ -547,6 +551,11 @@ impl OAuth2UserStore for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_token_column_count_is_the_list_s() {
+        assert_eq!(TOKEN_COLUMNS.split(',').count(), TOKEN_COLUMN_COUNT);
+    }
 
     #[test]
     fn keys_must_be_short_printable_ascii() {

@@ -206,7 +206,7 @@ impl UserStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::user_from_row(&row, 0).map_err(map_sqlx_error))
         .transpose()
     }
 

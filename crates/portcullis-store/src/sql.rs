@@ -8,7 +8,7 @@ use portcullis::lockout::Failures;
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
 use rand::distributions::{Alphanumeric, DistString};
-use sqlx::{ColumnIndex, Database, Decode, Row, Type};
+use sqlx::{Column as _, ColumnIndex, Database, Decode, Row, Type, TypeInfo as _};
 
 pub(crate) use crate::millis::{expiry_millis, from_millis, millis};
 
@@ -74,63 +74,134 @@ pub(crate) use session_columns;
 pub(crate) trait Column<'r, DB: Database>: Decode<'r, DB> + Type<DB> {}
 impl<'r, DB: Database, T: Decode<'r, DB> + Type<DB>> Column<'r, DB> for T {}
 
-/// A row of `auth_user`, selected with `user_columns!()`.
-pub(crate) fn user_from_row<'r, R>(row: &'r R) -> Result<User, sqlx::Error>
+/// A row of `auth_user`, selected with `user_columns!()` from column
+/// `first` on (`0` alone, after the other table's columns in a join).
+///
+/// Columns are taken by position, in `user_columns!()`'s order: by name,
+/// each would cost a hash look-up, on every row of every uncached read.
+pub(crate) fn user_from_row<'r, R>(row: &'r R, first: usize) -> Result<User, sqlx::Error>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    bool: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    user_at(row, first, true)
+}
+
+/// [`user_from_row`], with the columns' types checked only when `check`
+/// (see [`column`]).
+fn user_at<'r, R>(row: &'r R, first: usize, check: bool) -> Result<User, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     bool: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
     Ok(User {
-        id: row.try_get("id")?,
-        password: row.try_get("password")?,
-        last_login: row.try_get("last_login")?,
-        is_superuser: row.try_get("is_superuser")?,
-        username: row.try_get("username")?,
-        first_name: row.try_get("first_name")?,
-        last_name: row.try_get("last_name")?,
-        email: row.try_get("email")?,
-        is_staff: row.try_get("is_staff")?,
-        is_active: row.try_get("is_active")?,
-        date_joined: row.try_get("date_joined")?,
+        id: column(row, first, check)?,
+        password: column(row, first + 1, check)?,
+        last_login: column(row, first + 2, check)?,
+        is_superuser: column(row, first + 3, check)?,
+        username: column(row, first + 4, check)?,
+        first_name: column(row, first + 5, check)?,
+        last_name: column(row, first + 6, check)?,
+        email: column(row, first + 7, check)?,
+        is_staff: column(row, first + 8, check)?,
+        is_active: column(row, first + 9, check)?,
+        date_joined: column(row, first + 10, check)?,
     })
 }
 
-/// A row of `portcullis_token`.
+/// Column `at` of `row`, its type checked against `T` when `check`, else
+/// only decoded. In one result set every row's column has the type the
+/// result declares for it on PostgreSQL and MariaDB, so the batched reads
+/// check the first row (the declared type too, even where that row holds
+/// `NULL`) and skip the check, a few hundred instructions a column, on the
+/// rest. A `NULL` where `T` cannot hold one is an error either way.
+fn column<'r, R, T>(row: &'r R, at: usize, check: bool) -> Result<T, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    T: Column<'r, R::Database>,
+{
+    if !check {
+        return row.try_get_unchecked(at);
+    }
+    let declared = row.try_column(at)?.type_info();
+    if !declared.is_null() && !T::compatible(declared) {
+        return Err(sqlx::Error::ColumnDecode {
+            index: at.to_string(),
+            source: format!("the column's type, {declared}, is not the one expected").into(),
+        });
+    }
+    row.try_get(at)
+}
+
+/// How many columns `token_columns!()` and `session_columns!()` name:
+/// where the user's columns start in a joined row.
+pub(crate) const RECORD_COLUMNS: usize = 4;
+
+/// A row of `portcullis_token`, selected with `token_columns!()` first
+/// (taken by position, as [`user_from_row`]).
 pub(crate) fn token_from_row<'r, R>(row: &'r R) -> Result<TokenRecord, sqlx::Error>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    token_at(row, true)
+}
+
+fn token_at<'r, R>(row: &'r R, check: bool) -> Result<TokenRecord, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
     Ok(TokenRecord {
-        user_id: row.try_get("user_id")?,
-        digest: row.try_get("digest")?,
-        sealed_key: row.try_get("sealed_key")?,
-        created: row.try_get("created")?,
+        user_id: column(row, 0, check)?,
+        digest: column(row, 1, check)?,
+        sealed_key: column(row, 2, check)?,
+        created: column(row, 3, check)?,
     })
 }
 
-/// A row of `portcullis_session`; `data` is JSON text.
+/// A row of `portcullis_session`, selected with `session_columns!()`
+/// first (taken by position, as [`user_from_row`]); `data` is JSON text.
 pub(crate) fn session_from_row<'r, R>(row: &'r R) -> Result<SessionRecord, sqlx::Error>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
-    let data: String = row.try_get("data")?;
+    session_at(row, true)
+}
+
+fn session_at<'r, R>(row: &'r R, check: bool) -> Result<SessionRecord, sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Column<'r, R::Database>,
+    String: Column<'r, R::Database>,
+    DateTime<Utc>: Column<'r, R::Database>,
+{
+    let data: String = column(row, 2, check)?;
     Ok(SessionRecord {
-        key_digest: row.try_get("key_digest")?,
-        user_id: row.try_get("user_id")?,
+        key_digest: column(row, 0, check)?,
+        user_id: column(row, 1, check)?,
         data: serde_json::from_str(&data).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        expires: row.try_get("expires")?,
+        expires: column(row, 3, check)?,
     })
 }
 
@@ -140,14 +211,15 @@ where
 pub(crate) fn keyed_users<'r, R>(rows: &'r [R]) -> Result<Vec<(i64, User)>, StoreError>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     bool: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
     rows.iter()
-        .map(|row| user_from_row(row).map(|user| (user.id, user)))
+        .enumerate()
+        .map(|(n, row)| user_at(row, 0, n == 0).map(|user| (user.id, user)))
         .collect::<Result<_, _>>()
         .map_err(crate::error::map_sqlx_error)
 }
@@ -161,16 +233,17 @@ pub(crate) type KeyedTokens = Vec<(String, (TokenRecord, Option<User>))>;
 pub(crate) fn keyed_tokens<'r, R>(rows: &'r [R]) -> Result<KeyedTokens, StoreError>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     bool: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
     rows.iter()
-        .map(|row| {
-            let token = token_from_row(row)?;
-            let user = user_from_row(row)?;
+        .enumerate()
+        .map(|(n, row)| {
+            let token = token_at(row, n == 0)?;
+            let user = user_at(row, RECORD_COLUMNS, n == 0)?;
             Ok((token.digest.clone(), (token, Some(user))))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -186,16 +259,17 @@ pub(crate) type KeyedSessions = Vec<(String, (SessionRecord, Option<User>))>;
 pub(crate) fn keyed_sessions<'r, R>(rows: &'r [R]) -> Result<KeyedSessions, StoreError>
 where
     R: Row,
-    &'static str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
     i64: Column<'r, R::Database>,
     bool: Column<'r, R::Database>,
     String: Column<'r, R::Database>,
     DateTime<Utc>: Column<'r, R::Database>,
 {
     rows.iter()
-        .map(|row| {
-            let session = session_from_row(row)?;
-            let user = user_from_row(row)?;
+        .enumerate()
+        .map(|(n, row)| {
+            let session = session_at(row, n == 0)?;
+            let user = user_at(row, RECORD_COLUMNS, n == 0)?;
             Ok((session.key_digest.clone(), (session, Some(user))))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -277,6 +351,57 @@ mod tests {
         assert!(p.starts_with('!'));
         assert_eq!(p.len(), 41);
         assert_ne!(p, unusable_password());
+    }
+
+    /// The positions the row readers take columns by.
+    #[test]
+    fn column_counts_match_the_column_lists() {
+        let count = |list: &str| list.split(',').count();
+        assert_eq!(count(token_columns!()), RECORD_COLUMNS);
+        assert_eq!(count(session_columns!()), RECORD_COLUMNS);
+        #[cfg(any(feature = "sqlite", feature = "postgres"))]
+        {
+            let users: Vec<&str> = user_columns!().split(',').map(str::trim).collect();
+            assert_eq!(users[0], "id");
+            assert_eq!(users[10], "date_joined");
+            assert_eq!(users.len(), 11);
+        }
+        let tokens: Vec<&str> = token_columns!().split(',').map(str::trim).collect();
+        assert_eq!(tokens, ["user_id", "digest", "sealed_key", "created"]);
+        let sessions: Vec<&str> = session_columns!().split(',').map(str::trim).collect();
+        assert_eq!(sessions, ["key_digest", "user_id", "data", "expires"]);
+    }
+
+    /// The batched reads check the first row's declared column types, so a
+    /// column of another type fails the read with an error, even where the
+    /// first row holds `NULL` and the next a value, which is then decoded
+    /// without a check of its own.
+    #[cfg(all(feature = "postgres", feature = "testing"))]
+    #[tokio::test]
+    async fn a_column_of_another_type_fails_the_batch_even_behind_a_null() {
+        let url = crate::testing::fresh_postgres_url().await;
+        let _cleanup = crate::testing::DropOnExit::new(&url);
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let select = |last_login: &str| {
+            format!(
+                "SELECT * FROM (VALUES \
+                 (1::int8, 'h', NULL::{last_login}, false, 'a', '', '', '', false, true, now()), \
+                 (2::int8, 'h', '2024-01-01'::{last_login}, false, 'b', '', '', '', false, true, now())) \
+                 AS u ORDER BY 1"
+            )
+        };
+        let rows = sqlx::query(&select("timestamptz"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let users = keyed_users(&rows).unwrap();
+        assert_eq!(users.len(), 2);
+        assert_eq!(users[0].1.last_login, None);
+        assert!(users[1].1.last_login.is_some());
+        let rows = sqlx::query(&select("text")).fetch_all(&pool).await.unwrap();
+        let err = keyed_users(&rows).unwrap_err().to_string();
+        assert!(err.contains("not the one expected"), "{err}");
+        pool.close().await;
     }
 
     #[test]
