@@ -241,7 +241,7 @@ impl UserStore for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row, 0).map_err(map_sqlx_error))
+        .map(|row| sql::user_from_row(&row, 0, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()?;
         // utf8mb4_bin is a PAD SPACE collation: "ada " matches "ada".
         Ok(user.filter(|u| u.username == username))
@@ -319,7 +319,7 @@ impl TokenStore for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -340,7 +340,7 @@ impl TokenStore for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -386,7 +386,7 @@ impl SessionStore for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::session_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::session_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 

@@ -456,7 +456,8 @@ macro_rules! oauth2_joined_rows {
                                     .map_err(map_sqlx_error)?
                                 {
                                     Some(_) => Some(
-                                        sql::user_from_row(row, first).map_err(map_sqlx_error)?,
+                                        sql::user_from_row(row, first, sql::CHECKED)
+                                            .map_err(map_sqlx_error)?,
                                     ),
                                     None => None,
                                 };
@@ -553,7 +554,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_token_column_count_is_the_list_s() {
+    fn token_column_count_matches_the_list() {
         assert_eq!(TOKEN_COLUMNS.split(',').count(), TOKEN_COLUMN_COUNT);
     }
 

@@ -206,7 +206,7 @@ impl UserStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row, 0).map_err(map_sqlx_error))
+        .map(|row| sql::user_from_row(&row, 0, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -280,7 +280,7 @@ impl TokenStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -301,7 +301,7 @@ impl TokenStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -347,7 +347,7 @@ impl SessionStore for PostgresStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::session_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::session_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 

@@ -75,25 +75,17 @@ pub(crate) trait Column<'r, DB: Database>: Decode<'r, DB> + Type<DB> {}
 impl<'r, DB: Database, T: Decode<'r, DB> + Type<DB>> Column<'r, DB> for T {}
 
 /// A row of `auth_user`, selected with `user_columns!()` from column
-/// `first` on (`0` alone, after the other table's columns in a join).
+/// `first` on (`0` alone, after the other table's columns in a join),
+/// its types checked as [`column`] says (pass [`CHECKED`] for a row read
+/// on its own).
 ///
 /// Columns are taken by position, in `user_columns!()`'s order: by name,
 /// each would cost a hash look-up, on every row of every uncached read.
-pub(crate) fn user_from_row<'r, R>(row: &'r R, first: usize) -> Result<User, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    i64: Column<'r, R::Database>,
-    bool: Column<'r, R::Database>,
-    String: Column<'r, R::Database>,
-    DateTime<Utc>: Column<'r, R::Database>,
-{
-    user_at(row, first, true)
-}
-
-/// [`user_from_row`], with the columns' types checked only when `check`
-/// (see [`column`]).
-fn user_at<'r, R>(row: &'r R, first: usize, check: bool) -> Result<User, sqlx::Error>
+pub(crate) fn user_from_row<'r, R>(
+    row: &'r R,
+    first: usize,
+    check: bool,
+) -> Result<User, sqlx::Error>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -116,6 +108,9 @@ where
         date_joined: column(row, first + 10, check)?,
     })
 }
+
+/// For a row read on its own: check its columns' types.
+pub(crate) const CHECKED: bool = true;
 
 /// Column `at` of `row`, its type checked against `T` when `check`, else
 /// only decoded. In one result set every row's column has the type the
@@ -147,19 +142,8 @@ where
 pub(crate) const RECORD_COLUMNS: usize = 4;
 
 /// A row of `portcullis_token`, selected with `token_columns!()` first
-/// (taken by position, as [`user_from_row`]).
-pub(crate) fn token_from_row<'r, R>(row: &'r R) -> Result<TokenRecord, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    i64: Column<'r, R::Database>,
-    String: Column<'r, R::Database>,
-    DateTime<Utc>: Column<'r, R::Database>,
-{
-    token_at(row, true)
-}
-
-fn token_at<'r, R>(row: &'r R, check: bool) -> Result<TokenRecord, sqlx::Error>
+/// (taken by position and checked, as [`user_from_row`]).
+pub(crate) fn token_from_row<'r, R>(row: &'r R, check: bool) -> Result<TokenRecord, sqlx::Error>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -176,19 +160,9 @@ where
 }
 
 /// A row of `portcullis_session`, selected with `session_columns!()`
-/// first (taken by position, as [`user_from_row`]); `data` is JSON text.
-pub(crate) fn session_from_row<'r, R>(row: &'r R) -> Result<SessionRecord, sqlx::Error>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    i64: Column<'r, R::Database>,
-    String: Column<'r, R::Database>,
-    DateTime<Utc>: Column<'r, R::Database>,
-{
-    session_at(row, true)
-}
-
-fn session_at<'r, R>(row: &'r R, check: bool) -> Result<SessionRecord, sqlx::Error>
+/// first (taken by position and checked, as [`user_from_row`]); `data` is
+/// JSON text.
+pub(crate) fn session_from_row<'r, R>(row: &'r R, check: bool) -> Result<SessionRecord, sqlx::Error>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -219,7 +193,7 @@ where
 {
     rows.iter()
         .enumerate()
-        .map(|(n, row)| user_at(row, 0, n == 0).map(|user| (user.id, user)))
+        .map(|(n, row)| user_from_row(row, 0, n == 0).map(|user| (user.id, user)))
         .collect::<Result<_, _>>()
         .map_err(crate::error::map_sqlx_error)
 }
@@ -242,8 +216,8 @@ where
     rows.iter()
         .enumerate()
         .map(|(n, row)| {
-            let token = token_at(row, n == 0)?;
-            let user = user_at(row, RECORD_COLUMNS, n == 0)?;
+            let token = token_from_row(row, n == 0)?;
+            let user = user_from_row(row, RECORD_COLUMNS, n == 0)?;
             Ok((token.digest.clone(), (token, Some(user))))
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -268,8 +242,8 @@ where
     rows.iter()
         .enumerate()
         .map(|(n, row)| {
-            let session = session_at(row, n == 0)?;
-            let user = user_at(row, RECORD_COLUMNS, n == 0)?;
+            let session = session_from_row(row, n == 0)?;
+            let user = user_from_row(row, RECORD_COLUMNS, n == 0)?;
             Ok((session.key_digest.clone(), (session, Some(user))))
         })
         .collect::<Result<_, sqlx::Error>>()

@@ -299,7 +299,7 @@ impl UserStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::user_from_row(&row, 0).map_err(map_sqlx_error))
+        .map(|row| sql::user_from_row(&row, 0, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -389,7 +389,7 @@ impl TokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -410,7 +410,7 @@ impl TokenStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::token_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::token_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
@@ -456,7 +456,7 @@ impl SessionStore for SqliteStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_sqlx_error)?
-        .map(|row| sql::session_from_row(&row).map_err(map_sqlx_error))
+        .map(|row| sql::session_from_row(&row, sql::CHECKED).map_err(map_sqlx_error))
         .transpose()
     }
 
