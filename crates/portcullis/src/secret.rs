@@ -139,12 +139,8 @@ impl Subkey {
 
     /// [`mac`](Self::mac) in lowercase hex, on the stack.
     pub(crate) fn mac_hex(&self, data: &[u8]) -> MacHex {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 64];
-        for (pair, byte) in out.chunks_exact_mut(2).zip(self.mac(data)) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 15)];
-        }
+        hex::encode_to_slice(self.mac(data), &mut out).expect("32 bytes fill 64 hex digits");
         MacHex(out)
     }
 

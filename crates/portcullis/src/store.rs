@@ -39,28 +39,15 @@ pub type DigestMac = [u8; 32];
 /// assert_eq!(digest_mac("v1$0a"), None);
 /// ```
 pub fn digest_mac(digest: &str) -> Option<DigestMac> {
-    let hex: &[u8; 64] = digest.strip_prefix("v1$")?.as_bytes().try_into().ok()?;
+    let hex = digest.strip_prefix("v1$")?.as_bytes();
     // Lowercase only: two digests differing in case are two keys as text,
-    // and must stay two keys as bytes. One pass, no early exit per digit
-    // (this runs on every uncached look-up).
+    // and must stay two keys as bytes.
+    if hex.len() != 64 || !hex.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
     let mut out = [0u8; 32];
-    let mut bad = false;
-    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let (hi, lo) = (lower_hex_digit(pair[0]), lower_hex_digit(pair[1]));
-        bad |= hi > 15 || lo > 15;
-        *byte = (hi << 4) | (lo & 15);
-    }
-    (!bad).then_some(out)
-}
-
-/// The value of a lowercase hex digit, or a value above 15 for anything
-/// else.
-fn lower_hex_digit(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => 16,
-    }
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
 }
 
 /// What can go wrong in a store.
