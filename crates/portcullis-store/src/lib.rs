@@ -77,8 +77,9 @@
 //! Bearer `OAuth2Store::token` and the joined
 //! `OAuth2UserStore::oauth2_token_with_user`) are coalesced:
 //! while one such query runs, the same reads of other requests wait, and
-//! the next query fetches all their keys at once (`IN (…)`; `= ANY($1)`
-//! for PostgreSQL's user, token and session reads; at most 64 keys).
+//! the next query fetches all their keys at once (`IN (…)`; on
+//! PostgreSQL `IN (SELECT unnest($1))`, one array parameter; at most 64
+//! keys).
 //! Under load this turns many round trips into one; a lone request still
 //! gets its own query at once. Nothing is remembered between queries:
 //! every read is answered by a query that started after it was asked, so

@@ -140,11 +140,12 @@ pub(crate) const TOKEN_COLUMNS: &str =
 const TOKEN_COLUMN_COUNT: usize = 12;
 
 /// Implements [`OAuth2Store`] and [`OAuth2UserStore`] for one dialect:
-/// `$sql` turns the `?`-placeholder text into the dialect's. The joined
+/// `$sql` turns the `?`-placeholder text into the dialect's; a batch's
+/// digests go in `IN ($keys(n))`, bound by `$bind`. The joined
 /// read's batch is the store's `oauth2_tokens_with_users` (from
 /// [`oauth2_joined_rows`], or SQLite's JSON fold).
 macro_rules! oauth2_store {
-    ($store:ty, $db:ty, $sql:expr) => {
+    ($store:ty, $db:ty, $sql:expr, $keys:expr, $bind:expr) => {
         impl $store {
             /// A text column; MariaDB reports binary-collated text as
             /// VARBINARY, so bytes are accepted too.
@@ -203,13 +204,10 @@ macro_rules! oauth2_store {
                             let sql = $sql(&format!(
                                 "SELECT {TOKEN_COLUMNS} FROM portcullis_oauth2_token \
                                  WHERE digest IN ({})",
-                                batch::placeholders(digests.len())
+                                $keys(digests.len())
                             ));
-                            let mut q = sqlx::query(&sql);
-                            for digest in batch::pad(digests) {
-                                q = q.bind(digest);
-                            }
-                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                            let rows = $bind(sqlx::query(&sql), digests)
+                                .fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
                             let mut found = Vec::with_capacity(rows.len());
                             for row in &rows {
                                 // A row of an unknown kind is no token.
@@ -417,7 +415,7 @@ macro_rules! oauth2_store {
 /// neither list needs a table prefix).
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 macro_rules! oauth2_joined_rows {
-    ($store:ty, $db:ty, $sql:expr, $user_columns:expr) => {
+    ($store:ty, $db:ty, $sql:expr, $keys:expr, $bind:expr, $user_columns:expr) => {
         impl $store {
             /// The rows of up to 64 digests, each with its user's row (`LEFT
             /// JOIN`: none for client-credentials tokens), in one query.
@@ -434,13 +432,12 @@ macro_rules! oauth2_joined_rows {
                                  LEFT JOIN auth_user u ON u.id = t.user_id \
                                  WHERE t.digest IN ({})",
                                 $user_columns,
-                                batch::placeholders(digests.len())
+                                $keys(digests.len())
                             ));
-                            let mut q = sqlx::query(&sql);
-                            for digest in batch::pad(digests) {
-                                q = q.bind(digest);
-                            }
-                            let rows = q.fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                            let rows = $bind(sqlx::query(&sql), digests)
+                                .fetch_all(&mut *conn)
+                                .await
+                                .map_err(map_sqlx_error)?;
                             let mut found = Vec::with_capacity(rows.len());
                             for row in &rows {
                                 // A row of an unknown kind is no token.
@@ -479,21 +476,54 @@ fn same(sql: &str) -> String {
     sql.to_owned()
 }
 
-#[cfg(feature = "sqlite")]
-oauth2_store!(SqliteStore, sqlx::Sqlite, same);
+/// PostgreSQL's batch key list (see [`batch::TEXT_ARRAY`]).
 #[cfg(feature = "postgres")]
-oauth2_store!(PostgresStore, sqlx::Postgres, numbered);
+fn key_array(_: usize) -> &'static str {
+    batch::TEXT_ARRAY
+}
+
+#[cfg(feature = "sqlite")]
+oauth2_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    same,
+    batch::placeholders,
+    batch::bind_each
+);
+#[cfg(feature = "postgres")]
+oauth2_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    numbered,
+    key_array,
+    batch::bind_array
+);
 #[cfg(feature = "postgres")]
 oauth2_joined_rows!(
     PostgresStore,
     sqlx::Postgres,
     numbered,
+    key_array,
+    batch::bind_array,
     crate::sql::user_columns!()
 );
 #[cfg(feature = "mysql")]
-oauth2_store!(MySqlStore, sqlx::MySql, same);
+oauth2_store!(
+    MySqlStore,
+    sqlx::MySql,
+    same,
+    batch::placeholders,
+    batch::bind_each
+);
 #[cfg(feature = "mysql")]
-oauth2_joined_rows!(MySqlStore, sqlx::MySql, same, crate::mysql::select_user!());
+oauth2_joined_rows!(
+    MySqlStore,
+    sqlx::MySql,
+    same,
+    batch::placeholders,
+    batch::bind_each,
+    crate::mysql::select_user!()
+);
 
 macro_rules! dispatch {
     ($store:expr, $s:ident => $body:expr) => {

@@ -46,7 +46,7 @@ impl Reads {
                 let rows = sqlx::query(concat!(
                     "SELECT ",
                     user_columns!(),
-                    " FROM auth_user WHERE id = ANY($1)"
+                    " FROM auth_user WHERE id IN (SELECT unnest($1::bigint[]))"
                 ))
                 .bind(ids)
                 .fetch_all(&mut *conn)
@@ -68,7 +68,7 @@ impl Reads {
                         user_columns!(),
                         " FROM portcullis_token \
                          JOIN auth_user ON auth_user.id = portcullis_token.user_id \
-                         WHERE digest = ANY($1)"
+                         WHERE digest IN (SELECT unnest($1::text[]))"
                     ))
                     .bind(digests)
                     .fetch_all(&mut *conn)
@@ -91,7 +91,7 @@ impl Reads {
                         user_columns!(),
                         " FROM portcullis_session \
                          JOIN auth_user ON auth_user.id = portcullis_session.user_id \
-                         WHERE key_digest = ANY($1) AND expires > $2"
+                         WHERE key_digest IN (SELECT unnest($1::text[])) AND expires > $2"
                     ))
                     .bind(digests)
                     .bind(Utc::now())
