@@ -139,6 +139,22 @@ pub(crate) const TOKEN_COLUMNS: &str =
 /// How many columns [`TOKEN_COLUMNS`] names.
 const TOKEN_COLUMN_COUNT: usize = 12;
 
+/// Where each of [`TOKEN_COLUMNS`] is, in a row that starts with them.
+mod token_at {
+    pub(super) const DIGEST: usize = 0;
+    pub(super) const KIND: usize = 1;
+    pub(super) const CLIENT_ID: usize = 2;
+    pub(super) const USER_ID: usize = 3;
+    pub(super) const SCOPE: usize = 4;
+    pub(super) const FAMILY: usize = 5;
+    pub(super) const REVOKED: usize = 6;
+    pub(super) const EXPIRES: usize = 7;
+    pub(super) const REDIRECT_URI: usize = 8;
+    pub(super) const CODE_CHALLENGE: usize = 9;
+    pub(super) const CODE_CHALLENGE_METHOD: usize = 10;
+    pub(super) const CREATED: usize = 11;
+}
+
 /// Implements [`OAuth2Store`] and [`OAuth2UserStore`] for one dialect:
 /// `$sql` turns the `?`-placeholder text into the dialect's; a batch's
 /// digests go in `IN ($keys(n))`, bound by `$bind`. The joined
@@ -149,25 +165,32 @@ macro_rules! oauth2_store {
         impl $store {
             /// A text column; MariaDB reports binary-collated text as
             /// VARBINARY, so bytes are accepted too.
-            fn oauth2_text(
+            /// `column` is a name or a position.
+            fn oauth2_text<I>(
                 row: &<$db as sqlx::Database>::Row,
-                name: &str,
-            ) -> Result<String, sqlx::Error> {
-                Ok(Self::oauth2_opt_text(row, name)?.unwrap_or_default())
+                column: I,
+            ) -> Result<String, sqlx::Error>
+            where
+                I: sqlx::ColumnIndex<<$db as sqlx::Database>::Row> + Copy + std::fmt::Debug,
+            {
+                Ok(Self::oauth2_opt_text(row, column)?.unwrap_or_default())
             }
 
-            fn oauth2_opt_text(
+            fn oauth2_opt_text<I>(
                 row: &<$db as sqlx::Database>::Row,
-                name: &str,
-            ) -> Result<Option<String>, sqlx::Error> {
-                match row.try_get::<Option<String>, _>(name) {
+                column: I,
+            ) -> Result<Option<String>, sqlx::Error>
+            where
+                I: sqlx::ColumnIndex<<$db as sqlx::Database>::Row> + Copy + std::fmt::Debug,
+            {
+                match row.try_get::<Option<String>, _>(column) {
                     Ok(v) => Ok(v),
                     Err(sqlx::Error::ColumnDecode { .. }) => {
-                        let bytes: Option<Vec<u8>> = row.try_get(name)?;
+                        let bytes: Option<Vec<u8>> = row.try_get(column)?;
                         bytes
                             .map(|b| {
                                 String::from_utf8(b).map_err(|e| sqlx::Error::ColumnDecode {
-                                    index: name.to_owned(),
+                                    index: format!("{column:?}"),
                                     source: Box::new(e),
                                 })
                             })
@@ -223,26 +246,33 @@ macro_rules! oauth2_store {
                 )
             }
 
+            /// A row that starts with [`TOKEN_COLUMNS`], read by position
+            /// (a look-up by name hashes the name, for each column of each
+            /// row).
             fn oauth2_token_row(
                 row: &<$db as sqlx::Database>::Row,
             ) -> Result<Option<OAuth2Token>, sqlx::Error> {
-                let kind = Self::oauth2_text(row, "kind")?;
+                use token_at as at;
+                let kind = Self::oauth2_text(row, at::KIND)?;
                 let Some(kind) = TokenKind::parse(&kind) else {
                     return Ok(None);
                 };
                 Ok(Some(OAuth2Token {
-                    digest: Self::oauth2_text(row, "digest")?,
+                    digest: Self::oauth2_text(row, at::DIGEST)?,
                     kind,
-                    client_id: Self::oauth2_text(row, "client_id")?,
-                    user_id: row.try_get("user_id")?,
-                    scopes: split(&Self::oauth2_text(row, "scope")?),
-                    family: Self::oauth2_text(row, "family")?,
-                    revoked: row.try_get::<i32, _>("revoked")? != 0,
-                    expires_at: row.try_get::<Option<i64>, _>("expires")?.map(from_ts),
-                    redirect_uri: Self::oauth2_opt_text(row, "redirect_uri")?,
-                    code_challenge: Self::oauth2_opt_text(row, "code_challenge")?,
-                    code_challenge_method: Self::oauth2_opt_text(row, "code_challenge_method")?,
-                    created: from_ts(row.try_get("created")?),
+                    client_id: Self::oauth2_text(row, at::CLIENT_ID)?,
+                    user_id: row.try_get(at::USER_ID)?,
+                    scopes: split(&Self::oauth2_text(row, at::SCOPE)?),
+                    family: Self::oauth2_text(row, at::FAMILY)?,
+                    revoked: row.try_get::<i32, _>(at::REVOKED)? != 0,
+                    expires_at: row.try_get::<Option<i64>, _>(at::EXPIRES)?.map(from_ts),
+                    redirect_uri: Self::oauth2_opt_text(row, at::REDIRECT_URI)?,
+                    code_challenge: Self::oauth2_opt_text(row, at::CODE_CHALLENGE)?,
+                    code_challenge_method: Self::oauth2_opt_text(
+                        row,
+                        at::CODE_CHALLENGE_METHOD,
+                    )?,
+                    created: from_ts(row.try_get(at::CREATED)?),
                 }))
             }
         }
@@ -586,6 +616,24 @@ mod tests {
     #[test]
     fn token_column_count_matches_the_list() {
         assert_eq!(TOKEN_COLUMNS.split(',').count(), TOKEN_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn token_positions_match_the_list() {
+        let names: Vec<&str> = TOKEN_COLUMNS.split(',').map(str::trim).collect();
+        let at = |name: &str| names.iter().position(|n| *n == name).unwrap();
+        assert_eq!(at("digest"), token_at::DIGEST);
+        assert_eq!(at("kind"), token_at::KIND);
+        assert_eq!(at("client_id"), token_at::CLIENT_ID);
+        assert_eq!(at("user_id"), token_at::USER_ID);
+        assert_eq!(at("scope"), token_at::SCOPE);
+        assert_eq!(at("family"), token_at::FAMILY);
+        assert_eq!(at("revoked"), token_at::REVOKED);
+        assert_eq!(at("expires"), token_at::EXPIRES);
+        assert_eq!(at("redirect_uri"), token_at::REDIRECT_URI);
+        assert_eq!(at("code_challenge"), token_at::CODE_CHALLENGE);
+        assert_eq!(at("code_challenge_method"), token_at::CODE_CHALLENGE_METHOD);
+        assert_eq!(at("created"), token_at::CREATED);
     }
 
     #[test]
