@@ -67,9 +67,9 @@ impl Reads {
             let found = async {
                 let sql = format!(
                     concat!(
-                        "SELECT json_group_array(json_array(",
-                        user_columns!(),
-                        ")) FROM auth_user WHERE id IN ({})"
+                        "SELECT ",
+                        sqlite_json::rows!(user_columns!()),
+                        " FROM auth_user WHERE id IN ({})"
                     ),
                     batch::placeholders(ids.len())
                 );
@@ -89,11 +89,9 @@ impl Reads {
                     // The columns of the two tables do not overlap.
                     let sql = format!(
                         concat!(
-                            "SELECT json_group_array(json_array(json_array(",
-                            token_columns!(),
-                            "), json_array(",
-                            user_columns!(),
-                            "))) FROM portcullis_token \
+                            "SELECT ",
+                            sqlite_json::rows!(token_columns!(), ", ", user_columns!()),
+                            " FROM portcullis_token \
                              JOIN auth_user ON auth_user.id = portcullis_token.user_id \
                              WHERE digest IN ({})"
                         ),
@@ -116,11 +114,9 @@ impl Reads {
                 let found = async {
                     let sql = format!(
                         concat!(
-                            "SELECT json_group_array(json_array(json_array(",
-                            session_columns!(),
-                            "), json_array(",
-                            user_columns!(),
-                            "))) FROM portcullis_session \
+                            "SELECT ",
+                            sqlite_json::rows!(session_columns!(), ", ", user_columns!()),
+                            " FROM portcullis_session \
                              JOIN auth_user ON auth_user.id = portcullis_session.user_id \
                              WHERE expires > ? AND key_digest IN ({})"
                         ),
@@ -141,13 +137,14 @@ impl Reads {
             pool.clone(),
             |mut conn: Conn, digests: Vec<String>| async move {
                 let found = async {
-                    // `null` for a token without a user (client credentials).
+                    // The user's columns are `null` for a token without a
+                    // user (client credentials). As `rows!`, which takes
+                    // literals only.
                     let sql = format!(
                         concat!(
-                            "SELECT json_group_array(json_array(json_array({}), \
-                             CASE WHEN auth_user.id IS NULL THEN NULL ELSE json_array(",
+                            "SELECT '[' || group_concat(json_array({}, ",
                             user_columns!(),
-                            ") END)) FROM portcullis_oauth2_token \
+                            ")) || ']' FROM portcullis_oauth2_token \
                              LEFT JOIN auth_user ON auth_user.id = portcullis_oauth2_token.user_id \
                              WHERE digest IN ({})"
                         ),

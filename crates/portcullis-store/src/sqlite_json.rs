@@ -5,38 +5,140 @@
 //! own, and each column is then found by name and decoded (timestamps by
 //! trying several formats). For a batch of many rows that, not the look-up,
 //! was most of the cost. So a batch query folds its rows into one JSON
-//! array (`json_group_array(json_array(…))`): one value crosses over, and
-//! it is read here with serde, column by position.
+//! array of flat arrays, one a row: `'[' || group_concat(json_array(…)) ||
+//! ']'`, see [`rows!`]. One value crosses over, and it is read here with
+//! serde, column by position.
+//!
+//! Each row is one flat `json_array` of all its columns, the token's (or
+//! session's) and then its user's: an array nested in another is taken
+//! apart and written again by SQLite, and so is each row given to
+//! `json_group_array`, where `group_concat` only copies it.
 
 use std::fmt;
+use std::marker::PhantomData;
 
 use chrono::format::{parse, Fixed, Item, Numeric, Pad, Parsed};
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use portcullis::oauth2::{OAuth2Token, TokenKind};
 use portcullis::store::{SessionRecord, StoreError, TokenRecord};
 use portcullis::User;
-use serde::de::{self, Deserialize, Deserializer, Visitor};
-use serde::Deserialize as DeriveDeserialize;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use crate::error::map_sqlx_error;
 use crate::sql::{KeyedSessions, KeyedTokens};
 
-/// `json_array` of `user_columns!()`: booleans are SQLite's 0 and 1.
-#[derive(DeriveDeserialize)]
-struct JsonUser(
-    i64,
-    String,
-    Option<Timestamp>,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-    Timestamp,
+/// The select list of a batch query whose rows are `json_array(…)` of
+/// the given columns: all rows as one JSON array (`NULL` when there are
+/// none), as [`parse_rows`] reads it.
+macro_rules! rows {
+    ($($columns:tt)*) => {
+        concat!("'[' || group_concat(json_array(", $($columns)*, ")) || ']'")
+    };
+}
+pub(crate) use rows;
+
+/// A value that takes its columns, in order, from the flat array of a
+/// row: a table's part of a joined row.
+trait Columns<'de>: Sized {
+    fn take<A: SeqAccess<'de>>(row: &mut A) -> Result<Self, A::Error>;
+}
+
+/// The row's next column.
+fn next<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(row: &mut A) -> Result<T, A::Error> {
+    row.next_element()?
+        .ok_or_else(|| de::Error::custom("a row has fewer columns than selected"))
+}
+
+/// A struct of a table's columns, in their order in the select list;
+/// `Option<$name>` reads a `LEFT JOIN`'s missing row (the first column
+/// `null`, and every other, which are skipped).
+macro_rules! columns {
+    ($(#[$doc:meta])* $name:ident($first:ty $(, $rest:ty)* $(,)?)) => {
+        $(#[$doc])*
+        struct $name($first $(, $rest)*);
+
+        impl $name {
+            fn after_first<'de, A: SeqAccess<'de>>(
+                first: $first,
+                row: &mut A,
+            ) -> Result<Self, A::Error> {
+                Ok($name(first $(, next::<A, $rest>(row)?)*))
+            }
+        }
+
+        impl<'de> Columns<'de> for $name {
+            fn take<A: SeqAccess<'de>>(row: &mut A) -> Result<Self, A::Error> {
+                let first = next(row)?;
+                Self::after_first(first, row)
+            }
+        }
+
+        impl<'de> Columns<'de> for Option<$name> {
+            fn take<A: SeqAccess<'de>>(row: &mut A) -> Result<Self, A::Error> {
+                match next::<A, Option<$first>>(row)? {
+                    Some(first) => $name::after_first(first, row).map(Some),
+                    None => {
+                        $(
+                            let _: Option<$rest> = None;
+                            next::<A, IgnoredAny>(row)?;
+                        )*
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    };
+}
+
+impl<'de, A: Columns<'de>, B: Columns<'de>> Columns<'de> for (A, B) {
+    fn take<S: SeqAccess<'de>>(row: &mut S) -> Result<Self, S::Error> {
+        let a = A::take(row)?;
+        Ok((a, B::take(row)?))
+    }
+}
+
+/// One row's flat array, read as `T`'s columns, all of them and no more.
+struct Flat<T>(T);
+
+impl<'de, T: Columns<'de>> Deserialize<'de> for Flat<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Columns<'de>> Visitor<'de> for V<T> {
+            type Value = Flat<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a row's columns")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut row: A) -> Result<Flat<T>, A::Error> {
+                let value = T::take(&mut row)?;
+                match row.next_element::<IgnoredAny>()? {
+                    None => Ok(Flat(value)),
+                    Some(_) => Err(de::Error::custom("a row has more columns than selected")),
+                }
+            }
+        }
+        d.deserialize_seq(V(PhantomData))
+    }
+}
+
+columns!(
+    /// `user_columns!()`: booleans are SQLite's 0 and 1.
+    JsonUser(
+        i64,
+        String,
+        Option<Timestamp>,
+        i64,
+        String,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Timestamp,
+    )
 );
 
 impl From<JsonUser> for User {
@@ -57,36 +159,43 @@ impl From<JsonUser> for User {
     }
 }
 
-/// `json_array` of `token_columns!()`.
-#[derive(DeriveDeserialize)]
-struct JsonToken(i64, String, String, Timestamp);
-
-/// `json_array` of `session_columns!()`; `data` is JSON text.
-#[derive(DeriveDeserialize)]
-struct JsonSession(String, i64, String, Timestamp);
-
-/// `json_array` of the OAuth2 token columns (`TOKEN_COLUMNS` of
-/// `oauth2.rs`): times are Unix seconds, `revoked` is 0 or 1.
-#[derive(DeriveDeserialize)]
-struct JsonOAuth2Token(
-    String,
-    String,
-    String,
-    Option<i64>,
-    String,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i64,
+columns!(
+    /// `token_columns!()`.
+    JsonToken(i64, String, String, Timestamp)
 );
 
-/// The JSON text in the one column of the one row a batch query returns.
-fn parse_rows<'r, T: Deserialize<'r>>(row: &'r SqliteRow) -> Result<Vec<T>, StoreError> {
-    let text: &str = row.try_get(0).map_err(map_sqlx_error)?;
-    serde_json::from_str(text).map_err(unreadable)
+columns!(
+    /// `session_columns!()`; `data` is JSON text.
+    JsonSession(String, i64, String, Timestamp)
+);
+
+columns!(
+    /// The OAuth2 token columns (`TOKEN_COLUMNS` of `oauth2.rs`): times are
+    /// Unix seconds, `revoked` is 0 or 1.
+    JsonOAuth2Token(
+        String,
+        String,
+        String,
+        Option<i64>,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+    )
+);
+
+/// The rows of a batch query whose one column is [`rows!`]'s.
+fn parse_rows<'r, T: Columns<'r>>(row: &'r SqliteRow) -> Result<Vec<T>, StoreError> {
+    let text: Option<&str> = row.try_get(0).map_err(map_sqlx_error)?;
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<Flat<T>> = serde_json::from_str(text).map_err(unreadable)?;
+    Ok(rows.into_iter().map(|Flat(row)| row).collect())
 }
 
 /// A row that does not read as expected. serde's message can quote the
@@ -99,7 +208,7 @@ fn unreadable(e: serde_json::Error) -> StoreError {
     ))
 }
 
-/// Users, keyed by id, from `json_group_array(json_array(user_columns))`.
+/// Users, keyed by id, from `rows!(user_columns)`.
 pub(crate) fn users(row: &SqliteRow) -> Result<Vec<(i64, User)>, StoreError> {
     Ok(parse_rows::<JsonUser>(row)?
         .into_iter()
@@ -108,7 +217,7 @@ pub(crate) fn users(row: &SqliteRow) -> Result<Vec<(i64, User)>, StoreError> {
 }
 
 /// Tokens with their users, keyed by digest, from
-/// `json_group_array(json_array(json_array(token_columns), json_array(user_columns)))`.
+/// `rows!(token_columns, user_columns)`.
 pub(crate) fn tokens(row: &SqliteRow) -> Result<KeyedTokens, StoreError> {
     Ok(parse_rows::<(JsonToken, JsonUser)>(row)?
         .into_iter()
@@ -124,10 +233,9 @@ pub(crate) fn tokens(row: &SqliteRow) -> Result<KeyedTokens, StoreError> {
         .collect())
 }
 
-/// OAuth2 tokens with their users (`null` where the `LEFT JOIN` found
-/// none), keyed by digest, from
-/// `json_group_array(json_array(json_array(TOKEN_COLUMNS), user))`. A row
-/// of an unknown kind is no token.
+/// OAuth2 tokens with their users (`null` columns where the `LEFT JOIN`
+/// found none), keyed by digest, from `rows!(TOKEN_COLUMNS,
+/// user_columns)`. A row of an unknown kind is no token.
 pub(crate) fn oauth2_tokens(row: &SqliteRow) -> Result<KeyedOAuth2Tokens, StoreError> {
     use crate::oauth2::{from_ts, split};
     Ok(parse_rows::<(JsonOAuth2Token, Option<JsonUser>)>(row)?
@@ -390,5 +498,51 @@ mod tests {
             .unwrap_err();
         assert!(!err.to_string().contains("secret"), "{err}");
         assert!(err.to_string().contains("Data error"), "{err}");
+    }
+
+    /// A token's columns and a user's, as `rows!` writes them.
+    const TOKEN: &str = r#"7, "v1$d", "sealed", "2024-02-29 13:45:07.123456""#;
+    const USER: &str = r#"7, "pbkdf2_sha256$x", null, 0, "ada", "Ada", "L", "ada@example.com", 1, 1, "2024-01-01 00:00:00""#;
+
+    #[test]
+    fn a_flat_row_is_split_between_its_tables() {
+        let row = format!("[{TOKEN}, {USER}]");
+        let rows: Vec<Flat<(JsonToken, JsonUser)>> =
+            serde_json::from_str(&format!("[{row},{row}]")).unwrap();
+        assert_eq!(rows.len(), 2);
+        let Flat((t, u)) = rows.into_iter().next().unwrap();
+        assert_eq!((t.0, t.1.as_str(), t.2.as_str()), (7, "v1$d", "sealed"));
+        let user = User::from(u);
+        assert_eq!((user.id, user.username.as_str()), (7, "ada"));
+        assert_eq!(user.email, "ada@example.com");
+        assert!(user.is_staff && user.is_active && !user.is_superuser);
+        assert_eq!(user.last_login, None);
+    }
+
+    #[test]
+    fn a_row_must_have_exactly_the_selected_columns() {
+        let short = format!("[{TOKEN}, {}]", USER.rsplit_once(',').unwrap().0);
+        let long = format!("[{TOKEN}, {USER}, 1]");
+        for row in [short, long, "[]".to_owned(), format!("[{TOKEN}]")] {
+            let err = serde_json::from_str::<Vec<Flat<(JsonToken, JsonUser)>>>(&format!("[{row}]"))
+                .map_err(unreadable)
+                .err()
+                .expect(&row);
+            assert!(err.to_string().contains("Data error"), "{row}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_left_join_without_its_row_reads_as_none() {
+        type Joined = Vec<Flat<(JsonOAuth2Token, Option<JsonUser>)>>;
+        let token =
+            r#""dg", "access", "client", null, "read", "f", 0, null, null, null, null, 1700000000"#;
+        let nulls = ["null"; 11].join(", ");
+        let rows: Joined =
+            serde_json::from_str(&format!("[[{token}, {nulls}], [{token}, {USER}]]")).unwrap();
+        assert!(rows[0].0 .1.is_none());
+        assert_eq!(rows[1].0 .1.as_ref().map(|u| u.0), Some(7));
+        // A missing user still has all its columns, as `null`.
+        assert!(serde_json::from_str::<Joined>(&format!("[[{token}, null]]")).is_err());
     }
 }
