@@ -230,7 +230,9 @@ macro_rules! oauth2_store {
                                 $keys(digests.len())
                             ));
                             let rows = $bind(sqlx::query(&sql), digests)
-                                .fetch_all(&mut *conn).await.map_err(map_sqlx_error)?;
+                                .fetch_all(&mut *conn)
+                                .await
+                                .map_err(map_sqlx_error)?;
                             let mut found = Vec::with_capacity(rows.len());
                             for row in &rows {
                                 // A row of an unknown kind is no token.

@@ -38,7 +38,9 @@ pub struct PostgresStore {
 /// A connection the batched reads hold while look-ups keep coming.
 type Conn = sqlx::pool::PoolConnection<sqlx::Postgres>;
 
-/// The batched reads' queries on PostgreSQL (see `batch.rs`).
+/// The batched reads' queries on PostgreSQL (see `batch.rs`). Their keys
+/// go as one array, `IN (SELECT unnest($1))`, as [`crate::batch::TEXT_ARRAY`]
+/// explains.
 impl Reads {
     fn postgres(pool: &PgPool) -> Self {
         let users = Batcher::new(pool.clone(), |mut conn: Conn, ids: Vec<i64>| async move {

@@ -80,6 +80,8 @@ macro_rules! columns {
                 match next::<A, Option<$first>>(row)? {
                     Some(first) => $name::after_first(first, row).map(Some),
                     None => {
+                        // One skip for each remaining column (`$rest` only
+                        // drives the repetition).
                         $(
                             let _: Option<$rest> = None;
                             next::<A, IgnoredAny>(row)?;
