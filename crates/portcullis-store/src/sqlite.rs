@@ -138,8 +138,9 @@ impl Reads {
             |mut conn: Conn, digests: Vec<String>| async move {
                 let found = async {
                     // The user's columns are `null` for a token without a
-                    // user (client credentials). As `rows!`, which takes
-                    // literals only.
+                    // user (client credentials). The select list is
+                    // `rows!`'s, written out: `rows!` takes literals, and
+                    // `TOKEN_COLUMNS` is a constant.
                     let sql = format!(
                         concat!(
                             "SELECT '[' || group_concat(json_array({}, ",
