@@ -124,7 +124,14 @@ fn session(key: &str, user_id: i64, expires_in: chrono::Duration) -> SessionReco
     SessionRecord {
         key_digest: key.to_owned(),
         user_id,
-        data: json!({"_auth_user_id": user_id.to_string(), "cart": [1, 2, {"x": "ü"}]}),
+        // Text that JSON must escape, and numbers at the edges, come back
+        // as they went in (SQLite's batched reads carry `data` inside JSON).
+        data: json!({
+            "_auth_user_id": user_id.to_string(),
+            "cart": [1, 2, {"x": "ü"}],
+            "note": "a \"quoted\" \\ line\nbreak\u{1}",
+            "numbers": [u64::MAX, i64::MIN, 0.1, 1.5e300, -0.0],
+        }),
         expires: (Utc::now() + expires_in).trunc_subsecs(6),
     }
 }
