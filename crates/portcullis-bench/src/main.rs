@@ -56,7 +56,8 @@ struct Args {
     /// The `portcullis` binary (default: next to this one).
     #[arg(long)]
     portcullis: Option<PathBuf>,
-    /// PostgreSQL server to create a fresh database on.
+    /// PostgreSQL server to create a fresh database on (parameters such as
+    /// `?sslmode=disable` apply to every connection to it).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432")]
     postgres: String,
     /// Skip PostgreSQL.

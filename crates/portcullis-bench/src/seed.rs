@@ -209,10 +209,21 @@ pub(crate) async fn prepare(binary: &Path, url: &str, secret: &str) -> anyhow::R
 }
 
 /// Creates a fresh PostgreSQL database under `admin_url` (which names the
-/// server, e.g. `postgres://postgres@127.0.0.1:5432`); returns its URL.
+/// server, e.g. `postgres://postgres@127.0.0.1:5432`, with parameters such
+/// as `?sslmode=disable` if any); returns its URL.
 pub(crate) fn create_postgres_db(admin_url: &str, name: &str) -> anyhow::Result<String> {
     psql(admin_url, &format!("CREATE DATABASE {name}"))?;
-    Ok(format!("{}/{name}", admin_url.trim_end_matches('/')))
+    Ok(database_url(admin_url, name))
+}
+
+/// The URL of database `name` on the server `server_url` names, its
+/// query parameters kept.
+fn database_url(server_url: &str, name: &str) -> String {
+    let (server, params) = match server_url.split_once('?') {
+        Some((server, params)) => (server, format!("?{params}")),
+        None => (server_url, String::new()),
+    };
+    format!("{}/{name}{params}", server.trim_end_matches('/'))
 }
 
 /// Drops a database made by [`create_postgres_db`].
@@ -224,7 +235,7 @@ pub(crate) fn drop_postgres_db(admin_url: &str, name: &str) {
 }
 
 fn psql(admin_url: &str, sql: &str) -> anyhow::Result<()> {
-    let url = format!("{}/postgres", admin_url.trim_end_matches('/'));
+    let url = database_url(admin_url, "postgres");
     let out = Command::new("psql")
         .arg(&url)
         .arg("-v")
@@ -302,4 +313,23 @@ pub(crate) async fn bulk(
     tx.commit().await?;
     store.close().await;
     Ok((token_lines, cookie_lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn a_database_url_keeps_the_server_parameters() {
+        let server = "postgres://postgres@127.0.0.1:5432";
+        assert_eq!(database_url(server, "b"), format!("{server}/b"));
+        assert_eq!(
+            database_url(&format!("{server}/"), "b"),
+            format!("{server}/b")
+        );
+        assert_eq!(
+            database_url(&format!("{server}?sslmode=disable"), "b"),
+            format!("{server}/b?sslmode=disable")
+        );
+    }
 }
