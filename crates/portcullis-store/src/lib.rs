@@ -33,6 +33,14 @@
 //! A database that cannot be reached fails within about three seconds with
 //! [`StoreError::Unavailable`]. Errors and `Debug` output never show the URL.
 //!
+//! PostgreSQL and MariaDB connections take TLS (rustls, the system's
+//! trusted certificates) from the URL's own parameters: `sslmode=prefer`
+//! (the default: TLS when offered, certificate unchecked), `require`,
+//! `verify-full` (`sslrootcert=PATH` for a private CA) or `disable`;
+//! `ssl-mode=PREFERRED` (the default), `REQUIRED` or `VERIFY_IDENTITY`
+//! (`ssl-ca=PATH`). A mode that requires TLS refuses a server without it.
+//! [`RedisStore`] takes `rediss://` for TLS.
+//!
 //! ## Schema
 //!
 //! Migrations are embedded (one directory a dialect, `migrations/`) and run
