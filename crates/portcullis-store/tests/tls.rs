@@ -1,7 +1,9 @@
-//! TLS to PostgreSQL and MariaDB. A URL that asks for it (`sslmode=require`,
-//! `ssl-mode=REQUIRED`) gets an encrypted connection, or no connection at
-//! all: never a plain one. Each test first asks the server, over a plain
-//! connection, whether it offers TLS, and checks the answer that fits.
+//! TLS to PostgreSQL, MariaDB and Redis. A URL that asks for it
+//! (`sslmode=require`, `ssl-mode=REQUIRED`, `rediss://`) gets an encrypted
+//! connection, or no connection at all: never a plain one. The database
+//! tests first ask the server, over a plain connection, whether it offers
+//! TLS, and check the answer that fits; the Redis test starts a Redis that
+//! serves TLS only.
 //!
 //! Run: `cargo test -p portcullis-store --all-features`.
 
@@ -35,6 +37,11 @@ async fn postgres_sslmode_require_is_encrypted_or_refused() {
         .unwrap();
     assert_eq!(postgres_tls(&plain).await, (false, None));
     plain.close().await;
+
+    // The default, `prefer`, takes TLS where it is offered.
+    let default = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(postgres_tls(&default).await.0, offered == "on");
+    default.close().await;
 
     let required = PostgresStore::connect(&with_param(&url, "sslmode=require")).await;
     if offered == "on" {
