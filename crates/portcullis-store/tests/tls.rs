@@ -15,6 +15,40 @@ fn with_param(url: &str, param: &str) -> String {
     format!("{url}{sep}{param}")
 }
 
+/// `url` without its `key` query parameters, so that the test, not the
+/// test server's URL, chooses the mode.
+fn without_param(url: &str, key: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_owned();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|p| p.split('=').next() != Some(key))
+        .collect();
+    if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    }
+}
+
+#[test]
+fn without_param_drops_only_that_parameter() {
+    let url = "postgres://u@h/db?sslmode=disable&host=/run/pg&x_sslmode=1";
+    assert_eq!(
+        without_param(url, "sslmode"),
+        "postgres://u@h/db?host=/run/pg&x_sslmode=1"
+    );
+    assert_eq!(
+        without_param("postgres://u@h/db?sslmode=require", "sslmode"),
+        "postgres://u@h/db"
+    );
+    assert_eq!(
+        without_param("postgres://u@h/db", "sslmode"),
+        "postgres://u@h/db"
+    );
+}
+
 /// Whether this PostgreSQL connection is encrypted, and with which version.
 async fn postgres_tls(store: &PostgresStore) -> (bool, Option<String>) {
     sqlx::query_as("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
@@ -27,6 +61,7 @@ async fn postgres_tls(store: &PostgresStore) -> (bool, Option<String>) {
 async fn postgres_sslmode_require_is_encrypted_or_refused() {
     let url = testing::fresh_postgres_url().await;
     let _cleanup = testing::DropOnExit::new(&url);
+    let url = without_param(&url, "sslmode");
 
     let plain = PostgresStore::connect(&with_param(&url, "sslmode=disable"))
         .await
@@ -62,6 +97,7 @@ async fn postgres_sslmode_require_is_encrypted_or_refused() {
 async fn postgres_sslmode_verify_full_refuses_a_certificate_for_another_name() {
     let url = testing::fresh_postgres_url().await;
     let _cleanup = testing::DropOnExit::new(&url);
+    let url = without_param(&url, "sslmode");
     assert!(url.contains("@127.0.0.1:"), "the test server is {url}");
     let err = PostgresStore::connect(&with_param(&url, "sslmode=verify-full"))
         .await
@@ -73,6 +109,7 @@ async fn postgres_sslmode_verify_full_refuses_a_certificate_for_another_name() {
 async fn mariadb_ssl_mode_required_is_encrypted_or_refused() {
     let url = testing::fresh_mysql_url().await;
     let _cleanup = testing::DropOnExit::new(&url);
+    let url = without_param(&url, "ssl-mode");
 
     let plain = MySqlStore::connect(&with_param(&url, "ssl-mode=DISABLED"))
         .await
