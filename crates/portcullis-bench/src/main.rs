@@ -31,7 +31,7 @@ mod server;
 mod signed;
 mod wrk;
 
-use report::{Row, Sample};
+use report::{Brackets, Row, Sample};
 use seed::Credentials;
 use server::{Pinning, Server};
 use signed::Signer;
@@ -367,24 +367,33 @@ impl Bench {
             wrk::run(&self.pinning, &self.load(&server.base, s, self.warmup)?)?;
         }
         let mut samples: Vec<Vec<Sample>> = list.iter().map(|_| Vec::new()).collect();
-        // Each scenario's run is paired with a baseline run just before
-        // it: on a shared machine the capacity drifts within seconds, and a
-        // ratio of two runs taken side by side drifts much less than one of
-        // runs taken half a minute apart.
+        // Each scenario's run sits between two baseline runs, one just
+        // before it and one just after (the next scenario's "before", or
+        // the round's last run): on a shared machine the capacity drifts
+        // within seconds, and a ratio of runs taken side by side drifts
+        // much less than one of runs taken half a minute apart.
         let mut paired: Vec<Vec<f64>> = list.iter().map(|_| Vec::new()).collect();
+        let mut brackets = Brackets::default();
         let baseline = &list[0];
+        // Half as long as a scenario's run: a baseline run between two
+        // only has to say how fast the machine is right now.
+        let half = (self.duration / 2).max(Duration::from_secs(1));
+        let between = |samples: &mut Vec<Vec<Sample>>,
+                       brackets: &mut Brackets,
+                       paired: &mut Vec<Vec<f64>>|
+         -> anyhow::Result<()> {
+            let b = self.measure(&server, &self.load(&server.base, baseline, half)?)?;
+            if let Some((i, ratio)) = brackets.baseline(b.rps) {
+                paired[i].push(ratio);
+            }
+            samples[0].push(b);
+            Ok(())
+        };
         for rep in 0..self.args.reps {
             for (i, s) in list.iter().enumerate() {
-                let before = if i == 0 {
-                    None
-                } else {
-                    // Half as long: it only has to say how fast the machine
-                    // is right now.
-                    let half = (self.duration / 2).max(Duration::from_secs(1));
-                    let b = self.measure(&server, &self.load(&server.base, baseline, half)?)?;
-                    samples[0].push(b.clone());
-                    Some(b)
-                };
+                if i != 0 {
+                    between(&mut samples, &mut brackets, &mut paired)?;
+                }
                 // With the caches on, every measured run starts warm: a
                 // scenario idle for a round may have outlived its cache
                 // entries (Basic's remembered credentials last 60 s, and a
@@ -404,18 +413,20 @@ impl Bench {
                     sample.p99_ms,
                     sample.cpu_us_per_req
                 );
-                if let Some(b) = before {
-                    if b.rps > 0.0 {
-                        paired[i].push(sample.rps / b.rps);
-                    }
+                if i != 0 {
+                    brackets.scenario(i, sample.rps);
                 }
                 samples[i].push(sample);
                 std::thread::sleep(Duration::from_millis(200));
             }
             // Let hashing queued by a caches-off Basic run drain: it runs
-            // on the server's core and would slow the next round.
+            // on the server's core and would slow the baseline run that
+            // closes the round, and the next round.
             if !caches_on {
                 server.wait_idle(Duration::from_secs(60))?;
+            }
+            if list.len() > 1 {
+                between(&mut samples, &mut brackets, &mut paired)?;
             }
         }
         server.stop();

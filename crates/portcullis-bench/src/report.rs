@@ -34,8 +34,9 @@ pub(crate) struct Row {
     pub(crate) p99_ms: f64,
     pub(crate) cpu_us_per_req: f64,
     /// Against `/health/` measured on the same server in the same run: the
-    /// median of the ratios of each run to the baseline run just before it
-    /// (for the flood scenario: against `/token/` undisturbed's median).
+    /// median of the ratios of each run to the mean of the baseline runs
+    /// just before and just after it (for the flood scenario: against
+    /// `/token/` undisturbed's median).
     pub(crate) ratio_to_baseline: f64,
     pub(crate) baseline: String,
     /// The goal for this ratio, if it sets one.
@@ -53,6 +54,37 @@ pub(crate) fn median(v: &[f64]) -> f64 {
         0 => f64::NAN,
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Pairs each scenario run with the baseline runs just before and just
+/// after it: its ratio is its requests/s over their mean. On a shared VM
+/// the machine's speed drifts within seconds; a baseline on both sides
+/// cancels a drift that is steady over the three runs, where one before
+/// would count it against the scenario, or for it.
+#[derive(Debug, Default)]
+pub(crate) struct Brackets {
+    /// The last baseline run's requests/s, not yet used as a "before".
+    before: Option<f64>,
+    /// A scenario run waiting for its "after": its index, its requests/s
+    /// and its "before".
+    open: Option<(usize, f64, f64)>,
+}
+
+impl Brackets {
+    /// A baseline run. It closes the scenario run before it, whose index
+    /// and ratio it returns, and is the "before" of the next one.
+    pub(crate) fn baseline(&mut self, rps: f64) -> Option<(usize, f64)> {
+        self.before = Some(rps);
+        let (i, s, before) = self.open.take()?;
+        let mean = (before + rps) / 2.0;
+        (mean > 0.0).then(|| (i, s / mean))
+    }
+
+    /// Scenario `i`'s run. Without a baseline run since the last
+    /// scenario run, it has no "before" and no ratio.
+    pub(crate) fn scenario(&mut self, i: usize, rps: f64) {
+        self.open = self.before.take().map(|before| (i, rps, before));
     }
 }
 
@@ -98,7 +130,8 @@ impl Row {
 
 impl Row {
     /// Replaces the ratio with the median of per-run ratios, each against
-    /// a baseline run taken just before (none given: left as it is).
+    /// the baseline runs around it (see [`Brackets`]; none given: left as
+    /// it is).
     pub(crate) fn with_paired_ratios(mut self, ratios: &[f64]) -> Row {
         if !ratios.is_empty() {
             self.ratio_to_baseline = median(ratios);
@@ -257,4 +290,30 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
     );
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_run_is_paired_with_the_baseline_runs_around_it() {
+        let mut b = Brackets::default();
+        assert_eq!(b.baseline(100.0), None);
+        b.scenario(1, 45.0);
+        // Closed by the next baseline run, which opens the next pair.
+        assert_eq!(b.baseline(80.0), Some((1, 0.5)));
+        b.scenario(2, 40.0);
+        assert_eq!(b.baseline(120.0), Some((2, 0.4)));
+        // Two scenario runs with no baseline run between them: the first
+        // has no neighbour after it, the second none before it.
+        b.scenario(3, 50.0);
+        b.scenario(4, 60.0);
+        assert_eq!(b.baseline(100.0), None);
+        // A zero baseline gives none either.
+        let mut z = Brackets::default();
+        z.baseline(0.0);
+        z.scenario(1, 10.0);
+        assert_eq!(z.baseline(0.0), None);
+    }
 }
