@@ -41,7 +41,7 @@ use wrk::Load;
 #[derive(Parser, Debug)]
 #[command(about = "Benchmarks portcullis serve's authentication schemes with wrk")]
 struct Args {
-    /// Short runs (1 s warm-up, 3 × 2 s), about ten minutes in all.
+    /// Short runs (1 s warm-up, 3 × 2 s), about 13 minutes in all.
     #[arg(long)]
     quick: bool,
     /// Seconds each measured run lasts (default 4, quick 2).
