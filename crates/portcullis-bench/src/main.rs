@@ -9,7 +9,8 @@
 //! different users'), starts `portcullis serve` pinned to one core, drives each scenario with
 //! wrk pinned to the other, warms up, then measures every scenario for a
 //! fixed time, several rounds (scenarios interleaved, so drift hits all
-//! alike), first with the caches on (the default; each run then follows
+//! alike; each run between two baseline runs, against whose mean its
+//! ratio is taken), first with the caches on (the default; each run then follows
 //! half a second of warm-up of its own, so that no run starts with expired
 //! cache entries) and then off. Then it
 //! measures `/token/` while `/basic/` is flooded with wrong passwords, and
