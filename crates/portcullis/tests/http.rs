@@ -777,6 +777,18 @@ async fn remote_user_trusts_the_header_and_creates_users() {
     assert!(h.get("www-authenticate").is_none());
     let (s, _, _) = send(w.req(Method::GET, "/remote/").header("remote-user", "idle")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    // Two copies (a proxy that added its own beside the client's): which
+    // one names the user is unknowable, so neither does.
+    let (s, h, b) = send(
+        w.req(Method::GET, "/remote/")
+            .header("remote-user", "mallory")
+            .header("remote-user", "newbie"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(h.get("www-authenticate").is_none());
+    assert_eq!(b["detail"], "Invalid remote user header.");
+    assert!(w.store.user_by_username("mallory").await.unwrap().is_none());
 }
 
 // ---- Custom schemes --------------------------------------------------------

@@ -444,6 +444,15 @@ pub(crate) async fn remote_user_inactive_and_creation_off<S: Store>(store: S) {
     .await;
     assert_eq!(res.status, StatusCode::FORBIDDEN);
     assert!(res.json()["detail"].is_string());
+    // Sent twice, the header names no one, not even a known user.
+    let res = send(
+        app.get("/remote-user/")
+            .header("Remote-User", "stranger")
+            .header("Remote-User", "ada"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    assert_eq!(res.json()["detail"], "Invalid remote user header.");
 }
 
 // ---------------------------------------------------------------- defaults, admin, whoami

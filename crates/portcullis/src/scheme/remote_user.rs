@@ -9,6 +9,11 @@
 //! unknown or inactive user leaves the request anonymous; the scheme has no
 //! challenge, so a protected route answers `403`.
 //!
+//! A header sent more than once fails the request: a proxy that adds its
+//! own copy instead of replacing the client's (HAProxy's `add-header`,
+//! Apache's `RequestHeader add`) would otherwise let the client's copy,
+//! which comes first, name the user.
+//!
 //! ```
 //! use axum::{body::Body, routing::get, Router};
 //! use portcullis::scheme::remote_user::RemoteUser;
@@ -83,9 +88,13 @@ impl<S: UserStore> Scheme<S::User> for RemoteUser<S> {
     }
 
     async fn authenticate(&self, req: &RequestHead<'_>) -> Outcome<S::User> {
-        let Some(value) = req.headers.get(&self.header) else {
+        let mut values = req.headers.get_all(&self.header).into_iter();
+        let Some(value) = values.next() else {
             return Ok(None);
         };
+        if values.next().is_some() {
+            return Err(AuthError::failed("Invalid remote user header."));
+        }
         let Ok(username) = std::str::from_utf8(value.as_bytes()) else {
             return Err(AuthError::failed("Invalid remote user header."));
         };
