@@ -31,6 +31,7 @@
 //! | `redis_url` | `PORTCULLIS_REDIS_URL` | none | unset: throttle counts and signed-request nonces in memory, lockout counts in the database; set: all three in this Redis, shared by every server using it (a Redis that is down refuses signed requests). What happens when Redis is down: the next two settings |
 //! | `redis_throttle_fail_open` | `PORTCULLIS_REDIS_THROTTLE_FAIL_OPEN` | `true` | Redis down: plain rate limits let requests through (logged); `false` answers `503` |
 //! | `redis_lockout_fail_open` | `PORTCULLIS_REDIS_LOCKOUT_FAIL_OPEN` | `false` | Redis down: logins are answered `503` (fail closed); `true` lets them proceed without a lockout (logged) |
+//! | `redis_sessions` | `PORTCULLIS_REDIS_SESSIONS` | `false` | keep sessions in Redis (`redis_url`, which must be set) instead of the database, so several servers share them without a database read per request; the database keeps users and tokens. Redis down: session requests and logins answer `503` |
 //! | `redis_prefix` | `PORTCULLIS_REDIS_PREFIX` | `portcullis:` | put before every Redis key, so several apps (or test runs) can share one Redis |
 //! | `log` | `PORTCULLIS_LOG`, then `RUST_LOG` | `info` for `serve`, `warn` for the other commands | a tracing filter, e.g. `info,sqlx=warn` |
 //! | `jwt_access_token_lifetime` | `PORTCULLIS_JWT_ACCESS_TOKEN_LIFETIME` | `300` | JWT access token lifetime in seconds (simplejwt's `ACCESS_TOKEN_LIFETIME`) |
@@ -227,6 +228,9 @@ pub struct Settings {
     pub redis_url: Option<String>,
     /// The Redis key prefix. Default [`DEFAULT_REDIS_PREFIX`].
     pub redis_prefix: String,
+    /// Whether sessions live in Redis rather than the database. Default
+    /// `false`; needs [`redis_url`](Settings::redis_url).
+    pub redis_sessions: bool,
     /// The JWT settings (`jwt_*`, [`JwtConfig`]).
     pub jwt: JwtConfig,
     /// The OAuth2 settings (`oauth2_*`, [`OAuth2Config`]).
@@ -277,6 +281,7 @@ impl fmt::Debug for Settings {
             .field("login_throttle", &self.login_throttle)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field("redis_prefix", &self.redis_prefix)
+            .field("redis_sessions", &self.redis_sessions)
             .field("log", &self.log)
             .field("jwt", &self.jwt)
             .field("oauth2", &self.oauth2)
@@ -314,6 +319,7 @@ impl Default for Settings {
             login_throttle: true,
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
+            redis_sessions: false,
             log: None,
             jwt: JwtConfig::default(),
             oauth2: OAuth2Config::default(),
@@ -360,6 +366,7 @@ struct FileSettings {
     login_throttle: Option<LoginThrottle>,
     redis_url: Option<String>,
     redis_prefix: Option<String>,
+    redis_sessions: Option<bool>,
     log: Option<String>,
     jwt_access_token_lifetime: Option<u64>,
     jwt_refresh_token_lifetime: Option<u64>,
@@ -492,6 +499,7 @@ impl Settings {
         }
         set(&mut self.redis_url, f.redis_url.map(Some));
         set(&mut self.redis_prefix, f.redis_prefix);
+        set(&mut self.redis_sessions, f.redis_sessions);
         set(&mut self.log, f.log.map(Some));
         set(&mut self.digest_nonce_lifetime, f.digest_nonce_lifetime);
         set(&mut self.hawk_skew, f.hawk_skew);
@@ -588,6 +596,9 @@ impl Settings {
         }
         set(&mut self.redis_url, var("redis_url").map(Some));
         set(&mut self.redis_prefix, var("redis_prefix"));
+        if let Some(v) = var("redis_sessions") {
+            self.redis_sessions = parse_bool(&v).context("PORTCULLIS_REDIS_SESSIONS")?;
+        }
         if let Some(v) = var("digest_nonce_lifetime") {
             self.digest_nonce_lifetime = v.trim().parse().map_err(|_| {
                 anyhow!(
@@ -649,6 +660,12 @@ impl Settings {
                     redact_url(url)
                 );
             }
+        }
+        if self.redis_sessions && self.redis_url.is_none() {
+            bail!(
+                "redis_sessions (PORTCULLIS_REDIS_SESSIONS) keeps sessions in Redis: \
+                 set redis_url (PORTCULLIS_REDIS_URL) too"
+            );
         }
         if self.remote_user_header.trim().is_empty() {
             bail!("remote_user_header must not be empty");
@@ -1108,6 +1125,33 @@ mod tests {
             let err = Settings::from_sources(None, env(&[bad]), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains(&bad.0[11..]), "{err}");
         }
+    }
+
+    #[test]
+    fn redis_sessions_need_a_redis_url() {
+        let s = Settings::from_sources(None, env(&[]), &Overrides::default()).unwrap();
+        assert!(!s.redis_sessions);
+        let e = env(&[("PORTCULLIS_REDIS_SESSIONS", "true")]);
+        let err = Settings::from_sources(None, e, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("PORTCULLIS_REDIS_URL"), "{err}");
+        let e = env(&[
+            ("PORTCULLIS_REDIS_SESSIONS", "yes"),
+            ("PORTCULLIS_REDIS_URL", "redis://127.0.0.1:6379"),
+        ]);
+        assert!(
+            Settings::from_sources(None, e, &Overrides::default())
+                .unwrap()
+                .redis_sessions
+        );
+        let file = "redis_sessions = true\nredis_url = \"redis://cache\"\n";
+        let s = Settings::from_sources(Some(("f", file)), env(&[]), &Overrides::default()).unwrap();
+        assert!(s.redis_sessions);
+        let e = env(&[("PORTCULLIS_REDIS_SESSIONS", "sometimes")]);
+        let err = Settings::from_sources(None, e, &Overrides::default()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("PORTCULLIS_REDIS_SESSIONS"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -1265,3 +1265,135 @@ fn two_servers_share_one_redis_budget_and_lockout() {
         assert!(status.success());
     }
 }
+
+/// Logs in through `/auth/login/` and returns the `Cookie` header value
+/// (the session and the CSRF token).
+fn login(server: &Server, user: &str, password: &str) -> String {
+    let c = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = c.get(server.url("/auth/login/")).send().unwrap();
+    let cookie = |res: &reqwest::blocking::Response, name: &str| {
+        res.cookies()
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let csrf = cookie(&form, "csrftoken");
+    let res = c
+        .post(server.url("/auth/login/"))
+        .header("Cookie", format!("csrftoken={csrf}"))
+        .form(&[
+            ("username", user),
+            ("password", password),
+            ("csrfmiddlewaretoken", csrf.as_str()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 302, "login of {user}");
+    format!(
+        "sessionid={}; csrftoken={}",
+        cookie(&res, "sessionid"),
+        cookie(&res, "csrftoken")
+    )
+}
+
+fn session_status(server: &Server, cookies: &str) -> u16 {
+    client()
+        .get(server.url("/session/"))
+        .header("Cookie", cookies)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// With `PORTCULLIS_REDIS_SESSIONS`, a session made on one server works on
+/// another sharing the Redis (and not the one with another prefix), and
+/// `changepassword` and `deleteuser` end the sessions kept there. Redis
+/// must be up at `PORTCULLIS_TEST_REDIS_URL`: fails, never skips.
+#[test]
+fn redis_sessions_are_shared_and_ended_by_the_commands() {
+    use portcullis::store::SessionStore;
+
+    let redis = portcullis_store::testing::redis_url();
+    let prefix = portcullis_store::testing::fresh_redis_prefix();
+    let with_redis = [
+        ("PORTCULLIS_REDIS_URL", redis.as_str()),
+        ("PORTCULLIS_REDIS_PREFIX", prefix.as_str()),
+        ("PORTCULLIS_REDIS_SESSIONS", "true"),
+    ];
+    let mut env = sqlite_env_with(&with_redis);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    env.ok(&["createuser", "bob", "--password", "builder"]);
+    let (one, two) = (Server::start(&env), Server::start(&env));
+    let ada = login(&one, "ada", "lovelace");
+    assert_eq!(session_status(&one, &ada), 200);
+    assert_eq!(session_status(&two, &ada), 200, "the other server knows it");
+
+    // The database holds no session: it is in Redis alone.
+    let with_redis = std::mem::take(&mut env.extra);
+    let three = Server::start(&env);
+    env.extra = with_redis;
+    assert_eq!(session_status(&three, &ada), 403);
+    let (status, _) = three.stop("-TERM");
+    assert!(status.success());
+
+    // The session auth hash alone would refuse the old sessions after a
+    // password change, and a deleted user has none: ask Redis whether the
+    // commands deleted them (ada and bob are users 1 and 2 of a fresh
+    // database). What is left to delete here, the command left behind.
+    let rt = runtime();
+    let sessions = rt
+        .block_on(portcullis_store::RedisStore::connect(&redis))
+        .unwrap()
+        .with_prefix(prefix.clone());
+    let left_of = |user_id| {
+        rt.block_on(sessions.delete_user_sessions(user_id, None))
+            .unwrap()
+    };
+    let _second = login(&two, "ada", "lovelace");
+    env.ok(&["changepassword", "ada", "--password", "difference"]);
+    assert_eq!(left_of(1), 0, "changepassword ended both sessions in Redis");
+    assert_eq!(eventually(403, || session_status(&one, &ada)), 403);
+    assert_eq!(eventually(403, || session_status(&two, &ada)), 403);
+    let ada = login(&two, "ada", "difference");
+    assert_eq!(session_status(&one, &ada), 200);
+
+    let bob = login(&one, "bob", "builder");
+    env.ok(&["deleteuser", "bob"]);
+    assert_eq!(left_of(2), 0, "deleteuser ended bob's session in Redis");
+    assert_eq!(eventually(403, || session_status(&two, &bob)), 403);
+    assert_eq!(
+        session_status(&one, &ada),
+        200,
+        "ada's session is untouched"
+    );
+
+    // Logging out on one server ends the session on the other.
+    let csrf = ada.split("csrftoken=").nth(1).unwrap().to_owned();
+    let res = client()
+        .post(one.url("/auth/logout/"))
+        .header("Cookie", &ada)
+        .header("X-CSRFToken", csrf)
+        .header("Origin", one.base.clone())
+        .send()
+        .unwrap();
+    assert!(
+        res.status().is_success() || res.status().is_redirection(),
+        "{}",
+        res.status()
+    );
+    assert_eq!(eventually(403, || session_status(&two, &ada)), 403);
+    for server in [one, two] {
+        let (status, _) = server.stop("-TERM");
+        assert!(status.success());
+    }
+
+    // Without a Redis URL, the setting is refused in one line.
+    let bad = sqlite_env_with(&[("PORTCULLIS_REDIS_SESSIONS", "true")]);
+    let err = bad.fails(&["serve", "--bind", "127.0.0.1:0"]);
+    assert!(err.contains("PORTCULLIS_REDIS_URL"), "{err}");
+}

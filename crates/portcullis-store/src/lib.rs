@@ -116,7 +116,7 @@
 //! | `sqlite` | yes | [`SqliteStore`] |
 //! | `postgres` | no | [`PostgresStore`] |
 //! | `mysql` | no | [`MySqlStore`] (MariaDB and MySQL) |
-//! | `redis` | no | [`RedisStore`]: throttle counts and login lockouts shared by several servers |
+//! | `redis` | no | [`RedisStore`]: throttle counts, login lockouts, replay-cache nonces and sessions shared by several servers |
 //! | `testing` | no | the `testing` module: a fresh database for every test |
 //!
 //! [`Store`] has a variant for each SQL feature enabled and exists when at
@@ -131,7 +131,10 @@
 //! unlock` run from another process reaches a running server at once.
 //! [`RedisStore`] (feature `redis`) is a `LockoutStore` and a
 //! [`RateStore`](portcullis::throttle::RateStore), for throttle budgets
-//! shared by several servers.
+//! shared by several servers, and a
+//! [`SessionStore`]: with
+//! [`SeparateSessions`](portcullis::store::SeparateSessions), users and
+//! tokens stay in SQL and sessions go to Redis.
 //!
 //! ## Errors
 //!

@@ -1,6 +1,6 @@
-//! [`RedisStore`]: throttle counts, login lockouts and replay-cache nonces
-//! in Redis, shared by every server that uses the same Redis (feature
-//! `redis`).
+//! [`RedisStore`]: throttle counts, login lockouts, replay-cache nonces
+//! and (if asked) sessions in Redis, shared by every server that uses the
+//! same Redis (feature `redis`).
 //!
 //! It implements the core's [`RateStore`] (a sliding window per key, in a
 //! sorted set scored by milliseconds) and [`LockoutStore`] (a hash per key
@@ -9,6 +9,21 @@
 //! script or one command, so it is atomic per key however many servers
 //! share the keys. Each key gets an expiry on every write (`PEXPIRE`, the
 //! period or the cool-off), so Redis drops what is no longer needed.
+//!
+//! It is also a [`SessionStore`], for sessions kept out of the SQL
+//! database: put it beside the SQL store with
+//! [`SeparateSessions`](portcullis::store::SeparateSessions). Each session
+//! is a hash (`session:<digest>`: the user id, the data as JSON, the
+//! expiry in microseconds) with an index of each user's sessions
+//! (`user_sessions:<id>`, a set, for "end this user's other sessions") and
+//! of their expiries (`session_expiry`, a sorted set, for
+//! [`purge_expired_sessions`](SessionStore::purge_expired_sessions)). Every
+//! write is one Lua script, so a session and its index entries change
+//! together, whatever other servers do meanwhile. A session that expires
+//! is refused at once and deleted by the next purge; Redis drops it on its
+//! own a day later ([`SESSION_GRACE`]) if no purge runs. The scripts name
+//! keys that they derive from the prefix: this takes one Redis server, not
+//! Redis Cluster (as the rest of this store does).
 //!
 //! The times come from the caller's [`Clock`](portcullis::throttle::Clock)
 //! and are stored in the keys; Redis's own clock only schedules the clean-up.
@@ -43,9 +58,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::replay::ReplayCache;
-use portcullis::store::{Ping, StoreError};
+use portcullis::store::{Ping, SessionRecord, SessionStore, StoreError};
 use portcullis::throttle::{Hit, RateStore};
 use rand::Rng;
 use redis::aio::MultiplexedConnection;
@@ -59,6 +75,80 @@ use crate::millis::{expiry_millis, from_millis, millis};
 pub const DEFAULT_PREFIX: &str = "portcullis:";
 /// How long one call may take before Redis counts as unavailable.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long after its expiry Redis keeps a session that no purge deleted.
+pub const SESSION_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Saves a session (`KEYS[1]`, the session's hash) and indexes it.
+/// ARGV: prefix, digest, user id, data, expiry (µs), when Redis may drop
+/// the hash (ms since the epoch), how long from now that is (ms).
+const SAVE_SESSION_SCRIPT: &str = r"
+local prefix, digest, user = ARGV[1], ARGV[2], ARGV[3]
+local before = redis.call('HGET', KEYS[1], 'user')
+if before and before ~= user then
+  redis.call('SREM', prefix .. 'user_sessions:' .. before, digest)
+end
+redis.call('HSET', KEYS[1], 'user', user, 'data', ARGV[4], 'expires', ARGV[5])
+redis.call('PEXPIREAT', KEYS[1], ARGV[6])
+local index = prefix .. 'user_sessions:' .. user
+redis.call('SADD', index, digest)
+local wanted = tonumber(ARGV[7])
+if redis.call('PTTL', index) < wanted then
+  redis.call('PEXPIRE', index, math.max(1, wanted))
+end
+redis.call('ZADD', prefix .. 'session_expiry', ARGV[5], digest)
+return 1
+";
+
+/// Deletes one session (`KEYS[1]`) and its index entries.
+/// ARGV: prefix, digest.
+const DELETE_SESSION_SCRIPT: &str = r"
+local user = redis.call('HGET', KEYS[1], 'user')
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', ARGV[1] .. 'session_expiry', ARGV[2])
+if user then
+  redis.call('SREM', ARGV[1] .. 'user_sessions:' .. user, ARGV[2])
+end
+return 1
+";
+
+/// Deletes a user's sessions (`KEYS[1]`, the user's index) but one.
+/// ARGV: prefix, the digest to keep (empty: none). Returns how many
+/// sessions it deleted.
+const DELETE_USER_SESSIONS_SCRIPT: &str = r"
+local prefix, keep = ARGV[1], ARGV[2]
+local n = 0
+for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if digest ~= keep then
+    n = n + redis.call('DEL', prefix .. 'session:' .. digest)
+    redis.call('ZREM', prefix .. 'session_expiry', digest)
+    redis.call('SREM', KEYS[1], digest)
+  end
+end
+return n
+";
+
+/// Deletes up to ARGV[3] sessions that expired at ARGV[2] (µs) or before,
+/// from the expiry index `KEYS[1]`. ARGV[1]: prefix. Returns how many
+/// index entries it handled and how many sessions it deleted.
+const PURGE_SESSIONS_SCRIPT: &str = r"
+local prefix = ARGV[1]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local n = 0
+for _, digest in ipairs(due) do
+  local key = prefix .. 'session:' .. digest
+  local user = redis.call('HGET', key, 'user')
+  n = n + redis.call('DEL', key)
+  if user then
+    redis.call('SREM', prefix .. 'user_sessions:' .. user, digest)
+  end
+  redis.call('ZREM', KEYS[1], digest)
+end
+return {#due, n}
+";
+
+/// How many expired sessions one purge script handles, so that a large
+/// purge does not hold Redis for long.
+const PURGE_CHUNK: usize = 1000;
 
 /// One sliding-window hit (see [`RateStore`]'s semantics). Returns `-1`
 /// when allowed, else the wait in milliseconds.
@@ -111,6 +201,15 @@ pub struct RedisStore {
     timeout: Duration,
     hit: Arc<Script>,
     failure: Arc<Script>,
+    sessions: Arc<SessionScripts>,
+}
+
+/// The session scripts, hashed once.
+struct SessionScripts {
+    save: Script,
+    delete: Script,
+    delete_user: Script,
+    purge: Script,
 }
 
 /// A Lua script run by its SHA-1 (`EVALSHA`), sent whole (`EVAL`) only
@@ -194,6 +293,12 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             hit: Arc::new(Script::new(HIT_SCRIPT)),
             failure: Arc::new(Script::new(FAILURE_SCRIPT)),
+            sessions: Arc::new(SessionScripts {
+                save: Script::new(SAVE_SESSION_SCRIPT),
+                delete: Script::new(DELETE_SESSION_SCRIPT),
+                delete_user: Script::new(DELETE_USER_SESSIONS_SCRIPT),
+                purge: Script::new(PURGE_SESSIONS_SCRIPT),
+            }),
         })
     }
 
@@ -418,6 +523,124 @@ impl ReplayCache for RedisStore {
     }
 }
 
+/// A session's hash key.
+fn session_key(store: &RedisStore, key_digest: &str) -> String {
+    store.key(&format!("session:{key_digest}"))
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// A session hash that does not read back (written by something else).
+fn unreadable_session() -> StoreError {
+    StoreError::backend("a session in Redis is not in the expected form")
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load_session(&self, key_digest: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let key = session_key(self, key_digest);
+        let (user, data, expires): (Option<i64>, Option<String>, Option<i64>) = self
+            .run(|mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("user")
+                    .arg("data")
+                    .arg("expires")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let (Some(user_id), Some(data), Some(expires)) = (user, data, expires) else {
+            return Ok(None);
+        };
+        let expires = DateTime::from_timestamp_micros(expires).ok_or_else(unreadable_session)?;
+        if expires <= Utc::now() {
+            return Ok(None);
+        }
+        let data = serde_json::from_str(&data).map_err(|_| unreadable_session())?;
+        Ok(Some(SessionRecord {
+            key_digest: key_digest.to_owned(),
+            user_id,
+            data,
+            expires,
+        }))
+    }
+
+    async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        let key = session_key(self, &session.key_digest);
+        let grace = chrono::Duration::from_std(SESSION_GRACE).unwrap_or(chrono::Duration::MAX);
+        let drop_at = session
+            .expires
+            .checked_add_signed(grace)
+            .map_or(i64::MAX, |t| t.timestamp_millis());
+        let keep_for = drop_at.saturating_sub(Utc::now().timestamp_millis());
+        let args = [
+            self.prefix.to_string(),
+            session.key_digest.clone(),
+            session.user_id.to_string(),
+            session.data.to_string(),
+            micros(session.expires).to_string(),
+            drop_at.to_string(),
+            keep_for.to_string(),
+        ];
+        let scripts = self.sessions.clone();
+        self.run(
+            |mut conn| async move { scripts.save.invoke::<i64>(&mut conn, &key, &args).await },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, key_digest: &str) -> Result<(), StoreError> {
+        let key = session_key(self, key_digest);
+        let args = [self.prefix.to_string(), key_digest.to_owned()];
+        let scripts = self.sessions.clone();
+        self.run(
+            |mut conn| async move { scripts.delete.invoke::<i64>(&mut conn, &key, &args).await },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let key = self.key(&format!("user_sessions:{user_id}"));
+        let args = [self.prefix.to_string(), keep.unwrap_or("").to_owned()];
+        let scripts = self.sessions.clone();
+        let n: i64 = self
+            .run(|mut conn| async move { scripts.delete_user.invoke(&mut conn, &key, &args).await })
+            .await?;
+        Ok(n.unsigned_abs())
+    }
+
+    async fn purge_expired_sessions(&self) -> Result<u64, StoreError> {
+        let key = self.key("session_expiry");
+        let now = micros(Utc::now()).to_string();
+        let mut purged = 0;
+        loop {
+            let args = [
+                self.prefix.to_string(),
+                now.clone(),
+                PURGE_CHUNK.to_string(),
+            ];
+            let scripts = self.sessions.clone();
+            let key = key.clone();
+            let (handled, deleted): (usize, u64) = self
+                .run(|mut conn| async move { scripts.purge.invoke(&mut conn, &key, &args).await })
+                .await?;
+            purged += deleted;
+            if handled < PURGE_CHUNK {
+                return Ok(purged);
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Ping for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
@@ -456,5 +679,10 @@ mod tests {
         let e = s.ping().await.unwrap_err();
         assert!(e.is_unavailable(), "{e}");
         assert!(started.elapsed() < Duration::from_secs(3));
+        // Sessions fail closed: no answer is an error, never "no session".
+        let e = s.load_session("v1$00").await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+        let e = s.delete_user_sessions(1, None).await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
     }
 }

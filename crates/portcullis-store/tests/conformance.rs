@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
 use portcullis::store::{
-    MemoryStore, NewUser, Ping, SessionRecord, SessionStore, StoreError, TokenRecord, TokenStore,
-    UserAdmin, UserStore,
+    MemoryStore, NewUser, Ping, SeparateSessions, SessionRecord, SessionStore, StoreError,
+    TokenRecord, TokenStore, UserAdmin, UserStore,
 };
-use portcullis_store::{testing, MySqlStore, PostgresStore, SqliteStore, Store};
+use portcullis_store::{testing, MySqlStore, PostgresStore, RedisStore, SqliteStore, Store};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -97,6 +97,25 @@ async fn store_postgres() -> Fixture<Store> {
 
 async fn store_mysql() -> Fixture<Store> {
     fresh(testing::fresh_mysql_url().await, None).await
+}
+
+/// SQLite for the users and tokens, Redis (a key prefix of its own) for
+/// the sessions, as `serve` runs with `redis_sessions`.
+async fn sqlite_redis_sessions() -> Fixture<SeparateSessions<SqliteStore, RedisStore>> {
+    let Fixture {
+        store,
+        _cleanup,
+        _dir,
+    } = sqlite().await;
+    let redis = RedisStore::connect(&testing::redis_url())
+        .await
+        .unwrap_or_else(|e| panic!("the Redis test server is unreachable ({e})"))
+        .with_prefix(testing::fresh_redis_prefix());
+    Fixture {
+        store: SeparateSessions::new(store, redis),
+        _cleanup,
+        _dir,
+    }
 }
 
 // ----- helpers -----
@@ -530,6 +549,17 @@ async fn delete_user_sessions_keeps_one<S: Backend>(s: &S) {
     assert!(s.load_session("b1").await.unwrap().is_some());
 }
 
+async fn a_session_saved_for_another_user_moves_to_that_user<S: Backend>(s: &S) {
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    s.save_session(&session("k", ada.id, hour())).await.unwrap();
+    s.save_session(&session("k", bob.id, hour())).await.unwrap();
+    assert_eq!(s.delete_user_sessions(ada.id, None).await.unwrap(), 0);
+    assert_eq!(s.load_session("k").await.unwrap().unwrap().user_id, bob.id);
+    assert_eq!(s.delete_user_sessions(bob.id, None).await.unwrap(), 1);
+    assert_eq!(s.load_session("k").await.unwrap(), None);
+}
+
 async fn ping_answers<S: Backend>(s: &S) {
     s.ping().await.unwrap();
 }
@@ -561,6 +591,7 @@ macro_rules! suite {
                 expired_sessions_are_ignored_and_purged,
                 delete_session_removes_one,
                 delete_user_sessions_keeps_one,
+                a_session_saved_for_another_user_moves_to_that_user,
                 ping_answers,
             );
         }
@@ -583,6 +614,45 @@ suite!(mysql_store, super::mysql);
 suite!(store_enum_sqlite, super::store_sqlite);
 suite!(store_enum_postgres, super::store_postgres);
 suite!(store_enum_mysql, super::store_mysql);
+suite!(sqlite_redis_sessions, super::sqlite_redis_sessions);
+
+/// Two servers on one Redis (one prefix) see each other's sessions at
+/// once, and ending a user's sessions on one ends them for both.
+#[tokio::test]
+async fn two_servers_share_sessions_in_redis() {
+    let a = sqlite_redis_sessions().await;
+    let other = RedisStore::connect(&testing::redis_url())
+        .await
+        .unwrap()
+        .with_prefix(a.store.sessions().prefix());
+    let b = SeparateSessions::new(a.store.inner().clone(), other);
+    let ada = a.store.create_user(new_user("ada")).await.unwrap();
+    a.store
+        .save_session(&session("s1", ada.id, hour()))
+        .await
+        .unwrap();
+    let (found, user) = b.session_with_user("s1").await.unwrap().unwrap();
+    assert_eq!(
+        (found.user_id, user.unwrap().username),
+        (ada.id, "ada".into())
+    );
+    b.save_session(&session("s2", ada.id, hour()))
+        .await
+        .unwrap();
+    assert_eq!(a.store.delete_user_sessions(ada.id, None).await.unwrap(), 2);
+    assert_eq!(b.load_session("s1").await.unwrap(), None);
+    assert_eq!(b.load_session("s2").await.unwrap(), None);
+    // A different prefix is a different set of sessions.
+    let elsewhere = RedisStore::connect(&testing::redis_url())
+        .await
+        .unwrap()
+        .with_prefix(testing::fresh_redis_prefix());
+    a.store
+        .save_session(&session("s3", ada.id, hour()))
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.load_session("s3").await.unwrap(), None);
+}
 
 // ----- what only the SQL stores promise -----
 

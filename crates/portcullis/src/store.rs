@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 
 use crate::identity::{AuthUser, User};
 
+mod separate;
 mod shared;
+pub use separate::SeparateSessions;
 pub use shared::SharedUsers;
 
 type BoxError = Arc<dyn StdError + Send + Sync>;

@@ -3,14 +3,13 @@
 use anyhow::{anyhow, bail};
 use portcullis::password::PasswordHasher;
 use portcullis::scheme::digest;
-use portcullis::scheme::session::Sessions;
 use portcullis::store::UserStore;
 
 use crate::cli::ChangePasswordArgs;
 use crate::config::Settings;
 
-/// Sets the user's password and ends the user's sessions, as Django does
-/// when a password changes.
+/// Sets the user's password and ends the user's sessions (in Redis too
+/// with `redis_sessions`), as Django does when a password changes.
 pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Result<()> {
     super::check_username_given(&args.username)?;
     let Some(password) = super::read_password(&args.password)? else {
@@ -43,10 +42,7 @@ pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Resul
     )
     .await
     .map_err(|e| super::store_error(settings, e))?;
-    Sessions::new(store, secret.clone())
-        .end_sessions_of(user.id, None)
-        .await
-        .map_err(|e| super::store_error(settings, e))?;
+    super::end_sessions(settings, &store, user.id).await?;
     println!("Password changed successfully for user '{}'", args.username);
     Ok(())
 }

@@ -21,7 +21,7 @@ pub mod users;
 use std::io::Read;
 
 use anyhow::{anyhow, bail};
-use portcullis::store::UserStore;
+use portcullis::store::{SessionStore, UserStore};
 use portcullis::User;
 use portcullis_store::Store;
 
@@ -104,6 +104,28 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Store> {
         )
     })?;
     Ok(store)
+}
+
+/// Ends every session of a user: in the database, and in Redis too when
+/// `redis_sessions` keeps them there.
+pub async fn end_sessions(settings: &Settings, store: &Store, user_id: i64) -> anyhow::Result<()> {
+    store
+        .delete_user_sessions(user_id, None)
+        .await
+        .map_err(|e| store_error(settings, e))?;
+    if let Some(redis) = limits::redis(settings)?.filter(|_| settings.redis_sessions) {
+        let url = settings.redis_url.as_deref().unwrap_or_default();
+        redis
+            .delete_user_sessions(user_id, None)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "cannot end the sessions kept in Redis: {}",
+                    scrub(&e.to_string(), url)
+                )
+            })?;
+    }
+    Ok(())
 }
 
 /// Refuses an empty username before anything else is done.

@@ -18,8 +18,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use portcullis::jwt::Jwt;
-use portcullis::store::SessionStore;
-use portcullis_store::Store;
+use portcullis::scheme::digest::DigestStore;
+use portcullis::scheme::hawk::HawkStore;
+use portcullis::store::{Ping, SeparateSessions, SessionStore, TokenStore, UserAdmin};
 use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -108,8 +109,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             Ok(()) => tracing::info!(prefix = r.prefix(), "throttles and lockout in Redis"),
             Err(e) => tracing::warn!(
                 error = %e,
-                "Redis is unreachable: logins fail (503) and rate limits are not \
-                 enforced until it answers"
+                "Redis is unreachable: logins (and, with redis_sessions, session \
+                 requests) fail (503) and rate limits are not enforced until it answers"
             ),
         }
     }
@@ -127,6 +128,42 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         tracing::warn!("the login lockout is off (PORTCULLIS_LOGIN_THROTTLE=off)");
     }
     Jwt::new(config.jwt.clone(), &config.secret).map_err(|e| anyhow!("JWT settings: {e}"))?;
+    let header_read_timeout = Duration::from_secs(settings.header_read_timeout);
+    let stopped = async move {
+        let name = signals.recv().await;
+        tracing::info!("{name} received: finishing open requests, then stopping");
+    };
+    // Sessions deleted on expiry wherever they are kept: in the database
+    // always (sessions left there from before `redis_sessions`), and in
+    // Redis when they are kept there.
+    let mut purgers = vec![tokio::spawn(purge_expired_sessions(store.clone()))];
+    match redis.filter(|_| settings.redis_sessions) {
+        Some(r) => {
+            tracing::info!(prefix = r.prefix(), "sessions in Redis");
+            purgers.push(tokio::spawn(purge_expired_sessions(r.clone())));
+            let store = SeparateSessions::new(store, r);
+            serve_app(store, config, listener, addr, header_read_timeout, stopped).await;
+        }
+        None => serve_app(store, config, listener, addr, header_read_timeout, stopped).await,
+    }
+    for purger in purgers {
+        purger.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves the app over `store` on `listener` until `shutdown` resolves.
+async fn serve_app<S>(
+    store: S,
+    config: AppConfig,
+    listener: tokio::net::TcpListener,
+    addr: std::net::SocketAddr,
+    header_read_timeout: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) where
+    S: UserAdmin + TokenStore + SessionStore + Ping + DigestStore + HawkStore + Clone,
+{
     // Around the whole router, not `Router::layer`: that would wrap (and
     // clone, per request) every route separately.
     let app = ServiceBuilder::new()
@@ -153,19 +190,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         )
         // `Set-Cookie` is marked sensitive by the app's own outermost layer,
         // before any answer reaches the tracing above.
-        .service(service(store.clone(), config));
-
-    let purger = tokio::spawn(purge_expired_sessions(store));
+        .service(service(store, config));
     println!("portcullis listening on http://{addr}");
-    let header_read_timeout = Duration::from_secs(settings.header_read_timeout);
-    serve_connections(listener, app, header_read_timeout, async move {
-        let name = signals.recv().await;
-        tracing::info!("{name} received: finishing open requests, then stopping");
-    })
-    .await;
-    purger.abort();
-    tracing::info!("stopped");
-    Ok(())
+    serve_connections(listener, app, header_read_timeout, shutdown).await;
 }
 
 /// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves,
@@ -269,7 +296,7 @@ async fn accept_failed(e: &std::io::Error) {
 }
 
 /// Deletes expired sessions every [`PURGE_INTERVAL`], starting now.
-async fn purge_expired_sessions(store: Store) {
+async fn purge_expired_sessions(store: impl SessionStore) {
     let mut every = tokio::time::interval(PURGE_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

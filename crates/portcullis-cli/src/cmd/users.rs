@@ -22,11 +22,15 @@ pub async fn set_active(settings: &Settings, username: &str, active: bool) -> an
     Ok(())
 }
 
-/// Deletes the user with the user's token and sessions.
+/// Deletes the user with the user's token and sessions (in Redis too
+/// with `redis_sessions`).
 pub async fn delete(settings: &Settings, username: &str) -> anyhow::Result<()> {
     super::check_username_given(username)?;
     let store = super::open(settings).await?;
     let user = super::existing_user(settings, &store, username).await?;
+    // The sessions first (Redis's too, with `redis_sessions`): a failure
+    // then leaves a user without sessions, never sessions without a user.
+    super::end_sessions(settings, &store, user.id).await?;
     store
         .delete_user(user.id)
         .await

@@ -153,11 +153,24 @@ impl LockoutSource for portcullis_store::Store {
     }
 }
 
+/// SQL for the users, Redis for the sessions (`redis_sessions`): failures
+/// counted in Redis, as `serve` does with a Redis URL.
+pub(crate) type RedisSessions =
+    portcullis::store::SeparateSessions<portcullis_store::Store, portcullis_store::RedisStore>;
+
+impl LockoutSource for RedisSessions {
+    fn lockout_store(&self) -> Arc<dyn LockoutStore> {
+        Arc::new(self.sessions().clone())
+    }
+}
+
 /// Where the test app keeps JWT refresh tokens: a SQL store in its own
 /// tables, as `serve` does; any other store in memory.
 fn jwt_blacklist<S: 'static>(store: &S) -> Option<SharedBlacklist> {
-    (store as &dyn std::any::Any)
+    let store = store as &dyn std::any::Any;
+    store
         .downcast_ref::<portcullis_store::Store>()
+        .or_else(|| store.downcast_ref::<RedisSessions>().map(|s| s.inner()))
         .map(|s| SharedBlacklist::new(s.clone()))
 }
 
