@@ -1397,3 +1397,51 @@ fn redis_sessions_are_shared_and_ended_by_the_commands() {
     let err = bad.fails(&["serve", "--bind", "127.0.0.1:0"]);
     assert!(err.contains("PORTCULLIS_REDIS_URL"), "{err}");
 }
+
+/// With a Redis URL, running servers hear of the commands' writes and of
+/// each other's at once: with a cache TTL of a minute, a deactivated
+/// user's token, a replaced token and a session logged out on the other
+/// server are all refused within the second the contract allows.
+#[test]
+fn redis_tells_every_servers_cache_at_once() {
+    let redis = portcullis_store::testing::redis_url();
+    let prefix = portcullis_store::testing::fresh_redis_prefix();
+    let env = sqlite_env_with(&[
+        ("PORTCULLIS_REDIS_URL", &redis),
+        ("PORTCULLIS_REDIS_PREFIX", &prefix),
+        ("PORTCULLIS_REDIS_SESSIONS", "true"),
+        ("PORTCULLIS_CACHE_TTL_MS", "60000"),
+    ]);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    let key = env.token("ada", false);
+    let (one, two) = (Server::start(&env), Server::start(&env));
+    // Cached on both, then deactivated by a command.
+    assert_eq!(token_status(&one, &key), 200);
+    assert_eq!(token_status(&two, &key), 200);
+    env.ok(&["deactivate", "ada"]);
+    assert_eq!(eventually(401, || token_status(&one, &key)), 401);
+    assert_eq!(eventually(401, || token_status(&two, &key)), 401);
+    env.ok(&["activate", "ada"]);
+    assert_eq!(eventually(200, || token_status(&two, &key)), 200);
+    let new = env.token("ada", true);
+    assert_eq!(eventually(401, || token_status(&one, &key)), 401);
+    assert_eq!(token_status(&one, &new), 200);
+
+    // A session cached on two, logged out on one.
+    let cookies = login(&one, "ada", "lovelace");
+    assert_eq!(session_status(&two, &cookies), 200);
+    let csrf = cookies.split("csrftoken=").nth(1).unwrap().to_owned();
+    let res = client()
+        .post(one.url("/auth/logout/"))
+        .header("Cookie", &cookies)
+        .header("X-CSRFToken", csrf)
+        .header("Origin", one.base.clone())
+        .send()
+        .unwrap();
+    assert!(res.status().as_u16() < 400, "logout: {}", res.status());
+    assert_eq!(eventually(403, || session_status(&two, &cookies)), 403);
+    for server in [one, two] {
+        let (status, _) = server.stop("-TERM");
+        assert!(status.success());
+    }
+}

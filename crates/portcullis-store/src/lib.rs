@@ -116,7 +116,7 @@
 //! | `sqlite` | yes | [`SqliteStore`] |
 //! | `postgres` | no | [`PostgresStore`] |
 //! | `mysql` | no | [`MySqlStore`] (MariaDB and MySQL) |
-//! | `redis` | no | [`RedisStore`]: throttle counts, login lockouts, replay-cache nonces and sessions shared by several servers |
+//! | `redis` | no | [`RedisStore`]: throttle counts, login lockouts, replay-cache nonces and sessions shared by several servers, and the caches' invalidation bus between them |
 //! | `testing` | no | the `testing` module: a fresh database for every test |
 //!
 //! [`Store`] has a variant for each SQL feature enabled and exists when at

@@ -25,6 +25,11 @@
 //! keys that they derive from the prefix: this takes one Redis server, not
 //! Redis Cluster (as the rest of this store does).
 //!
+//! And it carries the caches' [`InvalidationBus`] between servers
+//! ([`invalidation_bus`](RedisStore::invalidation_bus)): each message is a
+//! `PUBLISH` on `<prefix>invalidate`, and every server subscribed there
+//! drops what it names from its caches.
+//!
 //! The times come from the caller's [`Clock`](portcullis::throttle::Clock)
 //! and are stored in the keys; Redis's own clock only schedules the clean-up.
 //! Servers sharing a Redis should keep their clocks in step (NTP).
@@ -59,6 +64,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+use portcullis::cache::{Invalidation, InvalidationBus};
 use portcullis::lockout::{Failures, LockoutStore};
 use portcullis::replay::ReplayCache;
 use portcullis::store::{Ping, SessionRecord, SessionStore, StoreError};
@@ -149,6 +156,12 @@ return {#due, n}
 /// How many expired sessions one purge script handles, so that a large
 /// purge does not hold Redis for long.
 const PURGE_CHUNK: usize = 1000;
+
+/// How many invalidations may wait to be published; beyond that they are
+/// dropped (and logged), and the other servers rely on their caches' TTL.
+const INVALIDATION_QUEUE: usize = 10_000;
+/// How long the bus waits before subscribing again after losing Redis.
+const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
 
 /// One sliding-window hit (see [`RateStore`]'s semantics). Returns `-1`
 /// when allowed, else the wait in milliseconds.
@@ -637,6 +650,112 @@ impl SessionStore for RedisStore {
             if handled < PURGE_CHUNK {
                 return Ok(purged);
             }
+        }
+    }
+}
+
+impl RedisStore {
+    /// The channel cache invalidations travel on: `<prefix>invalidate`.
+    pub fn invalidation_channel(&self) -> String {
+        self.key("invalidate")
+    }
+
+    /// Publishes one invalidation to the servers subscribed, as a command
+    /// run outside a server does after its write.
+    pub async fn publish_invalidation(&self, what: &Invalidation) -> Result<(), StoreError> {
+        let channel = self.invalidation_channel();
+        let message = what.encode();
+        self.run(|mut conn| async move {
+            redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(&message)
+                .query_async::<i64>(&mut conn)
+                .await
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// A cache [`InvalidationBus`] carried by this Redis, and the task
+    /// that carries it (spawn it, e.g. with `tokio::spawn`; it runs until
+    /// dropped).
+    ///
+    /// What the bus publishes is queued and sent in order by the task;
+    /// what arrives on the channel (from any server, this one included)
+    /// is delivered to the bus's listeners. Every time the task
+    /// (re)subscribes it delivers [`Invalidation::All`] first, since
+    /// messages sent while it was not listening are lost. A Redis that is
+    /// down costs nothing but warnings: the caches' TTL remains the bound.
+    pub fn invalidation_bus(
+        &self,
+    ) -> (
+        InvalidationBus,
+        impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(INVALIDATION_QUEUE);
+        let bus = InvalidationBus::new(move |what| {
+            if tx.try_send(what).is_err() {
+                tracing::warn!(
+                    "the cache invalidation queue is full: a change reaches the other \
+                     servers when their cache entries expire"
+                );
+            }
+        });
+        let task = {
+            let (store, bus) = (self.clone(), bus.clone());
+            async move {
+                tokio::join!(store.clone().publish_queued(rx), store.follow(bus));
+            }
+        };
+        (bus, task)
+    }
+
+    /// Publishes what the bus queued, in order.
+    async fn publish_queued(self, mut queue: tokio::sync::mpsc::Receiver<Invalidation>) {
+        while let Some(what) = queue.recv().await {
+            if let Err(e) = self.publish_invalidation(&what).await {
+                tracing::warn!(
+                    error = %e,
+                    "cannot publish a cache invalidation: the other servers see the \
+                     change when their cache entries expire"
+                );
+            }
+        }
+    }
+
+    /// Delivers what arrives on the channel to `bus`, subscribing again
+    /// whenever the subscription is lost.
+    async fn follow(self, bus: InvalidationBus) {
+        let channel = self.invalidation_channel();
+        loop {
+            let subscribed = tokio::time::timeout(self.timeout, async {
+                let mut pubsub = self.client.get_async_pubsub().await?;
+                pubsub.subscribe(&channel).await?;
+                Ok::<_, RedisError>(pubsub)
+            })
+            .await;
+            match subscribed {
+                Ok(Ok(mut pubsub)) => {
+                    tracing::debug!("following cache invalidations in Redis");
+                    // Anything may have changed while nobody listened.
+                    bus.deliver(&Invalidation::All);
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        let text: String = message.get_payload().unwrap_or_default();
+                        bus.deliver(&Invalidation::decode(&text));
+                    }
+                    tracing::warn!("lost the Redis subscription for cache invalidations");
+                }
+                Ok(Err(e)) => tracing::warn!(
+                    error = %map_redis_error(e),
+                    "cannot subscribe to cache invalidations in Redis"
+                ),
+                Err(_) => tracing::warn!(
+                    error = %TimedOut(self.timeout),
+                    "cannot subscribe to cache invalidations in Redis"
+                ),
+            }
+            tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         }
     }
 }

@@ -654,6 +654,60 @@ async fn two_servers_share_sessions_in_redis() {
     assert_eq!(elsewhere.load_session("s3").await.unwrap(), None);
 }
 
+/// The caches' bus over Redis pub/sub: what one server publishes, every
+/// server on the same prefix hears (after an `All` when it subscribes);
+/// another prefix hears nothing.
+#[tokio::test]
+async fn invalidations_travel_between_servers_through_redis() {
+    use std::sync::{Arc, Mutex};
+
+    use portcullis::cache::Invalidation;
+
+    let prefix = testing::fresh_redis_prefix();
+    let connect = |prefix: String| async move {
+        RedisStore::connect(&testing::redis_url())
+            .await
+            .unwrap_or_else(|e| panic!("the Redis test server is unreachable ({e})"))
+            .with_prefix(prefix)
+    };
+    let (a, b) = (connect(prefix.clone()).await, connect(prefix).await);
+    let elsewhere = connect(testing::fresh_redis_prefix()).await;
+    let (bus_a, task_a) = a.invalidation_bus();
+    let mut tasks = vec![tokio::spawn(task_a)];
+    let mut heard = Vec::new();
+    for store in [&b, &elsewhere] {
+        let (bus, task) = store.invalidation_bus();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        bus.listen(move |m| log.lock().unwrap().push(m.clone()));
+        tasks.push(tokio::spawn(task));
+        heard.push(seen);
+    }
+    let wait_for = |seen: &Arc<Mutex<Vec<Invalidation>>>, want: Invalidation| {
+        let seen = seen.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !seen.lock().unwrap().contains(&want) {
+                assert!(Instant::now() < deadline, "{want:?} never arrived");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Subscribed: each starts by dropping everything.
+    wait_for(&heard[0], Invalidation::All).await;
+    wait_for(&heard[1], Invalidation::All).await;
+    bus_a.publish(Invalidation::User(7));
+    wait_for(&heard[0], Invalidation::User(7)).await;
+    // A command publishes without a bus.
+    let gone = Invalidation::Session("v1$00ff".into());
+    a.publish_invalidation(&gone).await.unwrap();
+    wait_for(&heard[0], gone).await;
+    assert_eq!(*heard[1].lock().unwrap(), [Invalidation::All]);
+    for task in tasks {
+        task.abort();
+    }
+}
+
 // ----- what only the SQL stores promise -----
 
 /// Migrating twice changes nothing; rows survive.

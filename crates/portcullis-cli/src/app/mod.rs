@@ -67,7 +67,9 @@ use axum::http::header::{HeaderName, AUTHORIZATION, COOKIE, SET_COOKIE};
 use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
-use portcullis::cache::{CachedStore, CredentialCache, DEFAULT_CREDENTIAL_TTL, DEFAULT_TTL};
+use portcullis::cache::{
+    CachedStore, CredentialCache, InvalidationBus, DEFAULT_CREDENTIAL_TTL, DEFAULT_TTL,
+};
 use portcullis::layer::DEFAULT_FORM_LIMIT;
 use portcullis::lockout::Lockout;
 use portcullis::password::{HasherConfig, PasswordHasher};
@@ -153,6 +155,11 @@ pub struct AppConfig {
     /// through the app invalidate at once; writes by other processes are
     /// seen after at most this long.
     pub cache_ttl: Duration,
+    /// Links the caches to other servers' ([`InvalidationBus`]): writes
+    /// through the app are published on it, and what arrives on it is
+    /// dropped from the caches at once. Default none: other servers' writes
+    /// are seen after at most `cache_ttl`.
+    pub invalidation_bus: Option<InvalidationBus>,
     /// Whether verified Basic credentials are remembered by a keyed hash
     /// ([`CredentialCache`], 60 s); default `true`.
     pub basic_cache: bool,
@@ -226,6 +233,7 @@ impl AppConfig {
             session_age_secs: 1_209_600,
             form_limit: DEFAULT_FORM_LIMIT,
             cache_ttl: DEFAULT_TTL,
+            invalidation_bus: None,
             basic_cache: true,
             throttle: ThrottleConfig::new()
                 .rates(crate::config::DEFAULT_THROTTLE_RATES)
@@ -373,7 +381,10 @@ where
     let raw_store = store.clone();
     // Every read below goes through the cache; every write through it
     // invalidates what it touches.
-    let store = CachedStore::new(store, config.cache_ttl);
+    let mut store = CachedStore::new(store, config.cache_ttl);
+    if let Some(bus) = &config.invalidation_bus {
+        store = store.with_bus(bus);
+    }
     let credentials = if config.basic_cache {
         CredentialCache::new(&config.secret, DEFAULT_CREDENTIAL_TTL)
     } else {
@@ -563,6 +574,7 @@ where
                 &config.secret,
                 config.oauth2_store.as_ref(),
                 config.cache_ttl,
+                config.invalidation_bus.as_ref(),
             ),
             store.clone(),
             shared.clone(),

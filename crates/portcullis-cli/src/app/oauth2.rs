@@ -38,6 +38,7 @@ use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
 use portcullis::backend::LoginOutcome;
+use portcullis::cache::InvalidationBus;
 use portcullis::oauth2::{
     AuthorizationRequest, AuthorizeError, CachedOAuth2Store, Client, GrantType, MemoryOAuth2Store,
     OAuth2, OAuth2Auth, OAuth2Error, OAuth2Settings, OAuth2Store, OAuth2UserStore, TokenHasScope,
@@ -100,25 +101,33 @@ impl fmt::Debug for SharedOAuth2Store {
 }
 
 /// The server the routes share; access tokens read from the store are
-/// remembered for `cache_ttl` (zero: not at all).
+/// remembered for `cache_ttl` (zero: not at all), and revocations go out
+/// on `bus`, if any.
 pub(crate) fn service(
     settings: &OAuth2Settings,
     secret: &SecretKey,
     store: Option<&SharedOAuth2Store>,
     cache_ttl: Duration,
+    bus: Option<&InvalidationBus>,
 ) -> OAuth2 {
     let store: Arc<dyn OAuth2Store> = match store {
         Some(s) => s.store.clone(),
         None => Arc::new(MemoryOAuth2Store::new()),
     };
-    if cache_ttl.is_zero() {
-        OAuth2::new(store, secret, settings.clone())
-    } else {
-        OAuth2::new(
+    match bus {
+        // With a bus, revocations are published even when nothing is
+        // cached here: other servers may cache.
+        Some(bus) => OAuth2::new(
+            CachedOAuth2Store::new(store, cache_ttl).with_bus(bus),
+            secret,
+            settings.clone(),
+        ),
+        None if cache_ttl.is_zero() => OAuth2::new(store, secret, settings.clone()),
+        None => OAuth2::new(
             CachedOAuth2Store::new(store, cache_ttl),
             secret,
             settings.clone(),
-        )
+        ),
     }
 }
 

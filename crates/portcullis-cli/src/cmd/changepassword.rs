@@ -1,6 +1,7 @@
 //! `portcullis changepassword USERNAME [--password P | --password-stdin]`.
 
 use anyhow::{anyhow, bail};
+use portcullis::cache::Invalidation;
 use portcullis::password::PasswordHasher;
 use portcullis::scheme::digest;
 use portcullis::store::UserStore;
@@ -43,6 +44,7 @@ pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Resul
     .await
     .map_err(|e| super::store_error(settings, e))?;
     super::end_sessions(settings, &store, user.id).await?;
+    super::announce(settings, Invalidation::User(user.id)).await;
     println!("Password changed successfully for user '{}'", args.username);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `portcullis create-token USERNAME [-r|--regenerate]`, DRF's
 //! `drf_create_token`.
 
+use portcullis::cache::Invalidation;
 use portcullis::scheme::token::Tokens;
 
 use crate::cli::CreateTokenArgs;
@@ -30,6 +31,9 @@ pub async fn run(settings: &Settings, args: CreateTokenArgs) -> anyhow::Result<(
         tokens.get_or_create(user.id).await.map(|(key, _)| key)
     }
     .map_err(|e| super::store_error(settings, e))?;
+    if args.regenerate {
+        super::announce(settings, Invalidation::User(user.id)).await;
+    }
     println!("Generated token {key} for user {}", args.username);
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod users;
 use std::io::Read;
 
 use anyhow::{anyhow, bail};
+use portcullis::cache::Invalidation;
 use portcullis::store::{SessionStore, UserStore};
 use portcullis::User;
 use portcullis_store::Store;
@@ -126,6 +127,25 @@ pub async fn end_sessions(settings: &Settings, store: &Store, user_id: i64) -> a
             })?;
     }
     Ok(())
+}
+
+/// Tells the running servers, through Redis when `redis_url` is set, that
+/// a write made `what` stale, so that they drop it from their caches at
+/// once rather than when the entries expire. A failure is a warning on
+/// stderr, not an error: the write is done, and the servers still apply
+/// it within their cache TTL.
+pub async fn announce(settings: &Settings, what: Invalidation) {
+    let Ok(Some(redis)) = limits::redis(settings) else {
+        return;
+    };
+    if let Err(e) = redis.publish_invalidation(&what).await {
+        let url = settings.redis_url.as_deref().unwrap_or_default();
+        eprintln!(
+            "warning: cannot tell the servers through Redis ({}); they apply the change \
+             within their cache TTL",
+            scrub(&e.to_string(), url)
+        );
+    }
 }
 
 /// Refuses an empty username before anything else is done.

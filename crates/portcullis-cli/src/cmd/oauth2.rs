@@ -3,6 +3,7 @@
 //! `cleartokens` command.
 
 use anyhow::{anyhow, bail};
+use portcullis::cache::Invalidation;
 use portcullis::oauth2::{GrantType, NewClient, OAuth2, OAuth2Error, OAuth2Store};
 
 use crate::cli::CreateClientArgs;
@@ -128,6 +129,7 @@ pub async fn delete_client(settings: &Settings, client_id: &str) -> anyhow::Resu
     if !deleted {
         bail!("client {client_id} does not exist");
     }
+    super::announce(settings, Invalidation::OAuth2Tokens).await;
     println!("Deleted client {client_id}");
     Ok(())
 }

@@ -114,6 +114,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
             ),
         }
     }
+    // The caches hear of other servers' (and commands') writes through
+    // Redis at once, and tell them of this one's.
+    let bus_task = redis.as_ref().map(|r| {
+        let (bus, task) = r.invalidation_bus();
+        config.invalidation_bus = Some(bus);
+        tokio::spawn(task)
+    });
     config.throttle = super::limits::throttle(settings, redis.as_ref())?;
     // Nonces of the signed-request schemes: shared through Redis when set.
     // A Redis that is down refuses signed requests (fail closed).
@@ -146,8 +153,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         }
         None => serve_app(store, config, listener, addr, header_read_timeout, stopped).await,
     }
-    for purger in purgers {
-        purger.abort();
+    for task in purgers.into_iter().chain(bus_task) {
+        task.abort();
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,6 +1,7 @@
 //! `portcullis deactivate|activate|deleteuser USERNAME`: what Django's
 //! admin does to `is_active` or the row.
 
+use portcullis::cache::Invalidation;
 use portcullis::store::UserAdmin;
 
 use crate::config::Settings;
@@ -14,6 +15,7 @@ pub async fn set_active(settings: &Settings, username: &str, active: bool) -> an
         .set_active(user.id, active)
         .await
         .map_err(|e| super::store_error(settings, e))?;
+    super::announce(settings, Invalidation::User(user.id)).await;
     if active {
         println!("Activated user {username}");
     } else {
@@ -35,6 +37,7 @@ pub async fn delete(settings: &Settings, username: &str) -> anyhow::Result<()> {
         .delete_user(user.id)
         .await
         .map_err(|e| super::store_error(settings, e))?;
+    super::announce(settings, Invalidation::User(user.id)).await;
     println!("Deleted user {username}");
     Ok(())
 }

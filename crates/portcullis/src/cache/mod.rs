@@ -29,13 +29,17 @@
 //!
 //! ## Several servers
 //!
-//! Each server has its own cache, so a write on server A reaches server B
-//! after at most the TTL. For a tighter bound, publish the affected user id
-//! (`PUBLISH portcullis:invalidate <id>` on Redis) after each write and have
-//! every server subscribe and call [`CachedStore::invalidate_user`] (which
-//! drops the user, the user's token and sessions) for each message: that
-//! brings the window down to the pub/sub latency, and the TTL remains the
-//! backstop for a lost message or a dropped subscription.
+//! Each server has its own cache, so without help a write on server A
+//! reaches server B after at most the TTL. An [`InvalidationBus`] links
+//! them ([`CachedStore::with_bus`]): every write through the wrapper
+//! publishes what it made stale ([`Invalidation`]: a user, with the
+//! user's token and sessions; one session), and every message that arrives
+//! drops that here. `portcullis_store::RedisStore::invalidation_bus`
+//! carries it over Redis pub/sub, and a command run outside the servers
+//! publishes with `RedisStore::publish_invalidation`. That brings the
+//! window down to the pub/sub latency; the TTL remains the backstop for a
+//! lost message or a dropped subscription (a bus that subscribes again
+//! starts by dropping everything).
 //!
 //! ## The credential cache
 //!
@@ -88,8 +92,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+mod bus;
 pub(crate) mod ttl;
 
+pub use bus::{Invalidation, InvalidationBus};
 use ttl::{FastCache, TtlCache as Cache};
 
 use crate::identity::{AuthUser, User};
@@ -130,12 +136,44 @@ struct Caches<U> {
     generation: AtomicU64,
 }
 
+impl<U: AuthUser> Caches<U> {
+    /// Drops what `what` names, as a write does: look-ups in flight will
+    /// not fill the cache.
+    fn apply(&self, what: &Invalidation) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        match what {
+            Invalidation::User(id) => {
+                let id = *id;
+                self.users.invalidate(&id);
+                self.names.invalidate_if(move |u: &U| u.id() == id);
+                self.tokens
+                    .invalidate_if(move |t: &Arc<TokenRecord>| t.user_id == id);
+                self.sessions
+                    .invalidate_if(move |s: &Arc<SessionRecord>| s.user_id == id);
+            }
+            Invalidation::Session(digest) => match digest_mac(digest) {
+                Some(mac) => self.sessions.invalidate(&mac),
+                None => self.sessions.invalidate_all(),
+            },
+            Invalidation::OAuth2Token(_) | Invalidation::OAuth2Tokens => {}
+            Invalidation::All => {
+                self.users.invalidate_all();
+                self.names.invalidate_all();
+                self.tokens.invalidate_all();
+                self.sessions.invalidate_all();
+            }
+        }
+    }
+}
+
 /// A store with short-lived read caches; see the [module docs](self).
 ///
 /// A TTL of zero turns caching off: every call goes to the store.
 pub struct CachedStore<S: UserStore> {
     inner: S,
     caches: Option<Arc<Caches<S::User>>>,
+    /// Where writes are told to the other servers, if anywhere.
+    bus: Option<InvalidationBus>,
 }
 
 impl<S: UserStore + Clone> Clone for CachedStore<S> {
@@ -143,6 +181,7 @@ impl<S: UserStore + Clone> Clone for CachedStore<S> {
         CachedStore {
             inner: self.inner.clone(),
             caches: self.caches.clone(),
+            bus: self.bus.clone(),
         }
     }
 }
@@ -174,7 +213,36 @@ impl<S: UserStore> CachedStore<S> {
                 generation: AtomicU64::new(0),
             })
         });
-        CachedStore { inner, caches }
+        CachedStore {
+            inner,
+            caches,
+            bus: None,
+        }
+    }
+
+    /// Links the caches to the other servers' through `bus`: every write
+    /// through this store publishes what it made stale, and every message
+    /// delivered on the bus drops what it names here (see
+    /// [`InvalidationBus`]). With the caches off, writes are still
+    /// published, for the servers that cache.
+    pub fn with_bus(mut self, bus: &InvalidationBus) -> Self {
+        if let Some(c) = &self.caches {
+            let caches = Arc::downgrade(c);
+            bus.listen(move |what| {
+                if let Some(c) = caches.upgrade() {
+                    c.apply(what);
+                }
+            });
+        }
+        self.bus = Some(bus.clone());
+        self
+    }
+
+    /// Tells the other servers, if there is a bus.
+    fn publish(&self, what: impl FnOnce() -> Invalidation) {
+        if let Some(bus) = &self.bus {
+            bus.publish(what());
+        }
     }
 
     /// The store inside.
@@ -191,23 +259,15 @@ impl<S: UserStore> CachedStore<S> {
     /// sessions. Call it when another server reports a write (see the
     /// module docs).
     pub fn invalidate_user(&self, id: i64) {
-        if let Some(c) = self.begin_write() {
-            c.users.invalidate(&id);
-            c.names.invalidate_if(move |u: &S::User| u.id() == id);
-            c.tokens
-                .invalidate_if(move |t: &Arc<TokenRecord>| t.user_id == id);
-            c.sessions
-                .invalidate_if(move |s: &Arc<SessionRecord>| s.user_id == id);
+        if let Some(c) = self.caches.as_deref() {
+            c.apply(&Invalidation::User(id));
         }
     }
 
     /// Drops every cached entry.
     pub fn invalidate_all(&self) {
-        if let Some(c) = self.begin_write() {
-            c.users.invalidate_all();
-            c.names.invalidate_all();
-            c.tokens.invalidate_all();
-            c.sessions.invalidate_all();
+        if let Some(c) = self.caches.as_deref() {
+            c.apply(&Invalidation::All);
         }
     }
 
@@ -433,6 +493,7 @@ impl<S: UserStore> UserStore for CachedStore<S> {
     async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), StoreError> {
         let r = self.inner.set_password_hash(id, hash).await;
         self.invalidate_user_row(id);
+        self.publish(|| Invalidation::User(id));
         r
     }
 
@@ -464,12 +525,14 @@ impl<S: UserAdmin> UserAdmin for CachedStore<S> {
     async fn set_active(&self, id: i64, active: bool) -> Result<(), StoreError> {
         let r = self.inner.set_active(id, active).await;
         self.invalidate_user(id);
+        self.publish(|| Invalidation::User(id));
         r
     }
 
     async fn delete_user(&self, id: i64) -> Result<(), StoreError> {
         let r = self.inner.delete_user(id).await;
         self.invalidate_user(id);
+        self.publish(|| Invalidation::User(id));
         r
     }
 }
@@ -514,12 +577,14 @@ impl<S: UserStore + TokenStore> TokenStore for CachedStore<S> {
     async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         let r = self.inner.insert_token(token).await;
         self.drop_tokens_of(token.user_id);
+        self.publish(|| Invalidation::User(token.user_id));
         r
     }
 
     async fn delete_token(&self, user_id: i64) -> Result<bool, StoreError> {
         let r = self.inner.delete_token(user_id).await;
         self.drop_tokens_of(user_id);
+        self.publish(|| Invalidation::User(user_id));
         r
     }
 }
@@ -579,6 +644,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
                 c.sessions.invalidate(&mac);
             }
         }
+        self.publish(|| Invalidation::Session(session.key_digest.clone()));
         r
     }
 
@@ -589,6 +655,7 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
                 c.sessions.invalidate(&mac);
             }
         }
+        self.publish(|| Invalidation::Session(key_digest.to_owned()));
         r
     }
 
@@ -604,6 +671,9 @@ impl<S: UserStore + SessionStore> SessionStore for CachedStore<S> {
                 s.user_id == user_id && keep.as_deref() != Some(s.key_digest.as_str())
             });
         }
+        // Others drop all of the user's sessions: re-reading the one kept
+        // costs less than a message naming every other.
+        self.publish(|| Invalidation::User(user_id));
         r
     }
 
@@ -1518,5 +1588,104 @@ mod tests {
         // Later, not concurrent: checked again.
         check("pw").await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    /// A bus that records what it is asked to publish.
+    fn recording_bus() -> (InvalidationBus, Arc<std::sync::Mutex<Vec<Invalidation>>>) {
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let outbox = sent.clone();
+        let bus = InvalidationBus::new(move |m| outbox.lock().unwrap().push(m));
+        (bus, sent)
+    }
+
+    #[tokio::test]
+    async fn every_write_through_the_cache_is_published_on_its_bus() {
+        let (memory, store, ada) = setup().await;
+        let (bus, sent) = recording_bus();
+        let store = store.with_bus(&bus);
+        let user = Invalidation::User(ada.id);
+        store.set_password_hash(ada.id, "x").await.unwrap();
+        store.set_active(ada.id, true).await.unwrap();
+        store.insert_token(&token(ada.id, &d("t"))).await.unwrap();
+        store.delete_token(ada.id).await.unwrap();
+        store.save_session(&session(ada.id, &d("s"))).await.unwrap();
+        store.delete_session(&d("s")).await.unwrap();
+        store.delete_user_sessions(ada.id, None).await.unwrap();
+        // Writes that leave nothing stale elsewhere are not published.
+        store.touch_last_login(ada.id, Utc::now()).await.unwrap();
+        store.user_by_id(ada.id).await.unwrap();
+        store.delete_user(ada.id).await.unwrap();
+        let session = Invalidation::Session(d("s"));
+        assert_eq!(
+            *sent.lock().unwrap(),
+            [
+                user.clone(),
+                user.clone(),
+                user.clone(),
+                user.clone(),
+                session.clone(),
+                session,
+                user.clone(),
+                user,
+            ]
+        );
+        assert!(memory.user_by_id(ada.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn what_arrives_on_the_bus_is_dropped_from_the_cache() {
+        let (memory, store, ada) = setup().await;
+        let bus = InvalidationBus::new(|_| {});
+        let store = store.with_bus(&bus);
+        memory.insert_token(&token(ada.id, &d("t"))).await.unwrap();
+        memory
+            .save_session(&session(ada.id, &d("s")))
+            .await
+            .unwrap();
+        let read_all = || async {
+            store.user_by_id(ada.id).await.unwrap().unwrap();
+            store.token_with_user(&d("t")).await.unwrap().unwrap();
+            store.load_session(&d("s")).await.unwrap().unwrap();
+        };
+        read_all().await;
+        let cold = memory.lookups();
+        read_all().await;
+        assert_eq!(memory.lookups(), cold, "all cached");
+        // Another server deactivates ada behind this cache's back.
+        memory.set_active(ada.id, false).await.unwrap();
+        assert!(store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+        bus.deliver(&Invalidation::User(ada.id));
+        assert!(!store.user_by_id(ada.id).await.unwrap().unwrap().is_active);
+        // A session named on the bus is read again; the rest stays.
+        read_all().await;
+        let before = memory.lookups();
+        bus.deliver(&Invalidation::Session(d("s")));
+        read_all().await;
+        assert_eq!(memory.lookups(), before + 1);
+        // Everything, as after a lost subscription.
+        let before = memory.lookups();
+        bus.deliver(&Invalidation::All);
+        read_all().await;
+        assert!(
+            memory.lookups() >= before + 3,
+            "{}",
+            memory.lookups() - before
+        );
+        // OAuth2 messages are not this cache's.
+        let before = memory.lookups();
+        bus.deliver(&Invalidation::OAuth2Tokens);
+        read_all().await;
+        assert_eq!(memory.lookups(), before);
+    }
+
+    #[tokio::test]
+    async fn a_store_dropped_stops_listening() {
+        let (_memory, store, ada) = setup().await;
+        let bus = InvalidationBus::new(|_| {});
+        let store = store.with_bus(&bus);
+        store.user_by_id(ada.id).await.unwrap();
+        drop(store);
+        // The listener finds its caches gone and does nothing.
+        bus.deliver(&Invalidation::All);
     }
 }

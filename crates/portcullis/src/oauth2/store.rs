@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Client, OAuth2Token, TokenKind};
 use crate::cache::ttl::FastCache;
-use crate::cache::{read_through, DEFAULT_CAPACITY};
+use crate::cache::{read_through, Invalidation, InvalidationBus, DEFAULT_CAPACITY};
 use crate::store::{StoreError, UserStore};
 
 /// Where OAuth2 clients, access tokens, refresh tokens and authorization
@@ -161,8 +161,10 @@ pub trait OAuth2UserStore: UserStore {
 /// [`OAuth2`](super::OAuth2) on every use, cached or not. A revocation,
 /// family revocation or client deletion through this wrapper forgets the
 /// entries it touches at once; one made by another process is seen when
-/// the entry expires. Misses and errors are never remembered, so an
-/// unknown token always reaches the store and an outage fails closed.
+/// the entry expires, or at once when both are on one
+/// [`InvalidationBus`] ([`with_bus`](Self::with_bus)). Misses and errors
+/// are never remembered, so an unknown token always reaches the store and
+/// an outage fails closed.
 ///
 /// ```
 /// use std::time::Duration;
@@ -175,13 +177,37 @@ pub trait OAuth2UserStore: UserStore {
 /// ```
 pub struct CachedOAuth2Store<S> {
     inner: S,
-    /// Keyed by the token's keyed digest: foldhash suffices.
-    tokens: FastCache<String, Arc<OAuth2Token>>,
+    /// Shared with the listener on the bus, if any.
+    cache: Arc<TokenCache>,
     /// Whether the TTL keeps anything at all.
     remembers: bool,
+    /// Where revocations are told to the other servers, if anywhere.
+    bus: Option<InvalidationBus>,
+}
+
+struct TokenCache {
+    /// Keyed by the token's keyed digest: foldhash suffices.
+    tokens: FastCache<String, Arc<OAuth2Token>>,
     /// Bumped by every write: a read that overlaps one does not fill the
     /// cache.
     generation: AtomicU64,
+}
+
+impl TokenCache {
+    /// Drops what a message from another server names.
+    fn apply(&self, what: &Invalidation) {
+        match what {
+            Invalidation::OAuth2Token(digest) => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.tokens.invalidate(digest);
+            }
+            Invalidation::OAuth2Tokens | Invalidation::All => {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                self.tokens.invalidate_all();
+            }
+            _ => {}
+        }
+    }
 }
 
 impl<S> fmt::Debug for CachedOAuth2Store<S> {
@@ -196,15 +222,40 @@ impl<S: OAuth2Store> CachedOAuth2Store<S> {
     pub fn new(inner: S, ttl: Duration) -> Self {
         CachedOAuth2Store {
             inner,
-            tokens: FastCache::new(ttl, DEFAULT_CAPACITY),
+            cache: Arc::new(TokenCache {
+                tokens: FastCache::new(ttl, DEFAULT_CAPACITY),
+                generation: AtomicU64::new(0),
+            }),
             remembers: !ttl.is_zero(),
-            generation: AtomicU64::new(0),
+            bus: None,
         }
+    }
+
+    /// Links the cache to the other servers' through `bus`: revocations
+    /// and client deletions through this store are published, and
+    /// messages delivered on the bus drop the tokens they name here (see
+    /// [`InvalidationBus`]).
+    pub fn with_bus(mut self, bus: &InvalidationBus) -> Self {
+        let cache = Arc::downgrade(&self.cache);
+        bus.listen(move |what| {
+            if let Some(c) = cache.upgrade() {
+                c.apply(what);
+            }
+        });
+        self.bus = Some(bus.clone());
+        self
     }
 
     /// Marks a write: reads in flight will not fill the cache.
     fn begin_write(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.cache.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Tells the other servers, if there is a bus.
+    fn publish(&self, what: impl FnOnce() -> Invalidation) {
+        if let Some(bus) = &self.bus {
+            bus.publish(what());
+        }
     }
 }
 
@@ -222,19 +273,23 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
     async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         let r = self.inner.delete_client(client_id).await;
         self.begin_write();
-        self.tokens.invalidate_if(|t| t.client_id == client_id);
+        self.cache
+            .tokens
+            .invalidate_if(|t| t.client_id == client_id);
+        self.publish(|| Invalidation::OAuth2Tokens);
         r
     }
     async fn insert_token(&self, token: &OAuth2Token) -> Result<(), StoreError> {
         let r = self.inner.insert_token(token).await;
         self.begin_write();
-        self.tokens.invalidate(&token.digest);
+        self.cache.tokens.invalidate(&token.digest);
         r
     }
     async fn token(&self, digest: &str) -> Result<Option<OAuth2Token>, StoreError> {
         let found = read_through(
-            Some(&self.generation),
-            Some(&self.tokens),
+            // A TTL of zero keeps nothing: every read goes to the store.
+            self.remembers.then_some(&self.cache.generation),
+            self.remembers.then_some(&self.cache.tokens),
             digest,
             str::to_owned,
             || async { Ok(self.inner.token(digest).await?.map(Arc::new)) },
@@ -244,7 +299,7 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
         Ok(found.map(Arc::unwrap_or_clone))
     }
     fn token_cached(&self, digest: &str) -> Option<Arc<OAuth2Token>> {
-        self.tokens.get(digest)
+        self.remembers.then(|| self.cache.tokens.get(digest))?
     }
     fn remembers_tokens(&self) -> bool {
         self.remembers
@@ -252,13 +307,15 @@ impl<S: OAuth2Store> OAuth2Store for CachedOAuth2Store<S> {
     async fn consume_token(&self, digest: &str) -> Result<bool, StoreError> {
         let r = self.inner.consume_token(digest).await;
         self.begin_write();
-        self.tokens.invalidate(digest);
+        self.cache.tokens.invalidate(digest);
+        self.publish(|| Invalidation::OAuth2Token(digest.to_owned()));
         r
     }
     async fn revoke_family(&self, family: &str) -> Result<u64, StoreError> {
         let r = self.inner.revoke_family(family).await;
         self.begin_write();
-        self.tokens.invalidate_if(|t| t.family == family);
+        self.cache.tokens.invalidate_if(|t| t.family == family);
+        self.publish(|| Invalidation::OAuth2Tokens);
         r
     }
     async fn clear_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -462,5 +519,66 @@ mod tests {
             assert!(inner.consume_token(d).await.unwrap());
             assert_eq!(revoked(&cached, d).await, Some(true), "{d}");
         }
+    }
+
+    #[tokio::test]
+    async fn revocations_are_published_and_arrivals_dropped() {
+        use std::sync::Mutex;
+        let inner = with_client().await;
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let outbox = sent.clone();
+        let bus = InvalidationBus::new(move |m| outbox.lock().unwrap().push(m));
+        let cached = CachedOAuth2Store::new(inner.clone(), Duration::from_secs(60)).with_bus(&bus);
+        for (d, f) in [("a1", "f1"), ("a2", "f2")] {
+            cached
+                .insert_token(&row(d, TokenKind::Access, f))
+                .await
+                .unwrap();
+            assert_eq!(revoked(&cached, d).await, Some(false));
+        }
+        assert!(cached.consume_token("a1").await.unwrap());
+        cached.revoke_family("f9").await.unwrap();
+        assert_eq!(
+            *sent.lock().unwrap(),
+            [
+                Invalidation::OAuth2Token("a1".into()),
+                Invalidation::OAuth2Tokens
+            ]
+        );
+        // Another server revokes a2 and says so: dropped here at once.
+        assert!(inner.consume_token("a2").await.unwrap());
+        assert_eq!(revoked(&cached, "a2").await, Some(false), "still cached");
+        bus.deliver(&Invalidation::OAuth2Token("a2".into()));
+        assert_eq!(revoked(&cached, "a2").await, Some(true));
+        // User messages are not this cache's.
+        inner
+            .insert_token(&row("a3", TokenKind::Access, "f3"))
+            .await
+            .unwrap();
+        assert_eq!(revoked(&cached, "a3").await, Some(false));
+        inner.revoke_family("f3").await.unwrap();
+        bus.deliver(&Invalidation::User(1));
+        assert_eq!(revoked(&cached, "a3").await, Some(false));
+        bus.deliver(&Invalidation::OAuth2Tokens);
+        assert_eq!(revoked(&cached, "a3").await, Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_keeps_nothing_but_still_publishes() {
+        let inner = with_client().await;
+        let sent = Arc::new(std::sync::Mutex::new(0));
+        let count = sent.clone();
+        let bus = InvalidationBus::new(move |_| *count.lock().unwrap() += 1);
+        let cached = CachedOAuth2Store::new(inner.clone(), Duration::ZERO).with_bus(&bus);
+        cached
+            .insert_token(&row("a", TokenKind::Access, "f"))
+            .await
+            .unwrap();
+        assert_eq!(revoked(&cached, "a").await, Some(false));
+        assert!(inner.consume_token("a").await.unwrap());
+        assert_eq!(revoked(&cached, "a").await, Some(true));
+        assert!(cached.token_cached("a").is_none());
+        cached.delete_client("app").await.unwrap();
+        assert_eq!(*sent.lock().unwrap(), 1);
     }
 }
