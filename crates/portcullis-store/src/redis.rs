@@ -99,7 +99,8 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 local index = prefix .. 'user_sessions:' .. user
 redis.call('SADD', index, digest)
 local wanted = tonumber(ARGV[7])
-if redis.call('PTTL', index) < wanted then
+local ttl = redis.call('PTTL', index)
+if ttl == -1 or ttl < wanted then
   redis.call('PEXPIRE', index, math.max(1, wanted))
 end
 redis.call('ZADD', prefix .. 'session_expiry', ARGV[5], digest)
