@@ -654,6 +654,51 @@ async fn two_servers_share_sessions_in_redis() {
     assert_eq!(elsewhere.load_session("s3").await.unwrap(), None);
 }
 
+/// Every key the Redis sessions leave behind expires on its own (but the
+/// expiry index, which the purge prunes), even when a session is saved
+/// long after it expired.
+#[tokio::test]
+async fn redis_session_keys_all_expire() {
+    let f = sqlite_redis_sessions().await;
+    let s = &f.store;
+    let ada = s.create_user(new_user("ada")).await.unwrap();
+    let bob = s.create_user(new_user("bob")).await.unwrap();
+    s.save_session(&session("old", ada.id, -chrono::Duration::days(2)))
+        .await
+        .unwrap();
+    s.save_session(&session("live", bob.id, hour()))
+        .await
+        .unwrap();
+    let mut conn = redis::Client::open(testing::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let prefix = s.sessions().prefix().to_owned();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(keys.contains(&format!("{prefix}session:live")), "{keys:?}");
+    for key in keys {
+        if key == format!("{prefix}session_expiry") {
+            continue;
+        }
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        // -2: gone since listed; -1 would be a key kept for ever.
+        assert!(ttl > 0 || ttl == -2, "{key}: {ttl}");
+        if key.ends_with("live") || key.ends_with(&format!(":{}", bob.id)) {
+            assert!(ttl > 3_600_000, "{key} outlives its session: {ttl}");
+        }
+    }
+    assert_eq!(s.purge_expired_sessions().await.unwrap(), 0, "old is gone");
+}
+
 /// The caches' bus over Redis pub/sub: what one server publishes, every
 /// server on the same prefix hears (after an `All` when it subscribes);
 /// another prefix hears nothing.
