@@ -1445,3 +1445,30 @@ fn redis_tells_every_servers_cache_at_once() {
         assert!(status.success());
     }
 }
+
+/// With the sessions in a Redis that cannot be reached, a session request
+/// and a login fail closed (`503`), while Token, which needs no Redis,
+/// works.
+#[test]
+fn redis_sessions_fail_closed_when_redis_is_down() {
+    let env = sqlite_env_with(&[
+        ("PORTCULLIS_REDIS_URL", "redis://127.0.0.1:1"),
+        ("PORTCULLIS_REDIS_SESSIONS", "true"),
+    ]);
+    env.ok(&["createuser", "ada", "--password", "lovelace"]);
+    let key = env.token("ada", false);
+    let server = Server::start(&env);
+    let res = client()
+        .get(server.url("/session/"))
+        .header("Cookie", "sessionid=abcdefghijklmnopqrstuvwxyz012345")
+        .send()
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body = res.text().unwrap();
+    assert!(body.contains("\"detail\""), "{body}");
+    assert!(!body.contains("127.0.0.1:1"), "{body}");
+    assert_eq!(basic_status(&server, "ada", "lovelace"), 503, "the lockout");
+    assert_eq!(token_status(&server, &key), 200);
+    let (status, _) = server.stop("-TERM");
+    assert!(status.success());
+}
