@@ -21,7 +21,8 @@
 //! write is one Lua script, so a session and its index entries change
 //! together, whatever other servers do meanwhile. A session that expires
 //! is refused at once and deleted by the next purge; Redis drops it on its
-//! own a day later ([`SESSION_GRACE`]) if no purge runs. The scripts name
+//! own a day later ([`SESSION_GRACE`]) if no purge runs (and the next save
+//! prunes what it left in the expiry index). The scripts name
 //! keys that they derive from the prefix: this takes one Redis server, not
 //! Redis Cluster (as the rest of this store does).
 //!
@@ -87,21 +88,25 @@ pub const SESSION_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Saves a session (`KEYS[1]`, the session's hash) and indexes it.
 /// ARGV: prefix, digest, user id, data, expiry (µs), when Redis may drop
-/// the hash (ms since the epoch), how long from now that is (ms).
+/// the hash (ms since the epoch), how long from now that is (ms, always
+/// positive: the caller deletes instead), and the expiry (µs) before
+/// which Redis has dropped every session on its own.
 const SAVE_SESSION_SCRIPT: &str = r"
 local prefix, digest, user = ARGV[1], ARGV[2], ARGV[3]
 local before = redis.call('HGET', KEYS[1], 'user')
 if before and before ~= user then
   redis.call('SREM', prefix .. 'user_sessions:' .. before, digest)
 end
+-- Entries of sessions Redis dropped by their TTL, for stores never purged.
+redis.call('ZREMRANGEBYSCORE', prefix .. 'session_expiry', '-inf', '(' .. ARGV[8])
 redis.call('HSET', KEYS[1], 'user', user, 'data', ARGV[4], 'expires', ARGV[5])
 redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 local index = prefix .. 'user_sessions:' .. user
 redis.call('SADD', index, digest)
-local wanted = tonumber(ARGV[7])
+local wanted = ARGV[7]
 local ttl = redis.call('PTTL', index)
-if ttl == -1 or ttl < wanted then
-  redis.call('PEXPIRE', index, math.max(1, wanted))
+if ttl == -1 or ttl < tonumber(wanted) then
+  redis.call('PEXPIRE', index, wanted)
 end
 redis.call('ZADD', prefix .. 'session_expiry', ARGV[5], digest)
 return 1
@@ -120,15 +125,23 @@ return 1
 ";
 
 /// Deletes a user's sessions (`KEYS[1]`, the user's index) but one.
-/// ARGV: prefix, the digest to keep (empty: none). Returns how many
-/// sessions it deleted.
+/// ARGV: prefix, the digest to keep (empty: none), the user id. A digest
+/// whose session is now another user's (its hash dropped by its TTL, then
+/// saved again) only leaves this index. Returns how many sessions it
+/// deleted.
 const DELETE_USER_SESSIONS_SCRIPT: &str = r"
-local prefix, keep = ARGV[1], ARGV[2]
+local prefix, keep, user = ARGV[1], ARGV[2], ARGV[3]
 local n = 0
 for _, digest in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if digest ~= keep then
-    n = n + redis.call('DEL', prefix .. 'session:' .. digest)
-    redis.call('ZREM', prefix .. 'session_expiry', digest)
+    local key = prefix .. 'session:' .. digest
+    local owner = redis.call('HGET', key, 'user')
+    if owner == user then
+      n = n + redis.call('DEL', key)
+      redis.call('ZREM', prefix .. 'session_expiry', digest)
+    elseif not owner then
+      redis.call('ZREM', prefix .. 'session_expiry', digest)
+    end
     redis.call('SREM', KEYS[1], digest)
   end
 end
@@ -163,6 +176,37 @@ const PURGE_CHUNK: usize = 1000;
 const INVALIDATION_QUEUE: usize = 10_000;
 /// How long the bus waits before subscribing again after losing Redis.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_secs(1);
+/// A bus with nothing to publish for this long publishes [`HEARTBEAT`],
+/// so that every subscriber hears something at least this often.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A subscription that hears nothing for this long (not even a
+/// heartbeat) is taken for dead, and the bus subscribes again: a
+/// connection can die without being closed (a crashed host, a dropped
+/// flow).
+const SILENCE_LIMIT: Duration = Duration::from_secs(15);
+/// The message that says only "still here".
+const HEARTBEAT: &str = "heartbeat";
+/// The bus warns about one kind of trouble at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets a warning through at most once per [`WARN_EVERY`].
+#[derive(Default)]
+struct Every(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Every {
+    fn due(&self) -> bool {
+        let mut last = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let due = last.is_none_or(|t| now.duration_since(t) >= WARN_EVERY);
+        if due {
+            *last = Some(now);
+        }
+        due
+    }
+}
 
 /// One sliding-window hit (see [`RateStore`]'s semantics). Returns `-1`
 /// when allowed, else the wait in milliseconds.
@@ -585,11 +629,18 @@ impl SessionStore for RedisStore {
     async fn save_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
         let key = session_key(self, &session.key_digest);
         let grace = chrono::Duration::from_std(SESSION_GRACE).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
         let drop_at = session
             .expires
             .checked_add_signed(grace)
             .map_or(i64::MAX, |t| t.timestamp_millis());
-        let keep_for = drop_at.saturating_sub(Utc::now().timestamp_millis());
+        let keep_for = drop_at.saturating_sub(now.timestamp_millis());
+        if keep_for <= 0 {
+            // Expired so long ago that Redis would drop it at once: what
+            // is left of it goes, and nothing is indexed.
+            return self.delete_session(&session.key_digest).await;
+        }
+        let dropped_before = now.checked_sub_signed(grace).map_or(i64::MIN, micros);
         let args = [
             self.prefix.to_string(),
             session.key_digest.clone(),
@@ -598,6 +649,7 @@ impl SessionStore for RedisStore {
             micros(session.expires).to_string(),
             drop_at.to_string(),
             keep_for.to_string(),
+            dropped_before.to_string(),
         ];
         let scripts = self.sessions.clone();
         self.run(
@@ -624,7 +676,11 @@ impl SessionStore for RedisStore {
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
         let key = self.key(&format!("user_sessions:{user_id}"));
-        let args = [self.prefix.to_string(), keep.unwrap_or("").to_owned()];
+        let args = [
+            self.prefix.to_string(),
+            keep.unwrap_or("").to_owned(),
+            user_id.to_string(),
+        ];
         let scripts = self.sessions.clone();
         let n: i64 = self
             .run(|mut conn| async move { scripts.delete_user.invoke(&mut conn, &key, &args).await })
@@ -664,8 +720,11 @@ impl RedisStore {
     /// Publishes one invalidation to the servers subscribed, as a command
     /// run outside a server does after its write.
     pub async fn publish_invalidation(&self, what: &Invalidation) -> Result<(), StoreError> {
+        self.publish_text(what.encode()).await
+    }
+
+    async fn publish_text(&self, message: String) -> Result<(), StoreError> {
         let channel = self.invalidation_channel();
-        let message = what.encode();
         self.run(|mut conn| async move {
             redis::cmd("PUBLISH")
                 .arg(&channel)
@@ -685,8 +744,12 @@ impl RedisStore {
     /// what arrives on the channel (from any server, this one included)
     /// is delivered to the bus's listeners. Every time the task
     /// (re)subscribes it delivers [`Invalidation::All`] first, since
-    /// messages sent while it was not listening are lost. A Redis that is
-    /// down costs nothing but warnings: the caches' TTL remains the bound.
+    /// messages sent while it was not listening are lost. A bus with
+    /// nothing to say publishes a heartbeat every 5 seconds, and one that
+    /// hears nothing for 15 seconds subscribes again, so a subscription
+    /// that died without being closed is noticed. A Redis that is down
+    /// costs nothing but warnings (at most one every 10 seconds for each
+    /// kind): the caches' TTL remains the bound.
     pub fn invalidation_bus(
         &self,
     ) -> (
@@ -694,11 +757,17 @@ impl RedisStore {
         impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let (tx, rx) = tokio::sync::mpsc::channel(INVALIDATION_QUEUE);
+        let warned = Every::default();
         let bus = InvalidationBus::new(move |what| {
-            if tx.try_send(what).is_err() {
+            use tokio::sync::mpsc::error::TrySendError;
+            let why = match tx.try_send(what) {
+                Ok(()) => return,
+                Err(TrySendError::Full(_)) => "the cache invalidation queue is full",
+                Err(TrySendError::Closed(_)) => "the cache invalidation bus has stopped",
+            };
+            if warned.due() {
                 tracing::warn!(
-                    "the cache invalidation queue is full: a change reaches the other \
-                     servers when their cache entries expire"
+                    "{why}: changes reach the other servers when their cache entries expire"
                 );
             }
         });
@@ -711,15 +780,24 @@ impl RedisStore {
         (bus, task)
     }
 
-    /// Publishes what the bus queued, in order.
+    /// Publishes what the bus queued, in order, and a heartbeat whenever
+    /// nothing was queued for [`HEARTBEAT_EVERY`].
     async fn publish_queued(self, mut queue: tokio::sync::mpsc::Receiver<Invalidation>) {
-        while let Some(what) = queue.recv().await {
-            if let Err(e) = self.publish_invalidation(&what).await {
-                tracing::warn!(
-                    error = %e,
-                    "cannot publish a cache invalidation: the other servers see the \
-                     change when their cache entries expire"
-                );
+        let warned = Every::default();
+        loop {
+            let message = match tokio::time::timeout(HEARTBEAT_EVERY, queue.recv()).await {
+                Ok(Some(what)) => what.encode(),
+                Ok(None) => return,
+                Err(_) => HEARTBEAT.to_owned(),
+            };
+            if let Err(e) = self.publish_text(message).await {
+                if warned.due() {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot publish cache invalidations: the other servers see \
+                         changes when their cache entries expire"
+                    );
+                }
             }
         }
     }
@@ -728,6 +806,7 @@ impl RedisStore {
     /// whenever the subscription is lost.
     async fn follow(self, bus: InvalidationBus) {
         let channel = self.invalidation_channel();
+        let warned = Every::default();
         loop {
             let subscribed = tokio::time::timeout(self.timeout, async {
                 let mut pubsub = self.client.get_async_pubsub().await?;
@@ -741,20 +820,38 @@ impl RedisStore {
                     // Anything may have changed while nobody listened.
                     bus.deliver(&Invalidation::All);
                     let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        let text: String = message.get_payload().unwrap_or_default();
-                        bus.deliver(&Invalidation::decode(&text));
+                    let why = loop {
+                        match tokio::time::timeout(SILENCE_LIMIT, messages.next()).await {
+                            Ok(Some(message)) => {
+                                let text: String = message.get_payload().unwrap_or_default();
+                                if text != HEARTBEAT {
+                                    bus.deliver(&Invalidation::decode(&text));
+                                }
+                            }
+                            Ok(None) => break "lost the Redis subscription",
+                            Err(_) => break "heard nothing on the Redis subscription for 15 s",
+                        }
+                    };
+                    if warned.due() {
+                        tracing::warn!("{why} for cache invalidations: subscribing again");
                     }
-                    tracing::warn!("lost the Redis subscription for cache invalidations");
                 }
-                Ok(Err(e)) => tracing::warn!(
-                    error = %map_redis_error(e),
-                    "cannot subscribe to cache invalidations in Redis"
-                ),
-                Err(_) => tracing::warn!(
-                    error = %TimedOut(self.timeout),
-                    "cannot subscribe to cache invalidations in Redis"
-                ),
+                Ok(Err(e)) => {
+                    if warned.due() {
+                        tracing::warn!(
+                            error = %map_redis_error(e),
+                            "cannot subscribe to cache invalidations in Redis"
+                        );
+                    }
+                }
+                Err(_) => {
+                    if warned.due() {
+                        tracing::warn!(
+                            error = %TimedOut(self.timeout),
+                            "cannot subscribe to cache invalidations in Redis"
+                        );
+                    }
+                }
             }
             tokio::time::sleep(RESUBSCRIBE_AFTER).await;
         }

@@ -697,6 +697,55 @@ async fn redis_session_keys_all_expire() {
         }
     }
     assert_eq!(s.purge_expired_sessions().await.unwrap(), 0, "old is gone");
+
+    // A session whose hash Redis dropped, saved again for another user,
+    // stays when the first user's sessions end.
+    s.save_session(&session("k", ada.id, hour())).await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}session:k"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    s.save_session(&session("k", bob.id, hour())).await.unwrap();
+    assert_eq!(s.delete_user_sessions(ada.id, None).await.unwrap(), 0);
+    assert_eq!(s.load_session("k").await.unwrap().unwrap().user_id, bob.id);
+    assert_eq!(s.delete_user_sessions(bob.id, None).await.unwrap(), 2);
+}
+
+/// A bus with nothing to say publishes heartbeats, which its listeners
+/// never see (they would read as "drop everything").
+#[tokio::test]
+async fn an_idle_bus_sends_heartbeats_that_listeners_never_see() {
+    use std::sync::{Arc, Mutex};
+
+    use portcullis::cache::Invalidation;
+
+    let store = RedisStore::connect(&testing::redis_url())
+        .await
+        .unwrap_or_else(|e| panic!("the Redis test server is unreachable ({e})"))
+        .with_prefix(testing::fresh_redis_prefix());
+    let mut raw = redis::Client::open(testing::redis_url())
+        .unwrap()
+        .get_async_pubsub()
+        .await
+        .unwrap();
+    raw.subscribe(store.invalidation_channel()).await.unwrap();
+    let (bus, task) = store.invalidation_bus();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    bus.listen(move |m| log.lock().unwrap().push(m.clone()));
+    let task = tokio::spawn(task);
+    let first = tokio::time::timeout(Duration::from_secs(8), async {
+        use futures_util::StreamExt as _;
+        raw.on_message().next().await.unwrap()
+    })
+    .await
+    .expect("a heartbeat within 8 s");
+    assert_eq!(first.get_payload::<String>().unwrap(), "heartbeat");
+    // Give the bus's own subscription time to hear it too.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(*seen.lock().unwrap(), [Invalidation::All]);
+    task.abort();
 }
 
 /// The caches' bus over Redis pub/sub: what one server publishes, every

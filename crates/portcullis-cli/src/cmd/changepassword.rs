@@ -28,6 +28,9 @@ pub async fn run(settings: &Settings, args: ChangePasswordArgs) -> anyhow::Resul
         .set_password_hash(user.id, &hash)
         .await
         .map_err(|e| super::store_error(settings, e))?;
+    // The servers drop the old hash now, whatever fails below; they are
+    // told again once the sessions are ended.
+    super::announce(settings, Invalidation::User(user.id)).await;
     // The realm digest for Digest, sealed and bound to the new hash; the
     // old one stops working with the old hash.
     let user = portcullis::User {

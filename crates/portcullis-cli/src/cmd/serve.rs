@@ -87,11 +87,17 @@ pub async fn run(settings: &Settings) -> anyhow::Result<()> {
         "using the {} store",
         store.kind()
     );
-    if settings.cache_ttl_ms >= 1000 {
+    if settings.cache_ttl_ms >= 1000 && settings.redis_url.is_none() {
         tracing::warn!(
             cache_ttl_ms = settings.cache_ttl_ms,
             "the cache TTL is 1 s or more: changes made by other processes \
              (deactivate, changepassword, create-token -r) take that long to apply here"
+        );
+    } else if settings.cache_ttl_ms >= 1000 {
+        tracing::warn!(
+            cache_ttl_ms = settings.cache_ttl_ms,
+            "the cache TTL is 1 s or more: changes made by other processes reach this \
+             server through Redis at once, but take that long when a message is lost"
         );
     }
     let mut config = app_config(settings, secret);

@@ -140,6 +140,13 @@ impl<U: AuthUser> Caches<U> {
     /// Drops what `what` names, as a write does: look-ups in flight will
     /// not fill the cache.
     fn apply(&self, what: &Invalidation) {
+        if matches!(
+            what,
+            Invalidation::OAuth2Token(_) | Invalidation::OAuth2Tokens
+        ) {
+            // Not this cache's: look-ups in flight may fill it.
+            return;
+        }
         self.generation.fetch_add(1, Ordering::SeqCst);
         match what {
             Invalidation::User(id) => {
