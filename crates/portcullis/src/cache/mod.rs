@@ -140,16 +140,10 @@ impl<U: AuthUser> Caches<U> {
     /// Drops what `what` names, as a write does: look-ups in flight will
     /// not fill the cache.
     fn apply(&self, what: &Invalidation) {
-        if matches!(
-            what,
-            Invalidation::OAuth2Token(_) | Invalidation::OAuth2Tokens
-        ) {
-            // Not this cache's: look-ups in flight may fill it.
-            return;
-        }
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        let bump = || self.generation.fetch_add(1, Ordering::SeqCst);
         match what {
             Invalidation::User(id) => {
+                bump();
                 let id = *id;
                 self.users.invalidate(&id);
                 self.names.invalidate_if(move |u: &U| u.id() == id);
@@ -158,12 +152,17 @@ impl<U: AuthUser> Caches<U> {
                 self.sessions
                     .invalidate_if(move |s: &Arc<SessionRecord>| s.user_id == id);
             }
-            Invalidation::Session(digest) => match digest_mac(digest) {
-                Some(mac) => self.sessions.invalidate(&mac),
-                None => self.sessions.invalidate_all(),
-            },
+            Invalidation::Session(digest) => {
+                bump();
+                match digest_mac(digest) {
+                    Some(mac) => self.sessions.invalidate(&mac),
+                    None => self.sessions.invalidate_all(),
+                }
+            }
+            // Not this cache's: look-ups in flight may still fill it.
             Invalidation::OAuth2Token(_) | Invalidation::OAuth2Tokens => {}
             Invalidation::All => {
+                bump();
                 self.users.invalidate_all();
                 self.names.invalidate_all();
                 self.tokens.invalidate_all();
