@@ -107,6 +107,15 @@ pub async fn open(settings: &Settings) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// A Redis error as text, with the Redis password scrubbed in case the
+/// client echoed the URL.
+fn redis_error(settings: &Settings, e: impl std::fmt::Display) -> String {
+    scrub(
+        &e.to_string(),
+        settings.redis_url.as_deref().unwrap_or_default(),
+    )
+}
+
 /// Ends every session of a user: in the database, and in Redis too when
 /// `redis_sessions` keeps them there.
 pub async fn end_sessions(settings: &Settings, store: &Store, user_id: i64) -> anyhow::Result<()> {
@@ -115,14 +124,13 @@ pub async fn end_sessions(settings: &Settings, store: &Store, user_id: i64) -> a
         .await
         .map_err(|e| store_error(settings, e))?;
     if let Some(redis) = limits::redis(settings)?.filter(|_| settings.redis_sessions) {
-        let url = settings.redis_url.as_deref().unwrap_or_default();
         redis
             .delete_user_sessions(user_id, None)
             .await
             .map_err(|e| {
                 anyhow!(
                     "cannot end the sessions kept in Redis: {}",
-                    scrub(&e.to_string(), url)
+                    redis_error(settings, e)
                 )
             })?;
     }
@@ -139,11 +147,10 @@ pub async fn announce(settings: &Settings, what: Invalidation) {
         return;
     };
     if let Err(e) = redis.publish_invalidation(&what).await {
-        let url = settings.redis_url.as_deref().unwrap_or_default();
         eprintln!(
             "warning: cannot tell the servers through Redis ({}); they apply the change \
              within their cache TTL",
-            scrub(&e.to_string(), url)
+            redis_error(settings, e)
         );
     }
 }
